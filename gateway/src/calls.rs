@@ -1,0 +1,155 @@
+//! Protocol-neutral call handling between a driver and the router: gather
+//! the facts the router needs, ask it, and keep the abuse guard's counts.
+//!
+//! Every driver (loopback, SIP, H.323, web) goes through here, so that the
+//! same dial string and the same caller get the same answer on any protocol.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use call::{CallString, EndReason, Party, Protocol, TrueConfId};
+
+use crate::directory::Conference;
+use crate::router::{self, Decision, Facts, Incoming};
+use crate::state::Shared;
+
+/// Looks up what the dial string could name and routes the call.
+/// Returns the decision and, for a conference, its directory record.
+pub async fn route_call(
+    shared: &Shared,
+    party: &Party,
+    raw_dialed: &str,
+    pin: Option<&str>,
+    user_agent: Option<&str>,
+) -> (Decision, Option<Conference>) {
+    shared
+        .metrics
+        .calls_total
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let cfg = shared.config();
+    let home = shared.directory.server().to_string();
+    let mut facts = Facts::default();
+    let mut record = None;
+    if raw_dialed.len() <= cfg.routing.max_dial_string {
+        if let Ok(dialed) = CallString::parse(raw_dialed) {
+            if let Some(id) = router::conference_candidate(&dialed, &home) {
+                match shared.directory.find_conference(&id).await {
+                    Ok(Some(c)) => {
+                        let mut live = shared.conferences.live(&c.id);
+                        live.running |= c.permanent;
+                        facts.conference = Some((c.clone(), live));
+                        record = Some(c);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "directory lookup failed");
+                        return (Decision::Reject(EndReason::ServerError), None);
+                    }
+                }
+            }
+            if facts.conference.is_none() {
+                if let Some(user) = router::account_candidate(&dialed, &home) {
+                    if let Ok(Some(a)) = shared.directory.lookup_account(&user).await {
+                        if let Ok(id) = TrueConfId::new(&a.user, &home) {
+                            // No protocol that can be called (SIP, H.323) is served yet,
+                            // and web-client sessions are never called: nothing is reachable.
+                            facts.account = Some((id, reachable_endpoints(&a.user)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let decision = {
+        let guard = shared.guard.lock().unwrap_or_else(|e| e.into_inner());
+        router::route(
+            &Incoming {
+                raw_dialed,
+                party,
+                user_agent,
+                pin,
+            },
+            &facts,
+            &cfg.routing,
+            &guard,
+            &home,
+            Instant::now(),
+        )
+    };
+    if let Decision::Reject(reason) = &decision {
+        shared
+            .metrics
+            .calls_rejected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(dialed = %call::Pii(raw_dialed.to_string()), protocol = %party.protocol, reason = reason.code(), "call refused");
+    }
+    (decision, record)
+}
+
+/// Endpoints of `user` that can be called now. Registrations arrive with
+/// the SIP and H.323 listeners; until then there are none.
+fn reachable_endpoints(_user: &str) -> usize {
+    0
+}
+
+/// Records a wrong PIN from `source` against `conference`.
+pub fn pin_failed(shared: &Shared, source: Option<IpAddr>, conference: &str) {
+    let locked =
+        shared
+            .guard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record_failure(source, conference, Instant::now());
+    if let Some(d) = locked {
+        tracing::warn!(conf = %conference, secs = d.as_secs(), "locked out after repeated wrong PINs");
+    }
+}
+
+/// Checks an account's password, with the lock-out rules. Returns the
+/// authenticated party, or why not.
+pub async fn authenticate(
+    shared: &Shared,
+    user: &str,
+    password: &str,
+    protocol: Protocol,
+    source: Option<IpAddr>,
+) -> Result<Party, EndReason> {
+    let now = Instant::now();
+    let target = format!("account:{}", user.to_ascii_lowercase());
+    {
+        let guard = shared.guard.lock().unwrap_or_else(|e| e.into_inner());
+        let locked = source
+            .and_then(|ip| guard.locked_source(ip, now))
+            .or_else(|| guard.locked_target(&target, now));
+        if let Some(d) = locked {
+            return Err(EndReason::LockedOut {
+                retry_after_secs: d.as_secs().max(1),
+            });
+        }
+    }
+    match shared.directory.verify_password(user, password).await {
+        Ok(Some(account)) => {
+            shared
+                .guard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record_success(source);
+            let id = TrueConfId::new(&account.user, shared.directory.server()).map_err(|_| EndReason::ServerError)?;
+            let mut party = Party::authenticated(id, protocol);
+            party.display_name = Some(account.display_name);
+            Ok(party)
+        }
+        Ok(None) => {
+            shared
+                .guard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record_failure(source, &target, now);
+            Err(EndReason::Forbidden)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "password check failed");
+            Err(EndReason::ServerError)
+        }
+    }
+}

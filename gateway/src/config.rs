@@ -1,0 +1,755 @@
+//! Configuration: one TOML file, overridden key by key from the environment.
+//!
+//! Sources, later ones winning: the embedded defaults (the [`Config`]
+//! `Default`s, which `conf/confgate.toml` documents one by one), the file
+//! given with `--config` (none: defaults only), and `CONFGATE_<SECTION>__<KEY>`
+//! environment variables (`CONFGATE_HTTP__LISTEN=127.0.0.1:18080`; list
+//! values take a comma-separated string).
+//!
+//! Every error names the key, the value and what is allowed; unknown keys are
+//! errors, not silently ignored.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable prefix.
+pub const ENV_PREFIX: &str = "CONFGATE";
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "media.advertise",
+    "routing.blocked_user_agents",
+    "routing.allow",
+    "routing.deny",
+];
+
+/// A configuration problem: which key, which value, what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration key '{key}': {problem}")]
+pub struct ConfigError {
+    /// The dotted key (`http.listen`), or the file when the file itself is bad.
+    pub key: String,
+    /// What is wrong and what is allowed, including the bad value.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn value(key: &str, value: impl fmt::Display, allowed: &str) -> Self {
+        Self::new(key, format!("value '{value}' is not allowed: {allowed}"))
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[http]`
+    pub http: HttpConfig,
+    /// `[sip]`
+    pub sip: SipConfig,
+    /// `[h323]`
+    pub h323: H323Config,
+    /// `[media]`
+    pub media: MediaConfig,
+    /// `[relay]`
+    pub relay: RelayConfig,
+    /// `[federation]`
+    pub federation: FederationConfig,
+    /// `[routing]`
+    pub routing: RoutingConfig,
+    /// `[conference]`
+    pub conference: ConferenceConfig,
+    /// `[loopback]`
+    pub loopback: LoopbackConfig,
+}
+
+/// `[server]`: identity, state and process behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The `@server` part of account ids. Default: the host name.
+    pub name: String,
+    /// Where the state (SQLite database, loopback socket) lives.
+    pub data_dir: PathBuf,
+    /// Log filter (`info`, `debug`, `confgate=debug,sqlx=warn`, ...).
+    pub log: String,
+    /// Show phone numbers, URIs and display names in logs.
+    pub log_personal_data: bool,
+    /// Seconds that calls get to end cleanly on SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            name: host_name(),
+            data_dir: PathBuf::from("./confgate-data"),
+            log: "info".into(),
+            log_personal_data: false,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// `[http]`: web client, personal account, admin REST API, metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// `[sip]`: the SIP listener's addresses. The daemon does not serve SIP in
+/// this release; the keys are accepted and validated so that configurations
+/// stay valid when it does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// UDP listen address.
+    pub udp_listen: SocketAddr,
+    /// TCP listen address.
+    pub tcp_listen: SocketAddr,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            udp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            tcp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+        }
+    }
+}
+
+/// `[h323]`: the H.323 listener's addresses (not served in this release;
+/// validated as for `[sip]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct H323Config {
+    /// Call signalling (H.225.0 over TCP).
+    pub signalling_listen: SocketAddr,
+    /// RAS (gatekeeper, UDP).
+    pub ras_listen: SocketAddr,
+}
+
+impl Default for H323Config {
+    fn default() -> Self {
+        Self {
+            signalling_listen: SocketAddr::from(([0, 0, 0, 0], 1720)),
+            ras_listen: SocketAddr::from(([0, 0, 0, 0], 1719)),
+        }
+    }
+}
+
+/// `[media]`: addresses and ports of the media plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Addresses put in SDP and H.245. Empty: the host's non-loopback addresses.
+    pub advertise: Vec<IpAddr>,
+    /// Lowest media port.
+    pub port_min: u16,
+    /// Highest media port.
+    pub port_max: u16,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            advertise: Vec::new(),
+            port_min: 20000,
+            port_max: 29999,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The addresses to advertise: the configured ones, or the host's
+    /// non-loopback interface addresses.
+    pub fn effective_advertise(&self) -> Vec<IpAddr> {
+        if !self.advertise.is_empty() {
+            return self.advertise.clone();
+        }
+        let mut out: Vec<IpAddr> = if_addrs::get_if_addrs()
+            .map(|ifs| ifs.into_iter().filter(|i| !i.is_loopback()).map(|i| i.ip()).collect())
+            .unwrap_or_default();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// `[relay]`: the media relay's control interfaces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// rtpengine `ng` control protocol listen address; empty turns it off
+    /// (not served in this release; validated).
+    pub ng_listen: String,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            ng_listen: "127.0.0.1:2223".into(),
+        }
+    }
+}
+
+/// `[federation]`: calls between confgate servers over QUIC (not served in
+/// this release; validated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationConfig {
+    /// QUIC listen address.
+    pub listen: SocketAddr,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 4307)),
+        }
+    }
+}
+
+/// `[routing]`: who may call, and the abuse checks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Accept calls from callers who are not logged in (guests with a display name).
+    pub allow_anonymous: bool,
+    /// Offer the voice menu (conference id, then PIN) to callers who dial
+    /// nothing or an unknown number, on protocols that can carry digits.
+    pub ivr: bool,
+    /// Longest dial string accepted, in bytes.
+    pub max_dial_string: usize,
+    /// Failed PINs or passwords from one source address, or against one
+    /// target, before it is locked out.
+    pub lockout_after: u32,
+    /// First lock-out, in seconds; each further lock-out doubles it.
+    pub lockout_secs: u64,
+    /// Longest lock-out, in seconds.
+    pub lockout_max_secs: u64,
+    /// User agents refused outright (substring match, case-insensitive).
+    pub blocked_user_agents: Vec<String>,
+    /// Caller networks allowed (CIDR). Empty: all.
+    pub allow: Vec<String>,
+    /// Caller networks refused (CIDR); checked after `allow`.
+    pub deny: Vec<String>,
+    /// Gateway routes, first match wins.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            allow_anonymous: true,
+            ivr: true,
+            max_dial_string: 256,
+            lockout_after: 5,
+            lockout_secs: 30,
+            lockout_max_secs: 3600,
+            blocked_user_agents: Vec::new(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// `[[routing.routes]]`: a dialed number that matches goes out through a gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Name, for logs.
+    pub name: String,
+    /// Digits the number starts with (`prefix` or `pattern`, not both).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Regular expression the whole number matches (`prefix` or `pattern`).
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Digits removed from the front before sending.
+    #[serde(default)]
+    pub strip: usize,
+    /// Digits added in front after stripping.
+    #[serde(default)]
+    pub prepend: String,
+    /// Where the call goes: `sip:<trunk name>` or `h323:<host[:port]>`.
+    pub target: String,
+}
+
+/// `[conference]`: room behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConferenceConfig {
+    /// PIN attempts before a join attempt ends.
+    pub pin_attempts: u32,
+    /// Seconds a guest waits in the lobby before the wait ends.
+    pub lobby_timeout_secs: u64,
+    /// Loudest speakers mixed at once.
+    pub max_speakers: usize,
+}
+
+impl Default for ConferenceConfig {
+    fn default() -> Self {
+        Self {
+            pin_attempts: 3,
+            lobby_timeout_secs: 300,
+            max_speakers: 3,
+        }
+    }
+}
+
+/// `[loopback]`: local endpoints over a unix socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopbackConfig {
+    /// Serve the loopback socket.
+    pub enabled: bool,
+    /// Socket path; empty: `loopback.sock` in `server.data_dir`.
+    pub socket: String,
+}
+
+impl Default for LoopbackConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            socket: String::new(),
+        }
+    }
+}
+
+impl LoopbackConfig {
+    /// The socket path, resolved against the data directory.
+    pub fn socket_path(&self, data_dir: &Path) -> PathBuf {
+        if self.socket.is_empty() {
+            data_dir.join("loopback.sock")
+        } else {
+            PathBuf::from(&self.socket)
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty() && call::validate_server(s).is_ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl Config {
+    /// Loads the file (if any) and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    path.display().to_string(),
+                    "the configuration file does not exist",
+                ));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        }
+        let vars: config::Map<String, String> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut environment = config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .source(Some(vars));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        let built = builder.add_source(environment).build().map_err(|e| match e {
+            config::ConfigError::FileParse { uri, cause } => {
+                ConfigError::new(uri.unwrap_or_else(|| "file".into()), format!("not valid TOML: {cause}"))
+            }
+            other => ConfigError::new("file", other.to_string()),
+        })?;
+        let cfg: Config = serde_path_to_error::deserialize(built.clone()).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let inner = inner.split(" for key `").next().unwrap_or(&inner).to_string();
+            // serde's type errors name the value; parse errors (addresses) do not: add it.
+            let problem = match built.get_string(&key) {
+                Ok(v) if !inner.contains(&v) => format!("value '{v}' is not allowed: {inner}"),
+                _ => inner,
+            };
+            ConfigError::new(if key == "." { "(top level)".into() } else { key }, problem)
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks the rules that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if call::validate_server(&self.server.name).is_err() {
+            return Err(ConfigError::value(
+                "server.name",
+                &self.server.name,
+                "a host or domain name (letters, digits, '-' in dot-separated labels, at most 253 characters)",
+            ));
+        }
+        if self.server.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::value("server.data_dir", "", "a directory path"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.server.log) {
+            return Err(ConfigError::value(
+                "server.log",
+                &self.server.log,
+                &format!("a log filter ({e})"),
+            ));
+        }
+        if !(1..=3600).contains(&self.server.shutdown_grace_secs) {
+            return Err(ConfigError::value(
+                "server.shutdown_grace_secs",
+                self.server.shutdown_grace_secs,
+                "1 to 3600",
+            ));
+        }
+        if !(1024..=16 * 1024 * 1024).contains(&self.http.max_body_bytes) {
+            return Err(ConfigError::value(
+                "http.max_body_bytes",
+                self.http.max_body_bytes,
+                "1024 to 16777216",
+            ));
+        }
+        let m = &self.media;
+        if m.port_min < 1024 || m.port_min % 2 != 0 {
+            return Err(ConfigError::value(
+                "media.port_min",
+                m.port_min,
+                "an even port from 1024 to 65534",
+            ));
+        }
+        if m.port_max < m.port_min.saturating_add(1) {
+            return Err(ConfigError::value(
+                "media.port_max",
+                m.port_max,
+                &format!("a port above media.port_min ({})", m.port_min),
+            ));
+        }
+        if let Some(a) = m.advertise.iter().find(|a| a.is_unspecified() || a.is_multicast()) {
+            return Err(ConfigError::value(
+                "media.advertise",
+                a,
+                "unicast addresses peers can reach",
+            ));
+        }
+        if !self.relay.ng_listen.is_empty() && self.relay.ng_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::value(
+                "relay.ng_listen",
+                &self.relay.ng_listen,
+                "a socket address like 127.0.0.1:2223, or empty to turn it off",
+            ));
+        }
+        let r = &self.routing;
+        if !(16..=4096).contains(&r.max_dial_string) {
+            return Err(ConfigError::value(
+                "routing.max_dial_string",
+                r.max_dial_string,
+                "16 to 4096",
+            ));
+        }
+        if !(1..=1000).contains(&r.lockout_after) {
+            return Err(ConfigError::value(
+                "routing.lockout_after",
+                r.lockout_after,
+                "1 to 1000",
+            ));
+        }
+        if r.lockout_secs == 0 || r.lockout_secs > r.lockout_max_secs {
+            return Err(ConfigError::value(
+                "routing.lockout_secs",
+                r.lockout_secs,
+                "1 second up to routing.lockout_max_secs",
+            ));
+        }
+        for (key, nets) in [("routing.allow", &r.allow), ("routing.deny", &r.deny)] {
+            for net in nets {
+                if crate::router::IpNet::parse(net).is_none() {
+                    return Err(ConfigError::value(
+                        key,
+                        net,
+                        "networks in CIDR form, like 192.0.2.0/24 or 2001:db8::/32",
+                    ));
+                }
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, route) in r.routes.iter().enumerate() {
+            let key = |k: &str| format!("routing.routes[{i}].{k}");
+            if route.name.is_empty() || !names.insert(route.name.clone()) {
+                return Err(ConfigError::value(
+                    &key("name"),
+                    &route.name,
+                    "a unique, non-empty name",
+                ));
+            }
+            match (&route.prefix, &route.pattern) {
+                (Some(p), None) => {
+                    if p.is_empty() || p.len() > 32 || !p.bytes().all(|b| b.is_ascii_digit() || b == b'+') {
+                        return Err(ConfigError::value(
+                            &key("prefix"),
+                            p,
+                            "1 to 32 digits (a leading '+' allowed)",
+                        ));
+                    }
+                }
+                (None, Some(p)) => {
+                    if crate::router::DigitPattern::parse(p).is_none() {
+                        return Err(ConfigError::value(
+                            &key("pattern"),
+                            p,
+                            "digits, 'X' (any digit), '[0-9]' classes, '.' (one or more further digits) — e.g. 8XXXXXXXXXX or 00.",
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        key("prefix"),
+                        "give exactly one of 'prefix' or 'pattern'",
+                    ));
+                }
+            }
+            if !route.prepend.bytes().all(|b| b.is_ascii_digit() || b == b'+') {
+                return Err(ConfigError::value(
+                    &key("prepend"),
+                    &route.prepend,
+                    "digits (a leading '+' allowed)",
+                ));
+            }
+            let target_ok = match route.target.split_once(':') {
+                Some(("sip", trunk)) => !trunk.is_empty(),
+                Some(("h323", host)) => !host.is_empty(),
+                _ => false,
+            };
+            if !target_ok {
+                return Err(ConfigError::value(
+                    &key("target"),
+                    &route.target,
+                    "'sip:<trunk>' or 'h323:<host[:port]>'",
+                ));
+            }
+        }
+        let c = &self.conference;
+        if !(1..=10).contains(&c.pin_attempts) {
+            return Err(ConfigError::value("conference.pin_attempts", c.pin_attempts, "1 to 10"));
+        }
+        if !(5..=86_400).contains(&c.lobby_timeout_secs) {
+            return Err(ConfigError::value(
+                "conference.lobby_timeout_secs",
+                c.lobby_timeout_secs,
+                "5 to 86400",
+            ));
+        }
+        if !(1..=16).contains(&c.max_speakers) {
+            return Err(ConfigError::value("conference.max_speakers", c.max_speakers, "1 to 16"));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// Keys whose change needs a restart, comparing with a newer configuration.
+    pub fn restart_needed_for(&self, newer: &Config) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.server.name != newer.server.name {
+            out.push("server.name");
+        }
+        if self.server.data_dir != newer.server.data_dir {
+            out.push("server.data_dir");
+        }
+        if self.http != newer.http {
+            out.push("http");
+        }
+        if self.sip != newer.sip {
+            out.push("sip");
+        }
+        if self.h323 != newer.h323 {
+            out.push("h323");
+        }
+        if self.media != newer.media {
+            out.push("media");
+        }
+        if self.relay != newer.relay {
+            out.push("relay");
+        }
+        if self.federation != newer.federation {
+            out.push("federation");
+        }
+        if self.loopback != newer.loopback {
+            out.push("loopback");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = std::env::temp_dir().join(format!("confgate-cfg-{}-{}", std::process::id(), rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, toml).unwrap();
+        let r = Config::load_from(Some(&file), env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        std::fs::remove_dir_all(&dir).ok();
+        r
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented_ports() {
+        let c = Config::load_from(None, Vec::new()).unwrap();
+        assert_eq!(c.http.listen.port(), 8080);
+        assert_eq!(c.sip.udp_listen.port(), 5060);
+        assert_eq!(c.h323.signalling_listen.port(), 1720);
+        assert_eq!(c.h323.ras_listen.port(), 1719);
+        assert_eq!(c.federation.listen.port(), 4307);
+        assert_eq!((c.media.port_min, c.media.port_max), (20000, 29999));
+        assert_eq!(c.relay.ng_listen, "127.0.0.1:2223");
+        assert_eq!(c.server.data_dir, PathBuf::from("./confgate-data"));
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let c = load_str(
+            "[http]\nlisten = \"127.0.0.1:9000\"\n",
+            &[
+                ("CONFGATE_HTTP__LISTEN", "127.0.0.1:18080"),
+                ("CONFGATE_SERVER__NAME", "video.example.com"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, "127.0.0.1:18080".parse().unwrap());
+        assert_eq!(c.server.name, "video.example.com");
+    }
+
+    #[test]
+    fn env_list_is_comma_separated() {
+        let c = load_str("", &[("CONFGATE_MEDIA__ADVERTISE", "192.0.2.1,2001:db8::1")]).unwrap();
+        assert_eq!(
+            c.media.advertise,
+            vec!["192.0.2.1".parse::<IpAddr>().unwrap(), "2001:db8::1".parse().unwrap()]
+        );
+        assert_eq!(c.media.effective_advertise(), c.media.advertise);
+    }
+
+    #[test]
+    fn env_data_dir_with_underscore_key() {
+        let c = load_str("", &[("CONFGATE_SERVER__DATA_DIR", "/tmp/x")]).unwrap();
+        assert_eq!(c.server.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load_str("[server]\nnmae = \"x\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "server.nmae");
+        assert!(e.problem.contains("unknown field"), "{e}");
+        let e = load_str("[serverr]\n", &[]).unwrap_err();
+        assert_eq!(e.key, "serverr");
+        let e = load_str("", &[("CONFGATE_HTTP__LISTN", "1.2.3.4:5")]).unwrap_err();
+        assert_eq!(e.key, "http.listn");
+    }
+
+    #[test]
+    fn bad_values_are_named_with_value_and_rule() {
+        let e = load_str("[http]\nlisten = \"nowhere\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "http.listen");
+        assert!(e.to_string().contains("nowhere"), "{e}");
+        let e = load_str("[media]\nport_min = 30001\n", &[]).unwrap_err();
+        assert_eq!(e.key, "media.port_min");
+        assert!(e.to_string().contains("30001") && e.to_string().contains("even"), "{e}");
+        let e = load_str("[media]\nport_min = 20000\nport_max = 1000\n", &[]).unwrap_err();
+        assert_eq!(e.key, "media.port_max");
+        let e = load_str("[media]\nport_max = 70000\n", &[]).unwrap_err();
+        assert_eq!(e.key, "media.port_max");
+        let e = load_str("[server]\nname = \"bad name!\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "server.name");
+        let e = load_str("[relay]\nng_listen = \"x\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "relay.ng_listen");
+        let e = load_str("[[routing.routes]]\nname = \"a\"\ntarget = \"sip:t\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "routing.routes[0].prefix");
+        let e = load_str(
+            "[[routing.routes]]\nname = \"a\"\nprefix = \"9\"\ntarget = \"ftp:x\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "routing.routes[0].target");
+        let e = load_str("[routing]\ndeny = [\"10.0.0.0/33\"]\n", &[]).unwrap_err();
+        assert_eq!(e.key, "routing.deny");
+        let e = load_str("[routing]\nallow_anonymous = \"maybe\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "routing.allow_anonymous");
+        assert!(e.to_string().contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn not_toml_is_an_error_naming_the_file() {
+        let e = load_str("[http\n", &[]).unwrap_err();
+        assert!(e.key.ends_with("c.toml"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let e = Config::load_from(Some(Path::new("/nonexistent/confgate.toml")), Vec::new()).unwrap_err();
+        assert!(e.problem.contains("does not exist"));
+    }
+
+    #[test]
+    fn effective_config_round_trips_through_toml() {
+        let c = Config::load_from(None, Vec::new()).unwrap();
+        let text = c.to_toml();
+        let back = load_str(&text, &[]).unwrap();
+        assert_eq!(c, back);
+    }
+
+    #[test]
+    fn restart_needed_lists_changed_sections() {
+        let a = Config::default();
+        let mut b = a.clone();
+        b.server.log = "debug".into();
+        b.routing.allow_anonymous = false;
+        assert!(a.restart_needed_for(&b).is_empty());
+        b.http.listen = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(a.restart_needed_for(&b), vec!["http"]);
+    }
+}

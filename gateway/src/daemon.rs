@@ -1,0 +1,186 @@
+//! `confgate serve`: start-up, the listeners, and the life cycle.
+//!
+//! Start-up opens the directory (creating the state on first start), binds
+//! every listener — a listener that cannot bind stops start-up with a
+//! message naming the address — then says `READY=1` to systemd and keeps
+//! the watchdog fed. SIGTERM (or SIGINT) stops accepting, ends every call
+//! with a proper hang-up and exits 0 within `server.shutdown_grace_secs`.
+//! SIGHUP re-reads the configuration file and applies what can change
+//! without a restart (log filter, routing, limits, room settings), and says
+//! in the log which changed keys need a restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::listen;
+use crate::notify::Notifier;
+use crate::state::Shared;
+
+/// Changes the log filter of the running process.
+pub type LogReload = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Runs the daemon until it is told to stop.
+pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: LogReload) -> anyhow::Result<()> {
+    let notifier = Notifier::from_env();
+    call::set_pii_visible(config.server.log_personal_data);
+    let data_dir = config.server.data_dir.clone();
+    let directory = Directory::open(&data_dir, &config.server.name)
+        .await
+        .with_context(|| format!("opening the directory in {}", data_dir.display()))?;
+    let (token, created) = directory.admin_token().await?;
+    let shared = Shared::new(config.clone(), directory.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    // Bind every listener before saying ready.
+    let http_addr = config.http.listen;
+    let http = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|e| anyhow!("cannot listen for HTTP on {http_addr}: {e}"))?;
+    shared.metrics.set_listener("http", true);
+    let loopback = if config.loopback.enabled {
+        let path = config.loopback.socket_path(&data_dir);
+        let l = listen::loopback::bind(&path).map_err(|e| anyhow!("cannot start the loopback listener: {e}"))?;
+        shared.metrics.set_listener("loopback", true);
+        Some((l, path))
+    } else {
+        None
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let app = crate::http::router(shared.clone());
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let shutdown = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = axum::serve(http, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
+        });
+    }
+    let loopback_path = loopback.as_ref().map(|(_, p)| p.clone());
+    if let Some((listener, path)) = loopback {
+        tasks.spawn(listen::loopback::serve(listener, path, shared.clone(), stop_rx.clone()));
+    }
+
+    tracing::info!(server = %config.server.name, data_dir = %data_dir.display(), "confgate {} started", env!("CARGO_PKG_VERSION"));
+    println!(
+        "confgate {}: server name {}",
+        env!("CARGO_PKG_VERSION"),
+        config.server.name
+    );
+    println!("  state:        {}", data_dir.display());
+    println!("  HTTP:         http://{http_addr}/ (admin API under /api/v1/, /healthz, /metrics)");
+    if let Some(p) = &loopback_path {
+        println!("  loopback:     {}", p.display());
+    }
+    if created {
+        println!("  admin token:  {token}   (shown once; 'confgate admin token' prints it again)");
+    } else {
+        println!("  admin token:  run 'confgate admin token' to print it");
+    }
+    let advertise = config.media.effective_advertise();
+    println!(
+        "  media:        advertising {} (ports {}-{})",
+        if advertise.is_empty() {
+            "no address".into()
+        } else {
+            advertise.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+        },
+        config.media.port_min,
+        config.media.port_max
+    );
+    notifier.notify("READY=1");
+
+    if let Some(every) = Notifier::watchdog_interval() {
+        let n = notifier.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            loop {
+                t.tick().await;
+                n.notify("WATCHDOG=1");
+            }
+        });
+    }
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                notifier.notify("RELOADING=1");
+                reload(&shared, config_path.as_deref(), &log_reload);
+                notifier.notify("READY=1");
+            }
+        }
+    }
+
+    tracing::info!("stopping");
+    notifier.notify("STOPPING=1");
+    let grace = Duration::from_secs(shared.config().server.shutdown_grace_secs);
+    let _ = stop_tx.send(true);
+    let left = shared.conferences.end_all(call::EndReason::ServerShutdown, grace).await;
+    if left > 0 {
+        tracing::warn!(rooms = left, "conferences still running at the end of the grace period");
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while !tasks.is_empty() {
+        match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!("listeners did not finish within the grace period");
+                tasks.abort_all();
+                break;
+            }
+        }
+    }
+    directory.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn reload(shared: &Shared, path: Option<&std::path::Path>, log_reload: &LogReload) {
+    let newer = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("reload refused, keeping the running configuration: {e}");
+            return;
+        }
+    };
+    let current = shared.config();
+    let restart = current.restart_needed_for(&newer);
+    if !restart.is_empty() {
+        tracing::warn!(keys = %restart.join(", "), "these changes take effect only after a restart");
+    }
+    if newer.server.log != current.server.log {
+        if let Err(e) = log_reload(&newer.server.log) {
+            tracing::error!("log filter not changed: {e}");
+        }
+    }
+    call::set_pii_visible(newer.server.log_personal_data);
+    // Keep what needs a restart as it runs; take the rest.
+    let mut applied = newer;
+    applied.server.name = current.server.name.clone();
+    applied.server.data_dir = current.server.data_dir.clone();
+    applied.http = current.http.clone();
+    applied.sip = current.sip.clone();
+    applied.h323 = current.h323.clone();
+    applied.media = current.media.clone();
+    applied.relay = current.relay.clone();
+    applied.federation = current.federation.clone();
+    applied.loopback = current.loopback.clone();
+    shared.reload(applied);
+    tracing::info!("configuration reloaded (log filter, routing, limits, conference settings)");
+}

@@ -1,0 +1,4 @@
+//! Listener tasks, one set per protocol: each owns its sockets, drives the
+//! protocol's sans-IO core and turns its output into calls for the router.
+
+pub mod loopback;
