@@ -449,7 +449,7 @@ impl Config {
             ));
         }
         let m = &self.media;
-        if m.port_min < 1024 || m.port_min % 2 != 0 {
+        if m.port_min < 1024 || !m.port_min.is_multiple_of(2) {
             return Err(ConfigError::value(
                 "media.port_min",
                 m.port_min,

@@ -13,6 +13,8 @@
 //! 48 kHz PCM straight into their room, which mixes it with
 //! `confgate-mixer`.
 
+#![forbid(unsafe_code)]
+
 pub mod bot;
 pub mod calls;
 pub mod cli;

@@ -1,5 +1,7 @@
 //! The `confgate` binary: see `confgate --help`.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 use std::sync::Arc;
 

@@ -632,7 +632,7 @@ fn prune<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, Strikes>, now: In
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::type_complexity)]
 mod tests {
     use super::*;
     use call::{Identity, TrueConfId};

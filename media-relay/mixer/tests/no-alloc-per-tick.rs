@@ -107,7 +107,7 @@ fn cycle(mixer: &mut Mixer, frames: &[Frame], n: usize) -> i64 {
             let id = InputId(i);
             let frame = &frames[(n + i as usize) % frames.len()];
             match i {
-                4 if n % 3 != 0 => {}
+                4 if !n.is_multiple_of(3) => {}
                 5 => {
                     mixer.push_frame(id, frame);
                     mixer.push_frame(id, frame);
@@ -118,8 +118,8 @@ fn cycle(mixer: &mut Mixer, frames: &[Frame], n: usize) -> i64 {
             }
         }
     }
-    if n % 50 == 0 {
-        mixer.set_muted(InputId(2), n % 100 == 0);
+    if n.is_multiple_of(50) {
+        mixer.set_muted(InputId(2), n.is_multiple_of(100));
     }
     checksum += i64::from(mixer.tick());
     for i in 0..INPUTS {

@@ -75,6 +75,8 @@
 //! prints `<redacted>` unless [`set_pii_visible`] turned redaction off for the
 //! whole process.
 
+#![forbid(unsafe_code)]
+
 mod dial;
 mod event;
 mod ids;

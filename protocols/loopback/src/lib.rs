@@ -50,6 +50,8 @@
 //! (`wrong_pin`, `conference_full`, `not_found`, ...). New message types may
 //! be added in later versions; a client ignores `type`s it does not know.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks.
