@@ -19,8 +19,14 @@ fn token_is_required_and_rotation_is_immediate() {
     assert_eq!(s, 200);
     let new = d.cli_ok(&["admin", "token", "--rotate"]).unwrap().trim().to_string();
     assert_ne!(old, new);
-    assert_eq!(d.api_with_token("GET", "/api/v1/users", None, Some(&old)).unwrap().0, 401);
-    assert_eq!(d.api_with_token("GET", "/api/v1/users", None, Some(&new)).unwrap().0, 200);
+    assert_eq!(
+        d.api_with_token("GET", "/api/v1/users", None, Some(&old)).unwrap().0,
+        401
+    );
+    assert_eq!(
+        d.api_with_token("GET", "/api/v1/users", None, Some(&new)).unwrap().0,
+        200
+    );
     // health and metrics need no token
     assert_eq!(ureq::get(&d.url("/healthz")).call().unwrap().status(), 200);
     let m = ureq::get(&d.url("/metrics")).call().unwrap().into_string().unwrap();
@@ -31,7 +37,11 @@ fn token_is_required_and_rotation_is_immediate() {
 fn users_and_validation_errors_name_the_field() {
     let d = Daemon::start("api-users").unwrap();
     let (s, body) = d
-        .api("POST", "/api/v1/users", Some(json!({"user": "Alice", "type": "sip", "display_name": "Alice A", "password": "s3cret!"})))
+        .api(
+            "POST",
+            "/api/v1/users",
+            Some(json!({"user": "Alice", "type": "sip", "display_name": "Alice A", "password": "s3cret!"})),
+        )
         .unwrap();
     assert_eq!(s, 201, "{body}");
     assert_eq!(body["id"], "alice@test.example");
@@ -41,7 +51,11 @@ fn users_and_validation_errors_name_the_field() {
 
     // visible to the CLI at once, and the other way round
     assert!(d.cli_ok(&["user", "list"]).unwrap().contains("alice@test.example"));
-    d.cli_stdin(&["user", "add", "bob", "--type", "h323", "--password-stdin"], "pw-of-bob\n").unwrap();
+    d.cli_stdin(
+        &["user", "add", "bob", "--type", "h323", "--password-stdin"],
+        "pw-of-bob\n",
+    )
+    .unwrap();
     let (s, body) = d.api("GET", "/api/v1/users/bob@test.example", None).unwrap();
     assert_eq!((s, body["type"].as_str()), (200, Some("h323")));
 
@@ -60,11 +74,17 @@ fn users_and_validation_errors_name_the_field() {
         assert_eq!(err["field"], field, "{body} → {err}");
         assert!(err["error"].as_str().unwrap().len() > 5);
     }
-    assert_eq!(d.api("GET", "/api/v1/users/carol", None).unwrap().0, 404, "nothing written");
+    assert_eq!(
+        d.api("GET", "/api/v1/users/carol", None).unwrap().0,
+        404,
+        "nothing written"
+    );
     let (s, _) = d.api("POST", "/api/v1/users", Some(json!({"user": "ALICE"}))).unwrap();
     assert_eq!(s, 409, "user names are case-insensitive");
 
-    let (s, body) = d.api("PATCH", "/api/v1/users/alice", Some(json!({"display_name": "Alice B"}))).unwrap();
+    let (s, body) = d
+        .api("PATCH", "/api/v1/users/alice", Some(json!({"display_name": "Alice B"})))
+        .unwrap();
     assert_eq!((s, body["display_name"].as_str()), (200, Some("Alice B")));
     assert_eq!(d.api("DELETE", "/api/v1/users/alice", None).unwrap().0, 204);
     assert_eq!(d.api("DELETE", "/api/v1/users/alice", None).unwrap().0, 404);
@@ -80,8 +100,10 @@ fn conferences_and_address_books() {
         .api(
             "POST",
             "/api/v1/conferences",
-            Some(json!({"id": "Board", "name": "Board meeting", "closed": true, "pin": "4321", "lobby": true,
-                         "max_participants": 12, "moderators": ["mona"], "participants": ["pete@test.example"]})),
+            Some(
+                json!({"id": "Board", "name": "Board meeting", "closed": true, "pin": "4321", "lobby": true,
+                         "max_participants": 12, "moderators": ["mona"], "participants": ["pete@test.example"]}),
+            ),
         )
         .unwrap();
     assert_eq!(s, 201, "{body}");
@@ -99,17 +121,41 @@ fn conferences_and_address_books() {
         let (s, err) = d.api("POST", "/api/v1/conferences", Some(req.clone())).unwrap();
         assert_eq!((s, err["field"].as_str()), (400, Some(field)), "{req} → {err}");
     }
-    assert_eq!(d.api("GET", "/api/v1/conferences/x", None).unwrap().0, 404, "nothing written");
-    assert_eq!(d.api("POST", "/api/v1/conferences", Some(json!({"id": "board"}))).unwrap().0, 409);
-    assert_eq!(d.api("POST", "/api/v1/conferences", Some(json!({"id": "mona"}))).unwrap().0, 409, "clashes with an account");
+    assert_eq!(
+        d.api("GET", "/api/v1/conferences/x", None).unwrap().0,
+        404,
+        "nothing written"
+    );
+    assert_eq!(
+        d.api("POST", "/api/v1/conferences", Some(json!({"id": "board"})))
+            .unwrap()
+            .0,
+        409
+    );
+    assert_eq!(
+        d.api("POST", "/api/v1/conferences", Some(json!({"id": "mona"})))
+            .unwrap()
+            .0,
+        409,
+        "clashes with an account"
+    );
 
-    let (s, body) = d.api("PATCH", "/api/v1/conferences/board", Some(json!({"pin": null, "lobby": false}))).unwrap();
+    let (s, body) = d
+        .api(
+            "PATCH",
+            "/api/v1/conferences/board",
+            Some(json!({"pin": null, "lobby": false})),
+        )
+        .unwrap();
     assert_eq!(s, 200, "{body}");
     assert!(body["pin"].is_null());
     assert_eq!(body["lobby"], false);
     assert_eq!(body["closed"], true, "untouched fields stay");
     let shown = d.cli_ok(&["conference", "show", "board"]).unwrap();
-    assert!(shown.contains("pin:              none") && shown.contains("lobby:            off"), "{shown}");
+    assert!(
+        shown.contains("pin:              none") && shown.contains("lobby:            off"),
+        "{shown}"
+    );
 
     let (s, body) = d.api("GET", "/api/v1/conferences/board/participants", None).unwrap();
     assert_eq!(s, 200);
@@ -117,17 +163,56 @@ fn conferences_and_address_books() {
     assert_eq!(body["running"], false);
 
     // address book
-    let (s, e) = d.api("POST", "/api/v1/users/pete/address-book", Some(json!({"target": "mona"}))).unwrap();
+    let (s, e) = d
+        .api(
+            "POST",
+            "/api/v1/users/pete/address-book",
+            Some(json!({"target": "mona"})),
+        )
+        .unwrap();
     assert_eq!(s, 201, "{e}");
-    assert_eq!((e["target"].as_str(), e["display_name"].as_str(), e["is_account"].as_bool()), (Some("mona@test.example"), Some("Mona"), Some(true)));
-    let (s, _) = d.api("POST", "/api/v1/users/pete/address-book", Some(json!({"target": "#tel:+15550100", "display_name": "Desk"}))).unwrap();
+    assert_eq!(
+        (
+            e["target"].as_str(),
+            e["display_name"].as_str(),
+            e["is_account"].as_bool()
+        ),
+        (Some("mona@test.example"), Some("Mona"), Some(true))
+    );
+    let (s, _) = d
+        .api(
+            "POST",
+            "/api/v1/users/pete/address-book",
+            Some(json!({"target": "#tel:+15550100", "display_name": "Desk"})),
+        )
+        .unwrap();
     assert_eq!(s, 201);
-    let (s, err) = d.api("POST", "/api/v1/users/pete/address-book", Some(json!({"target": "#fax:1"}))).unwrap();
+    let (s, err) = d
+        .api(
+            "POST",
+            "/api/v1/users/pete/address-book",
+            Some(json!({"target": "#fax:1"})),
+        )
+        .unwrap();
     assert_eq!((s, err["field"].as_str()), (400, Some("target")));
-    assert_eq!(d.api("POST", "/api/v1/users/pete/address-book", Some(json!({"target": "mona"}))).unwrap().0, 409);
+    assert_eq!(
+        d.api(
+            "POST",
+            "/api/v1/users/pete/address-book",
+            Some(json!({"target": "mona"}))
+        )
+        .unwrap()
+        .0,
+        409
+    );
     let (_, list) = d.api("GET", "/api/v1/users/pete/address-book", None).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
-    assert_eq!(d.api("DELETE", "/api/v1/users/pete/address-book/mona%40test.example", None).unwrap().0, 204);
+    assert_eq!(
+        d.api("DELETE", "/api/v1/users/pete/address-book/mona%40test.example", None)
+            .unwrap()
+            .0,
+        204
+    );
     let (_, list) = d.api("GET", "/api/v1/users/pete/address-book", None).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
 

@@ -14,10 +14,31 @@ fn recorder_hears_the_tone() {
     let player_rec = d.dir.path().join("player.wav");
     let listener_rec = d.dir.path().join("listener.wav");
     let player = d
-        .bot(&["--conference", "c1", "--name", "Player", "--play", "tone:440", "--record", player_rec.to_str().unwrap(), "--duration", "5"])
+        .bot(&[
+            "--conference",
+            "c1",
+            "--name",
+            "Player",
+            "--play",
+            "tone:440",
+            "--record",
+            player_rec.to_str().unwrap(),
+            "--duration",
+            "5",
+        ])
         .unwrap();
-    let listener =
-        d.bot(&["--conference", "c1", "--name", "Listener", "--record", listener_rec.to_str().unwrap(), "--duration", "5"]).unwrap();
+    let listener = d
+        .bot(&[
+            "--conference",
+            "c1",
+            "--name",
+            "Listener",
+            "--record",
+            listener_rec.to_str().unwrap(),
+            "--duration",
+            "5",
+        ])
+        .unwrap();
     let (st, _, err) = listener.output_timeout(Duration::from_secs(30)).unwrap();
     assert!(st.success(), "listener: {st} {err}");
     let (st, _, err) = player.output_timeout(Duration::from_secs(30)).unwrap();
@@ -25,7 +46,11 @@ fn recorder_hears_the_tone() {
 
     let (rate, heard) = read_wav(&listener_rec).unwrap();
     assert_eq!(rate, 48_000);
-    assert!(heard.len() > 48_000 * 3, "at least 3 s recorded, got {} samples", heard.len());
+    assert!(
+        heard.len() > 48_000 * 3,
+        "at least 3 s recorded, got {} samples",
+        heard.len()
+    );
     // Skip the first second (joining), analyse the rest.
     let tail = &heard[48_000..];
     let f = dominant_frequency(tail, rate);

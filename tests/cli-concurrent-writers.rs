@@ -15,8 +15,18 @@ fn parallel_cli_writers() {
             std::thread::spawn(move || {
                 for i in 0..15 {
                     let user = format!("w{w}u{i}");
-                    d.cli_ok(&["user", "add", &user, "--name", &format!("Worker {w} user {i}")]).unwrap();
-                    d.cli_ok(&["conference", "add", &format!("c_{user}"), "--moderator", &user, "--pin", "1234"]).unwrap();
+                    d.cli_ok(&["user", "add", &user, "--name", &format!("Worker {w} user {i}")])
+                        .unwrap();
+                    d.cli_ok(&[
+                        "conference",
+                        "add",
+                        &format!("c_{user}"),
+                        "--moderator",
+                        &user,
+                        "--pin",
+                        "1234",
+                    ])
+                    .unwrap();
                 }
             })
         })

@@ -11,29 +11,48 @@ use confgate_suite::{dominant_frequency, read_wav, Daemon};
 #[test]
 fn wrong_pin_unknown_and_full_are_refused() {
     let d = Daemon::start("admission-refused").unwrap();
-    d.cli_ok(&["conference", "add", "locked", "--closed", "--pin", "2468"]).unwrap();
+    d.cli_ok(&["conference", "add", "locked", "--closed", "--pin", "2468"])
+        .unwrap();
     d.cli_ok(&["conference", "add", "tiny", "--max", "1"]).unwrap();
 
-    let (st, _, err) = d.bot(&["--conference", "locked", "--pin", "1111", "--duration", "3"]).unwrap()
-        .output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, _, err) = d
+        .bot(&["--conference", "locked", "--pin", "1111", "--duration", "3"])
+        .unwrap()
+        .output_timeout(Duration::from_secs(20))
+        .unwrap();
     assert_eq!(st.code(), Some(3), "{err}");
     assert!(err.contains("wrong PIN"), "{err}");
 
-    let (st, _, err) = d.bot(&["--conference", "locked", "--duration", "3"]).unwrap().output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, _, err) = d
+        .bot(&["--conference", "locked", "--duration", "3"])
+        .unwrap()
+        .output_timeout(Duration::from_secs(20))
+        .unwrap();
     assert_eq!(st.code(), Some(3), "{err}");
     assert!(err.contains("needs a PIN"), "{err}");
 
-    let (st, _, err) = d.bot(&["--conference", "nowhere", "--duration", "3"]).unwrap().output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, _, err) = d
+        .bot(&["--conference", "nowhere", "--duration", "3"])
+        .unwrap()
+        .output_timeout(Duration::from_secs(20))
+        .unwrap();
     assert_eq!(st.code(), Some(3), "{err}");
     assert!(err.contains("not_found"), "{err}");
 
-    let (st, _, err) = d.bot(&["--conference", "locked", "--pin", "2468", "--duration", "1"]).unwrap()
-        .output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, _, err) = d
+        .bot(&["--conference", "locked", "--pin", "2468", "--duration", "1"])
+        .unwrap()
+        .output_timeout(Duration::from_secs(20))
+        .unwrap();
     assert!(st.success(), "right PIN: {err}");
 
     let first = d.bot(&["--conference", "tiny", "--duration", "6"]).unwrap();
     wait_participants(&d, "tiny", 1);
-    let (st, _, err) = d.bot(&["--conference", "tiny", "--duration", "2"]).unwrap().output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, _, err) = d
+        .bot(&["--conference", "tiny", "--duration", "2"])
+        .unwrap()
+        .output_timeout(Duration::from_secs(20))
+        .unwrap();
     assert_eq!(st.code(), Some(3), "{err}");
     assert!(err.contains("conference_full"), "{err}");
     drop(first);
@@ -42,12 +61,34 @@ fn wrong_pin_unknown_and_full_are_refused() {
 #[test]
 fn account_login_and_wrong_password() {
     let d = Daemon::start("admission-login").unwrap();
-    d.cli_stdin(&["user", "add", "olga", "--name", "Olga", "--password-stdin"], "olga-pass\n").unwrap();
-    d.cli_ok(&["conference", "add", "staff", "--closed", "--no-anonymous", "--owner", "olga"]).unwrap();
+    d.cli_stdin(
+        &["user", "add", "olga", "--name", "Olga", "--password-stdin"],
+        "olga-pass\n",
+    )
+    .unwrap();
+    d.cli_ok(&[
+        "conference",
+        "add",
+        "staff",
+        "--closed",
+        "--no-anonymous",
+        "--owner",
+        "olga",
+    ])
+    .unwrap();
 
     let mut c = d.command();
     let out = c
-        .args(["bot", "--conference", "staff", "--user", "olga", "--password-stdin", "--duration", "1"])
+        .args([
+            "bot",
+            "--conference",
+            "staff",
+            "--user",
+            "olga",
+            "--password-stdin",
+            "--duration",
+            "1",
+        ])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -59,8 +100,18 @@ fn account_login_and_wrong_password() {
     assert_eq!(st.code(), Some(3), "{err}");
     assert!(err.contains("forbidden"), "{err}");
 
-    let out = d.command()
-        .args(["bot", "--conference", "staff", "--user", "olga@test.example", "--password-stdin", "--duration", "1"])
+    let out = d
+        .command()
+        .args([
+            "bot",
+            "--conference",
+            "staff",
+            "--user",
+            "olga@test.example",
+            "--password-stdin",
+            "--duration",
+            "1",
+        ])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -72,7 +123,11 @@ fn account_login_and_wrong_password() {
     assert!(st.success(), "{err}");
     assert!(err.contains("joined staff as owner"), "{err}");
 
-    let (st, _, err) = d.bot(&["--conference", "staff", "--duration", "1"]).unwrap().output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, _, err) = d
+        .bot(&["--conference", "staff", "--duration", "1"])
+        .unwrap()
+        .output_timeout(Duration::from_secs(20))
+        .unwrap();
     assert_eq!(st.code(), Some(3));
     assert!(err.contains("anonymous_not_allowed"), "{err}");
 }
@@ -80,12 +135,17 @@ fn account_login_and_wrong_password() {
 fn wait_participants(d: &Daemon, conf: &str, n: usize) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, body) = d.api("GET", &format!("/api/v1/conferences/{conf}/participants"), None).unwrap();
+        let (_, body) = d
+            .api("GET", &format!("/api/v1/conferences/{conf}/participants"), None)
+            .unwrap();
         let count = body["participants"].as_array().map_or(0, Vec::len) + body["lobby"].as_array().map_or(0, Vec::len);
         if count >= n {
             return body;
         }
-        assert!(Instant::now() < deadline, "{conf}: {n} participants never showed: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "{conf}: {n} participants never showed: {body}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -93,11 +153,36 @@ fn wait_participants(d: &Daemon, conf: &str, n: usize) -> serde_json::Value {
 #[test]
 fn lobby_wait_then_admitted_by_the_api() {
     let d = Daemon::start("admission-lobby").unwrap();
-    d.cli_ok(&["conference", "add", "review", "--closed", "--lobby", "--pin", "97531"]).unwrap();
-    let speaker = d.bot(&["--conference", "review", "--name", "Host", "--pin", "97531", "--play", "tone:660", "--duration", "12"]).unwrap();
+    d.cli_ok(&["conference", "add", "review", "--closed", "--lobby", "--pin", "97531"])
+        .unwrap();
+    let speaker = d
+        .bot(&[
+            "--conference",
+            "review",
+            "--name",
+            "Host",
+            "--pin",
+            "97531",
+            "--play",
+            "tone:660",
+            "--duration",
+            "12",
+        ])
+        .unwrap();
     wait_participants(&d, "review", 1);
     let rec = d.dir.path().join("guest.wav");
-    let guest = d.bot(&["--conference", "review", "--name", "Guest", "--record", rec.to_str().unwrap(), "--duration", "8"]).unwrap();
+    let guest = d
+        .bot(&[
+            "--conference",
+            "review",
+            "--name",
+            "Guest",
+            "--record",
+            rec.to_str().unwrap(),
+            "--duration",
+            "8",
+        ])
+        .unwrap();
     let body = wait_participants(&d, "review", 2);
     let lobby = body["lobby"].as_array().unwrap();
     assert_eq!(lobby.len(), 1, "{body}");
@@ -105,18 +190,43 @@ fn lobby_wait_then_admitted_by_the_api() {
     assert_eq!(body["participants"].as_array().unwrap().len(), 1);
     std::thread::sleep(Duration::from_millis(1500));
     let pid = lobby[0]["id"].as_u64().unwrap();
-    let (s, _) = d.api("POST", &format!("/api/v1/conferences/review/participants/{pid}/admit"), None).unwrap();
+    let (s, _) = d
+        .api(
+            "POST",
+            &format!("/api/v1/conferences/review/participants/{pid}/admit"),
+            None,
+        )
+        .unwrap();
     assert_eq!(s, 204);
-    let (s, err) = d.api("POST", &format!("/api/v1/conferences/review/participants/{pid}/admit"), None).unwrap();
+    let (s, err) = d
+        .api(
+            "POST",
+            &format!("/api/v1/conferences/review/participants/{pid}/admit"),
+            None,
+        )
+        .unwrap();
     assert_eq!(s, 409, "{err}");
-    let (s, err) = d.api("POST", &format!("/api/v1/conferences/review/participants/{pid}/dance"), None).unwrap();
+    let (s, err) = d
+        .api(
+            "POST",
+            &format!("/api/v1/conferences/review/participants/{pid}/dance"),
+            None,
+        )
+        .unwrap();
     assert_eq!((s, err["field"].as_str()), (400, Some("action")));
 
     let (st, _, err) = guest.output_timeout(Duration::from_secs(30)).unwrap();
     assert!(st.success(), "{err}");
-    assert!(err.contains("waiting in the lobby") && err.contains("admitted by a moderator"), "{err}");
+    assert!(
+        err.contains("waiting in the lobby") && err.contains("admitted by a moderator"),
+        "{err}"
+    );
     let (rate, heard) = read_wav(&rec).unwrap();
-    assert!(heard.len() > 48_000 * 3, "the guest heard the room once admitted ({} samples)", heard.len());
+    assert!(
+        heard.len() > 48_000 * 3,
+        "the guest heard the room once admitted ({} samples)",
+        heard.len()
+    );
     let f = dominant_frequency(&heard[24_000..], rate);
     assert!((f - 660.0).abs() <= 5.0, "dominant {f} Hz");
     drop(speaker);

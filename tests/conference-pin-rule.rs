@@ -23,7 +23,8 @@ fn pin_rule_and_visibility_across_restart() {
         assert!(String::from_utf8_lossy(&o.stderr).contains(rule));
     }
 
-    d.cli_ok(&["conference", "add", "c1", "--pin", "1234", "--name", "Weekly"]).unwrap();
+    d.cli_ok(&["conference", "add", "c1", "--pin", "1234", "--name", "Weekly"])
+        .unwrap();
     let (status, body) = d.api("GET", "/api/v1/conferences/c1", None).unwrap();
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["pin"], "1234");

@@ -35,8 +35,14 @@ fn runs_on_defaults_and_creates_its_state() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(ok, "/healthz never answered");
-    assert!(dir.path().join("confgate-data/confgate.db").exists(), "state under ./confgate-data");
-    assert!(dir.path().join("confgate-data/loopback.sock").exists(), "loopback socket in the state dir");
+    assert!(
+        dir.path().join("confgate-data/confgate.db").exists(),
+        "state under ./confgate-data"
+    );
+    assert!(
+        dir.path().join("confgate-data/loopback.sock").exists(),
+        "loopback socket in the state dir"
+    );
 
     let printed = std::fs::read_to_string(dir.path().join("out")).unwrap();
     assert!(printed.contains(&format!("http://127.0.0.1:{port}/")), "{printed}");
@@ -49,15 +55,31 @@ fn runs_on_defaults_and_creates_its_state() {
     assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
 
     // The printed token works on the admin API.
-    let r = ureq::get(&format!("{url}/api/v1/users")).set("Authorization", &format!("Bearer {token}")).call().unwrap();
+    let r = ureq::get(&format!("{url}/api/v1/users"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
     assert_eq!(r.status(), 200);
 
-    let metrics = ureq::get(&format!("{url}/metrics")).call().unwrap().into_string().unwrap();
-    assert!(metrics.contains("confgate_listener_up{listener=\"http\"} 1"), "{metrics}");
-    assert!(metrics.contains("confgate_listener_up{listener=\"loopback\"} 1"), "{metrics}");
+    let metrics = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("confgate_listener_up{listener=\"http\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("confgate_listener_up{listener=\"loopback\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("confgate_conferences_running 0"), "{metrics}");
 
     child.signal("TERM").unwrap();
     assert!(child.wait_timeout(Duration::from_secs(15)).unwrap().success());
-    assert!(!dir.path().join("confgate-data/loopback.sock").exists(), "socket removed on stop");
+    assert!(
+        !dir.path().join("confgate-data/loopback.sock").exists(),
+        "socket removed on stop"
+    );
 }

@@ -40,12 +40,21 @@ fn acknowledged_writes_survive_kill_9() {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 3, "some writes were acknowledged before the kill ({})", acked.len());
+    assert!(
+        acked.len() >= 3,
+        "some writes were acknowledged before the kill ({})",
+        acked.len()
+    );
 
     d.spawn(&[]).unwrap();
     let (s, list) = d.api("GET", "/api/v1/users", None).unwrap();
     assert_eq!(s, 200);
-    let have: Vec<String> = list.as_array().unwrap().iter().map(|u| u["user"].as_str().unwrap().to_string()).collect();
+    let have: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user"].as_str().unwrap().to_string())
+        .collect();
     for u in &acked {
         assert!(have.contains(u), "acknowledged account {u} lost after kill -9");
     }
@@ -55,5 +64,10 @@ fn acknowledged_writes_survive_kill_9() {
         assert_eq!(u["display_name"], format!("User {n}"));
     }
     // and the daemon still writes
-    assert_eq!(d.api("POST", "/api/v1/users", Some(json!({"user": "after"}))).unwrap().0, 201);
+    assert_eq!(
+        d.api("POST", "/api/v1/users", Some(json!({"user": "after"})))
+            .unwrap()
+            .0,
+        201
+    );
 }

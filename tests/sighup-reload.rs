@@ -15,10 +15,18 @@ fn reload_applies_routing_and_names_restart_keys() {
     // restart with the file
     assert!(d.terminate(Duration::from_secs(10)).unwrap().success());
     d.spawn(&["--config", cfg.to_str().unwrap()]).unwrap();
-    let (st, _, err) = d.bot(&["--conference", "lounge", "--duration", "1"]).unwrap().output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, _, err) = d
+        .bot(&["--conference", "lounge", "--duration", "1"])
+        .unwrap()
+        .output_timeout(Duration::from_secs(20))
+        .unwrap();
     assert!(st.success(), "{err}");
 
-    std::fs::write(&cfg, "[routing]\nallow_anonymous = false\n[media]\nport_min = 30000\nport_max = 30999\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[routing]\nallow_anonymous = false\n[media]\nport_min = 30000\nport_max = 30999\n",
+    )
+    .unwrap();
     d.child.as_ref().unwrap().signal("HUP").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !d.stderr().contains("configuration reloaded") {
@@ -27,7 +35,11 @@ fn reload_applies_routing_and_names_restart_keys() {
     }
     let log = d.stderr();
     assert!(log.contains("only after a restart") && log.contains("media"), "{log}");
-    let (st, _, err) = d.bot(&["--conference", "lounge", "--duration", "1"]).unwrap().output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, _, err) = d
+        .bot(&["--conference", "lounge", "--duration", "1"])
+        .unwrap()
+        .output_timeout(Duration::from_secs(20))
+        .unwrap();
     assert_eq!(st.code(), Some(3), "anonymous now refused: {err}");
     assert!(err.contains("anonymous_not_allowed"), "{err}");
 

@@ -47,13 +47,19 @@ fn notify_ready_watchdog_stopping_and_clean_exit() {
 
     // A bot in a conference is told the server is shutting down.
     d.cli_ok(&["conference", "add", "room"]).unwrap();
-    let bot = d.bot(&["--conference", "room", "--play", "tone:300", "--duration", "30"]).unwrap();
+    let bot = d
+        .bot(&["--conference", "room", "--play", "tone:300", "--duration", "30"])
+        .unwrap();
     std::thread::sleep(Duration::from_millis(800));
 
     let started = Instant::now();
     let status = d.terminate(Duration::from_secs(10)).unwrap();
     assert!(status.success(), "exit status {status}");
-    assert!(started.elapsed() < Duration::from_secs(4), "within the 3 s grace period: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "within the 3 s grace period: {:?}",
+        started.elapsed()
+    );
     recv_until(&sock, "STOPPING=1", Duration::from_secs(2));
 
     let (st, _, err) = bot.output_timeout(Duration::from_secs(5)).unwrap();

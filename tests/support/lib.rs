@@ -21,7 +21,11 @@ use anyhow::{anyhow, bail, Context, Result};
 pub fn confgate_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test>-<hash> → target/<profile>/confgate
-    let bin = exe.parent().and_then(Path::parent).map(|d| d.join("confgate")).unwrap_or_default();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("confgate"))
+        .unwrap_or_default();
     assert!(
         bin.exists(),
         "{} does not exist: build it first with `cargo build --workspace --bins`",
@@ -61,7 +65,10 @@ impl Drop for TempDir {
 
 /// A loopback TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
 }
 
 /// A child process killed by PID when dropped.
@@ -107,7 +114,10 @@ impl ChildGuard {
 
     /// Sends a signal by name (`TERM`, `HUP`, `KILL`).
     pub fn signal(&self, sig: &str) -> Result<()> {
-        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.0.id().to_string()).status()?;
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.0.id().to_string())
+            .status()?;
         if !st.success() {
             bail!("kill -{sig} {} failed", self.0.id());
         }
@@ -151,13 +161,21 @@ impl Daemon {
         let dir = TempDir::new(name);
         let port = free_port();
         let mut env = vec![
-            ("CONFGATE_SERVER__DATA_DIR".to_string(), dir.path().join("data").display().to_string()),
+            (
+                "CONFGATE_SERVER__DATA_DIR".to_string(),
+                dir.path().join("data").display().to_string(),
+            ),
             ("CONFGATE_SERVER__NAME".to_string(), SERVER.to_string()),
             ("CONFGATE_HTTP__LISTEN".to_string(), format!("127.0.0.1:{port}")),
             ("CONFGATE_MEDIA__ADVERTISE".to_string(), "127.0.0.1".to_string()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut d = Self { dir, port, env, child: None };
+        let mut d = Self {
+            dir,
+            port,
+            env,
+            child: None,
+        };
         d.spawn(&[])?;
         Ok(d)
     }
@@ -197,7 +215,10 @@ impl Daemon {
                     bail!("confgate serve exited with {st} during start-up: {}", self.stderr());
                 }
             }
-            if let Ok(r) = ureq::get(&self.url("/healthz")).timeout(Duration::from_millis(500)).call() {
+            if let Ok(r) = ureq::get(&self.url("/healthz"))
+                .timeout(Duration::from_millis(500))
+                .call()
+            {
                 if r.status() == 200 {
                     return Ok(());
                 }
@@ -229,20 +250,34 @@ impl Daemon {
 
     /// Runs a CLI command with `input` on standard input.
     pub fn cli_stdin(&self, args: &[&str], input: &str) -> Result<Output> {
-        let mut c = self.command().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let mut c = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
         if let Some(mut si) = c.stdin.take() {
             std::io::Write::write_all(&mut si, input.as_bytes())?;
         }
         let guard = ChildGuard(c);
         let (status, stdout, stderr) = guard.output_timeout(Duration::from_secs(60))?;
-        Ok(Output { status, stdout: stdout.into_bytes(), stderr: stderr.into_bytes() })
+        Ok(Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr: stderr.into_bytes(),
+        })
     }
 
     /// Runs a CLI command that must succeed; returns its stdout.
     pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
         let o = self.cli(args)?;
         if !o.status.success() {
-            bail!("confgate {args:?} failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr));
+            bail!(
+                "confgate {args:?} failed ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         Ok(String::from_utf8_lossy(&o.stdout).into_owned())
     }
@@ -281,13 +316,24 @@ impl Daemon {
         };
         let status = resp.status();
         let text = resp.into_string()?;
-        let json = if text.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text)? };
+        let json = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        };
         Ok((status, json))
     }
 
     /// Starts `confgate bot` with these arguments (stdout/stderr piped).
     pub fn bot(&self, args: &[&str]) -> Result<ChildGuard> {
-        let c = self.command().arg("bot").args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        let c = self
+            .command()
+            .arg("bot")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
         Ok(ChildGuard(c))
     }
 
