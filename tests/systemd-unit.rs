@@ -210,7 +210,7 @@ fn unit_is_notify_with_watchdog_and_hardening() -> Result<()> {
         ("DynamicUser", "yes"),
         ("StateDirectory", "confgate"),
         ("ConfigurationDirectory", "confgate"),
-        ("Environment", "CONFGATE_SERVER__DATA_DIR=/var/lib/confgate"),
+        ("RuntimeDirectory", "confgate"),
         ("UMask", "0077"),
         ("LimitNOFILE", "65536"),
         // capabilities
@@ -251,6 +251,22 @@ fn unit_is_notify_with_watchdog_and_hardening() -> Result<()> {
         }
     }
     ensure!(wrong.is_empty(), "{UNIT_NAME}:\n{}", wrong.join("\n"));
+
+    // Environment= may repeat: the state directory and the loopback socket are both set.
+    let env: Vec<&str> = s
+        .iter()
+        .filter(|(sec, k, _)| sec == "Service" && k == "Environment")
+        .map(|(_, _, v)| v.as_str())
+        .collect();
+    for want in [
+        "CONFGATE_SERVER__DATA_DIR=/var/lib/confgate",
+        "CONFGATE_LOOPBACK__SOCKET=/run/confgate/loopback.sock",
+    ] {
+        ensure!(
+            env.contains(&want),
+            "{UNIT_NAME}: Environment={want} missing (have {env:?})"
+        );
+    }
 
     ensure!(
         value(&s, "Unit", "Documentation")?.contains("://"),
