@@ -1,0 +1,605 @@
+//! The forwarding engine: one worker thread per core, each owning its
+//! endpoints, their sockets and their SRTP contexts, so that the packet path
+//! takes no locks.
+//!
+//! A round: `epoll_wait` → for each ready socket one `recvmmsg` (no second
+//! call to find it empty: the poll is level-triggered) → per datagram:
+//! demux, source check, validation, SRTP unprotect in place, then for each
+//! subscriber a copy into the send batch, stream rewriting, SRTP protect in
+//! place → one `sendmmsg` per run of datagrams from one socket.
+//!
+//! Subscriptions are the forwarding graph (rtpengine's media subscriptions):
+//! media received on endpoint A is sent out of every endpoint that
+//! subscribed to A, to that endpoint's peer. A two-party bridge is two
+//! endpoints subscribed to each other; a fan-out is many subscribers.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::demux::{classify, PacketKind};
+use crate::rtp::{parse_rtcp, parse_rtp, ReceptionStats, StreamRewriter};
+use crate::srtp::SrtpContext;
+use crate::sys::{Epoll, EventFd, RecvBatch, SendBatch, BUF_SIZE};
+
+/// Token of the worker's wake-up eventfd.
+const WAKE: u64 = u64::MAX;
+
+/// How a source address is accepted (protection against media hijacking).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatchMode {
+    /// Learn the peer's address from its first valid (for SRTP:
+    /// authenticated) packet, then accept only that address.
+    #[default]
+    Once,
+    /// Accept only the signalled address; never learn another.
+    Signaled,
+}
+
+/// Why packets were dropped, counted per reason.
+#[derive(Debug, Default)]
+pub struct DropCounters {
+    /// Not RTP/RTCP, or a header that does not validate.
+    pub malformed: AtomicU64,
+    /// From an address other than the latched or signalled one.
+    pub wrong_source: AtomicU64,
+    /// SRTP/SRTCP authentication failed.
+    pub srtp_auth: AtomicU64,
+    /// SRTP/SRTCP replayed or too old.
+    pub srtp_replay: AtomicU64,
+    /// Other SRTP failures (too many SSRCs, no room).
+    pub srtp_other: AtomicU64,
+    /// A subscriber whose peer address is not known yet.
+    pub no_destination: AtomicU64,
+    /// STUN on a port with no ICE handling.
+    pub stun: AtomicU64,
+    /// DTLS on a port with no DTLS handling.
+    pub dtls: AtomicU64,
+    /// The kernel refused to send.
+    pub send_failed: AtomicU64,
+    /// Datagrams for an endpoint that no longer exists.
+    pub unknown_endpoint: AtomicU64,
+}
+
+impl DropCounters {
+    /// `(reason, count)` for every reason.
+    pub fn snapshot(&self) -> [(&'static str, u64); 10] {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("malformed", l(&self.malformed)),
+            ("wrong_source", l(&self.wrong_source)),
+            ("srtp_auth", l(&self.srtp_auth)),
+            ("srtp_replay", l(&self.srtp_replay)),
+            ("srtp_other", l(&self.srtp_other)),
+            ("no_destination", l(&self.no_destination)),
+            ("stun", l(&self.stun)),
+            ("dtls", l(&self.dtls)),
+            ("send_failed", l(&self.send_failed)),
+            ("unknown_endpoint", l(&self.unknown_endpoint)),
+        ]
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counters of one endpoint, published by its worker a few times a second.
+#[derive(Debug, Default)]
+pub(crate) struct EndpointStats {
+    /// RTP packets received and accepted.
+    pub rtp_in: AtomicU64,
+    /// RTP payload+header bytes received (after SRTP removal).
+    pub bytes_in: AtomicU64,
+    /// RTCP packets received and accepted.
+    pub rtcp_in: AtomicU64,
+    /// Packets sent out of this endpoint (RTP and RTCP).
+    pub packets_out: AtomicU64,
+    /// Bytes sent out of this endpoint.
+    pub bytes_out: AtomicU64,
+    /// RTP packets lost (RFC 3550 A.3), of what this endpoint received.
+    pub lost: AtomicU64,
+    /// Interarrival jitter in clock units × 1000.
+    pub jitter_milli: AtomicU64,
+    /// Milliseconds since the relay started at the last accepted packet (0: never).
+    pub last_packet_ms: AtomicU64,
+    /// The peer's learned address, as text, when latched (for queries).
+    pub latched: std::sync::Mutex<Option<SocketAddr>>,
+}
+
+/// What the control plane tells a worker.
+pub(crate) enum Cmd {
+    Add(Box<NewEndpoint>),
+    Configure(u64, Box<EndpointConfig>),
+    Subscribe { from: u64, to: u64 },
+    Unsubscribe { from: u64, to: u64 },
+    Rewrite { id: u64, ssrc: Option<u32>, ts_step: u32 },
+    Remove(u64, SyncSender<()>),
+    Shutdown,
+}
+
+pub(crate) struct NewEndpoint {
+    pub id: u64,
+    pub rtp: UdpSocket,
+    pub rtcp: Option<UdpSocket>,
+    pub stats: Arc<EndpointStats>,
+}
+
+/// Where an endpoint's peer is and how its media is protected.
+#[derive(Default)]
+pub(crate) struct EndpointConfig {
+    /// The signalled RTP address of the peer (from SDP, H.245, ...).
+    pub peer: Option<SocketAddr>,
+    /// The signalled RTCP address (default: RTP port + 1, or the RTP address with rtcp-mux).
+    pub peer_rtcp: Option<SocketAddr>,
+    /// Source address policy.
+    pub latch: LatchMode,
+    /// Decrypts what the peer sends (its key).
+    pub srtp_in: Option<SrtpContext>,
+    /// Encrypts what we send to the peer (our key).
+    pub srtp_out: Option<SrtpContext>,
+    /// RTP clock rate of what the peer sends, for jitter (default 8000).
+    pub clock_rate: u32,
+    /// RTCP goes over the RTP port in both directions (RFC 5761).
+    pub rtcp_mux: bool,
+}
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("peer", &self.peer)
+            .field("peer_rtcp", &self.peer_rtcp)
+            .field("latch", &self.latch)
+            .field("srtp_in", &self.srtp_in.is_some())
+            .field("srtp_out", &self.srtp_out.is_some())
+            .finish()
+    }
+}
+
+struct Endpoint {
+    rtp: UdpSocket,
+    rtcp: Option<UdpSocket>,
+    signaled: Option<SocketAddr>,
+    signaled_rtcp: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+    peer_rtcp: Option<SocketAddr>,
+    latch: LatchMode,
+    latched: bool,
+    rtcp_latched: bool,
+    srtp_in: Option<SrtpContext>,
+    srtp_out: Option<SrtpContext>,
+    clock_rate: u32,
+    rtcp_mux: bool,
+    subscribers: Vec<u64>,
+    rewriter: Option<(StreamRewriter, u32)>,
+    reception: ReceptionStats,
+    local: LocalStats,
+    stats: Arc<EndpointStats>,
+}
+
+/// Counters kept in the worker and published in bulk (no atomic per packet).
+#[derive(Default, Clone, Copy)]
+struct LocalStats {
+    rtp_in: u64,
+    bytes_in: u64,
+    rtcp_in: u64,
+    packets_out: u64,
+    bytes_out: u64,
+    last_packet_ms: u64,
+}
+
+impl Endpoint {
+    fn rtcp_destination(&self) -> Option<SocketAddr> {
+        if self.rtcp_mux {
+            return self.peer;
+        }
+        match (&self.rtcp, self.peer_rtcp, self.peer) {
+            (_, Some(a), _) => Some(a),
+            (None, None, Some(p)) => Some(p),
+            // RFC 3550 §11: RTCP on the next port when nothing else is known.
+            (Some(_), None, Some(p)) => Some(SocketAddr::new(p.ip(), p.port().wrapping_add(1))),
+            _ => None,
+        }
+    }
+
+    fn publish(&mut self) {
+        let s = &self.stats;
+        s.rtp_in.store(self.local.rtp_in, Ordering::Relaxed);
+        s.bytes_in.store(self.local.bytes_in, Ordering::Relaxed);
+        s.rtcp_in.store(self.local.rtcp_in, Ordering::Relaxed);
+        s.packets_out.store(self.local.packets_out, Ordering::Relaxed);
+        s.bytes_out.store(self.local.bytes_out, Ordering::Relaxed);
+        s.last_packet_ms.store(self.local.last_packet_ms, Ordering::Relaxed);
+        s.lost.store(self.reception.lost(), Ordering::Relaxed);
+        s.jitter_milli
+            .store((self.reception.jitter() * 1000.0) as u64, Ordering::Relaxed);
+        if self.latched {
+            if let Ok(mut l) = s.latched.lock() {
+                *l = self.peer;
+            }
+        }
+    }
+}
+
+/// One worker thread's state.
+pub(crate) struct Worker {
+    epoll: Epoll,
+    wake: Arc<EventFd>,
+    cmds: Receiver<Cmd>,
+    endpoints: HashMap<u64, Endpoint>,
+    recv: RecvBatch,
+    send: SendBatch,
+    drops: Arc<DropCounters>,
+    epoch: Instant,
+    /// Total syscalls made for packet I/O, for benchmarks.
+    syscalls: Arc<AtomicU64>,
+}
+
+fn token(id: u64, rtcp: bool) -> u64 {
+    id << 1 | u64::from(rtcp)
+}
+
+impl Worker {
+    pub(crate) fn new(
+        wake: Arc<EventFd>,
+        cmds: Receiver<Cmd>,
+        drops: Arc<DropCounters>,
+        epoch: Instant,
+        batch: usize,
+        syscalls: Arc<AtomicU64>,
+    ) -> std::io::Result<Self> {
+        let epoll = Epoll::new(256)?;
+        epoll.add(wake.raw(), WAKE)?;
+        Ok(Self {
+            epoll,
+            wake,
+            cmds,
+            endpoints: HashMap::new(),
+            recv: RecvBatch::new(batch),
+            send: SendBatch::new(batch * 4),
+            drops,
+            epoch,
+            syscalls,
+        })
+    }
+
+    /// Runs until told to shut down.
+    pub(crate) fn run(mut self) {
+        let mut ready: Vec<u64> = Vec::with_capacity(256);
+        let mut last_publish = Instant::now();
+        loop {
+            ready.clear();
+            match self.epoll.wait(100) {
+                Ok(tokens) => ready.extend(tokens),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+            self.syscalls.fetch_add(1, Ordering::Relaxed);
+            let now_ms = self.epoch.elapsed().as_millis() as u64 + 1;
+            for &t in &ready {
+                if t == WAKE {
+                    self.wake.clear();
+                    if !self.commands() {
+                        return;
+                    }
+                    continue;
+                }
+                self.drain_socket(t, now_ms);
+            }
+            let st = self.send.flush();
+            self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+            if st.failed > 0 {
+                self.drops.send_failed.fetch_add(st.failed, Ordering::Relaxed);
+            }
+            if last_publish.elapsed() >= Duration::from_millis(200) {
+                last_publish = Instant::now();
+                for ep in self.endpoints.values_mut() {
+                    ep.publish();
+                }
+            }
+        }
+    }
+
+    /// Applies pending commands; false on shutdown.
+    fn commands(&mut self) -> bool {
+        while let Ok(cmd) = self.cmds.try_recv() {
+            match cmd {
+                Cmd::Add(n) => {
+                    let NewEndpoint { id, rtp, rtcp, stats } = *n;
+                    if self.epoll.add(rtp.as_raw_fd(), token(id, false)).is_err() {
+                        continue;
+                    }
+                    if let Some(r) = &rtcp {
+                        let _ = self.epoll.add(r.as_raw_fd(), token(id, true));
+                    }
+                    self.endpoints.insert(
+                        id,
+                        Endpoint {
+                            rtp,
+                            rtcp,
+                            signaled: None,
+                            signaled_rtcp: None,
+                            peer: None,
+                            peer_rtcp: None,
+                            latch: LatchMode::Once,
+                            latched: false,
+                            rtcp_latched: false,
+                            srtp_in: None,
+                            srtp_out: None,
+                            clock_rate: 8000,
+                            rtcp_mux: false,
+                            subscribers: Vec::with_capacity(4),
+                            rewriter: None,
+                            reception: ReceptionStats::default(),
+                            local: LocalStats::default(),
+                            stats,
+                        },
+                    );
+                }
+                Cmd::Configure(id, cfg) => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        let cfg = *cfg;
+                        // A new signalled address resets latching (re-INVITE, media handover).
+                        if cfg.peer != ep.signaled {
+                            ep.latched = false;
+                            ep.rtcp_latched = false;
+                            ep.peer = cfg.peer;
+                            ep.peer_rtcp = cfg.peer_rtcp;
+                        }
+                        ep.signaled = cfg.peer;
+                        ep.signaled_rtcp = cfg.peer_rtcp;
+                        ep.latch = cfg.latch;
+                        ep.srtp_in = cfg.srtp_in;
+                        ep.srtp_out = cfg.srtp_out;
+                        ep.clock_rate = if cfg.clock_rate == 0 { 8000 } else { cfg.clock_rate };
+                        ep.rtcp_mux = cfg.rtcp_mux || ep.rtcp.is_none();
+                    }
+                }
+                Cmd::Subscribe { from, to } => {
+                    if self.endpoints.contains_key(&to) {
+                        if let Some(ep) = self.endpoints.get_mut(&from) {
+                            if !ep.subscribers.contains(&to) {
+                                ep.subscribers.push(to);
+                            }
+                        }
+                    }
+                }
+                Cmd::Unsubscribe { from, to } => {
+                    if let Some(ep) = self.endpoints.get_mut(&from) {
+                        ep.subscribers.retain(|s| *s != to);
+                    }
+                }
+                Cmd::Rewrite { id, ssrc, ts_step } => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        ep.rewriter = ssrc.map(|s| (StreamRewriter::new(s), ts_step));
+                    }
+                }
+                Cmd::Remove(id, done) => {
+                    if let Some(mut ep) = self.endpoints.remove(&id) {
+                        ep.publish();
+                        let _ = self.epoll.delete(ep.rtp.as_raw_fd());
+                        if let Some(r) = &ep.rtcp {
+                            let _ = self.epoll.delete(r.as_raw_fd());
+                        }
+                    }
+                    for ep in self.endpoints.values_mut() {
+                        ep.subscribers.retain(|s| *s != id);
+                    }
+                    let _ = done.send(());
+                }
+                Cmd::Shutdown => return false,
+            }
+        }
+        true
+    }
+
+    fn drain_socket(&mut self, t: u64, now_ms: u64) {
+        let id = t >> 1;
+        let is_rtcp_socket = t & 1 == 1;
+        let fd = match self.endpoints.get(&id) {
+            Some(ep) if is_rtcp_socket => match &ep.rtcp {
+                Some(s) => s.as_raw_fd(),
+                None => return,
+            },
+            Some(ep) => ep.rtp.as_raw_fd(),
+            None => {
+                bump(&self.drops.unknown_endpoint);
+                return;
+            }
+        };
+        let n = match self.recv.recv(fd) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if self.send.is_full() {
+                let st = self.send.flush();
+                self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                if st.failed > 0 {
+                    self.drops.send_failed.fetch_add(st.failed, Ordering::Relaxed);
+                }
+            }
+            let (buf, len, src) = self.recv.packet_mut(i);
+            let Some(src) = src else { continue };
+            forward(
+                &mut self.endpoints,
+                &mut self.send,
+                &self.drops,
+                id,
+                is_rtcp_socket,
+                buf,
+                len,
+                src,
+                now_ms,
+            );
+        }
+    }
+}
+
+/// Handles one received datagram. Public to the crate for tests and benchmarks.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    endpoints: &mut HashMap<u64, Endpoint>,
+    send: &mut SendBatch,
+    drops: &DropCounters,
+    id: u64,
+    on_rtcp_socket: bool,
+    buf: &mut [u8; BUF_SIZE],
+    len: usize,
+    src: SocketAddr,
+    now_ms: u64,
+) {
+    if len == 0 {
+        bump(&drops.malformed);
+        return;
+    }
+    let kind = match classify(&buf[..len]) {
+        PacketKind::Rtp if on_rtcp_socket => PacketKind::Unknown,
+        k => k,
+    };
+    let Some(ep) = endpoints.get_mut(&id) else {
+        bump(&drops.unknown_endpoint);
+        return;
+    };
+    let rtcp = match kind {
+        PacketKind::Rtp => false,
+        PacketKind::Rtcp => true,
+        PacketKind::Stun => return bump(&drops.stun),
+        PacketKind::Dtls => return bump(&drops.dtls),
+        _ => return bump(&drops.malformed),
+    };
+
+    // Source check before any work.
+    let (latched, known) = if rtcp && on_rtcp_socket {
+        (ep.rtcp_latched, ep.peer_rtcp.or(ep.signaled_rtcp))
+    } else {
+        (ep.latched, ep.peer)
+    };
+    let source_ok = match ep.latch {
+        LatchMode::Signaled => {
+            let want = if rtcp && on_rtcp_socket {
+                ep.signaled_rtcp.or(ep.rtcp_destination())
+            } else {
+                ep.signaled
+            };
+            want == Some(src) || (rtcp && want.is_some_and(|w| w.ip() == src.ip()))
+        }
+        LatchMode::Once => !latched || known == Some(src),
+    };
+    if !source_ok {
+        return bump(&drops.wrong_source);
+    }
+
+    // Validate, then authenticate and decrypt in place.
+    let mut len = len;
+    if rtcp {
+        if let Some(ctx) = ep.srtp_in.as_mut() {
+            match ctx.unprotect_rtcp(buf, len) {
+                Ok(l) => len = l,
+                Err(e) => return count_srtp(drops, &e),
+            }
+        }
+        if parse_rtcp(&buf[..len]).is_err() {
+            return bump(&drops.malformed);
+        }
+    } else {
+        let Ok(h) = parse_rtp(&buf[..len]) else {
+            return bump(&drops.malformed);
+        };
+        if let Some(ctx) = ep.srtp_in.as_mut() {
+            match ctx.unprotect_rtp(buf, len) {
+                Ok(l) => len = l,
+                Err(e) => return count_srtp(drops, &e),
+            }
+        }
+        let arrival = (now_ms.wrapping_mul(u64::from(ep.clock_rate)) / 1000) as u32;
+        ep.reception.record(h.sequence, h.timestamp, arrival);
+    }
+
+    // Latch only after the packet proved itself (for SRTP: authenticated).
+    if ep.latch == LatchMode::Once {
+        if rtcp && on_rtcp_socket {
+            if !ep.rtcp_latched {
+                ep.peer_rtcp = Some(src);
+                ep.rtcp_latched = true;
+            }
+        } else if !ep.latched {
+            ep.peer = Some(src);
+            ep.latched = true;
+        }
+    }
+    if rtcp {
+        ep.local.rtcp_in += 1;
+    } else {
+        ep.local.rtp_in += 1;
+        ep.local.bytes_in += len as u64;
+    }
+    ep.local.last_packet_ms = now_ms;
+
+    let n_subs = ep.subscribers.len();
+    for k in 0..n_subs {
+        let Some(sub_id) = endpoints.get(&id).and_then(|e| e.subscribers.get(k).copied()) else {
+            break;
+        };
+        let Some(sub) = endpoints.get_mut(&sub_id) else {
+            continue;
+        };
+        let (dest, fd) = if rtcp {
+            let sock = if sub.rtcp_mux {
+                &sub.rtp
+            } else {
+                sub.rtcp.as_ref().unwrap_or(&sub.rtp)
+            };
+            (sub.rtcp_destination(), sock.as_raw_fd())
+        } else {
+            (sub.peer, sub.rtp.as_raw_fd())
+        };
+        let Some(dest) = dest else {
+            bump(&drops.no_destination);
+            continue;
+        };
+        let Some(out) = send.next_buf() else {
+            bump(&drops.send_failed);
+            continue;
+        };
+        out[..len].copy_from_slice(&buf[..len]);
+        let mut out_len = len;
+        if !rtcp {
+            if let Some((rw, step)) = sub.rewriter.as_mut() {
+                if let Ok(h) = parse_rtp(&out[..len]) {
+                    rw.rewrite(&mut out[..len], &h, *step);
+                }
+            }
+        }
+        if let Some(ctx) = sub.srtp_out.as_mut() {
+            let r = if rtcp {
+                ctx.protect_rtcp(out, len)
+            } else {
+                ctx.protect_rtp(out, len)
+            };
+            match r {
+                Ok(l) => out_len = l,
+                Err(e) => {
+                    count_srtp(drops, &e);
+                    continue;
+                }
+            }
+        }
+        send.commit(fd, &dest, out_len);
+        sub.local.packets_out += 1;
+        sub.local.bytes_out += out_len as u64;
+    }
+}
+
+fn count_srtp(drops: &DropCounters, e: &crate::srtp::SrtpError) {
+    use crate::srtp::SrtpError;
+    match e {
+        SrtpError::AuthFailed => bump(&drops.srtp_auth),
+        SrtpError::Replayed | SrtpError::TooOld => bump(&drops.srtp_replay),
+        _ => bump(&drops.srtp_other),
+    }
+}

@@ -1,0 +1,273 @@
+//! The relay forwards between two endpoints on loopback: latching,
+//! hijack protection, fan-out, SRTP re-keying, and freeing ports.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use confgate_relay::{LatchMode, PeerConfig, Relay, RelayConfig, SrtpContext, SrtpParams, SrtpProfile};
+
+fn relay(min: u16) -> Relay {
+    Relay::start(RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        port_min: min,
+        port_max: min + 99,
+        workers: 2,
+        batch: 16,
+    })
+    .unwrap()
+}
+
+fn client() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s
+}
+
+fn rtp(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+fn at(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut buf = [0u8; 2048];
+    s.recv_from(&mut buf).ok().map(|(n, a)| (buf[..n].to_vec(), a))
+}
+
+#[test]
+fn bridge_latches_and_refuses_hijackers() {
+    let r = relay(42000);
+    let (a, b) = (client(), client());
+    let ea = r.create_endpoint(7, false).unwrap();
+    let eb = r.create_endpoint(7, false).unwrap();
+    // B's address is signalled; A's is learned from its first packet.
+    r.configure(
+        eb.id,
+        &PeerConfig {
+            peer: Some(b.local_addr().unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    r.configure(ea.id, &PeerConfig::default()).unwrap();
+    r.subscribe(ea.id, eb.id).unwrap();
+    r.subscribe(eb.id, ea.id).unwrap();
+
+    a.send_to(&rtp(1, 0xa, b"hello"), at(ea.rtp_port)).unwrap();
+    let (got, from) = recv(&b).unwrap();
+    assert_eq!(got, rtp(1, 0xa, b"hello"), "forwarded unchanged");
+    assert_eq!(from, at(eb.rtp_port), "sent from B's endpoint (symmetric RTP)");
+    b.send_to(&rtp(1, 0xb, b"back"), at(eb.rtp_port)).unwrap();
+    let (got, from) = recv(&a).unwrap();
+    assert_eq!(got, rtp(1, 0xb, b"back"), "A was latched from its first packet");
+    assert_eq!(from, at(ea.rtp_port));
+
+    // A hijacker sending to A's endpoint is dropped; so is garbage.
+    let evil = client();
+    evil.send_to(&rtp(2, 0xe, b"evil"), at(ea.rtp_port)).unwrap();
+    a.send_to(b"not rtp at all", at(ea.rtp_port)).unwrap();
+    a.send_to(&rtp(3, 0xa, b"ok"), at(ea.rtp_port)).unwrap();
+    let (got, _) = recv(&b).unwrap();
+    assert_eq!(got, rtp(3, 0xa, b"ok"));
+    assert!(recv(&b).is_none(), "nothing else arrives");
+    std::thread::sleep(Duration::from_millis(300));
+    let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
+    assert_eq!(drops["wrong_source"], 1);
+    assert_eq!(drops["malformed"], 1);
+
+    // RTCP on the next port goes to the peer's RTCP port (RTP + 1 by default).
+    let b_rtcp = UdpSocket::bind(SocketAddr::new(
+        b.local_addr().unwrap().ip(),
+        b.local_addr().unwrap().port() + 1,
+    ));
+    if let Ok(b_rtcp) = b_rtcp {
+        b_rtcp.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let rr = [0x80u8, 201, 0, 1, 0, 0, 0, 0xa];
+        a.send_to(&rr, at(ea.rtcp_port.unwrap())).unwrap();
+        let (got, from) = recv(&b_rtcp).unwrap();
+        assert_eq!(got, rr);
+        assert_eq!(from, at(eb.rtcp_port.unwrap()));
+    }
+
+    let st = r.stats(ea.id).unwrap();
+    assert!(st.rtp_in >= 2, "{st:?}");
+    assert_eq!(st.latched, Some(a.local_addr().unwrap()));
+    r.shutdown();
+}
+
+#[test]
+fn signalled_only_mode_ignores_other_sources() {
+    let r = relay(42100);
+    let (a, b, other) = (client(), client(), client());
+    let ea = r.create_endpoint(1, true).unwrap();
+    let eb = r.create_endpoint(1, true).unwrap();
+    r.configure(
+        ea.id,
+        &PeerConfig {
+            peer: Some(a.local_addr().unwrap()),
+            latch: LatchMode::Signaled,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    r.configure(
+        eb.id,
+        &PeerConfig {
+            peer: Some(b.local_addr().unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    r.subscribe(ea.id, eb.id).unwrap();
+    other.send_to(&rtp(1, 1, b"x"), at(ea.rtp_port)).unwrap();
+    assert!(recv(&b).is_none(), "not from the signalled address");
+    a.send_to(&rtp(2, 1, b"y"), at(ea.rtp_port)).unwrap();
+    assert_eq!(recv(&b).unwrap().0, rtp(2, 1, b"y"));
+    r.shutdown();
+}
+
+#[test]
+fn fan_out_with_stream_rewriting() {
+    let r = relay(42200);
+    let src = client();
+    let subs: Vec<UdpSocket> = (0..3).map(|_| client()).collect();
+    let e_src = r.create_endpoint(3, true).unwrap();
+    r.configure(e_src.id, &PeerConfig::default()).unwrap();
+    let mut ends = Vec::new();
+    for s in &subs {
+        let e = r.create_endpoint(3, true).unwrap();
+        r.configure(
+            e.id,
+            &PeerConfig {
+                peer: Some(s.local_addr().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        r.subscribe(e_src.id, e.id).unwrap();
+        ends.push(e);
+    }
+    r.set_rewrite(ends[0].id, Some(0x5555), 160).unwrap();
+    src.send_to(&rtp(10, 0xabc, b"to all"), at(e_src.rtp_port)).unwrap();
+    let (first, _) = recv(&subs[0]).unwrap();
+    assert_eq!(
+        &first[8..12],
+        &0x5555u32.to_be_bytes(),
+        "rewritten SSRC for the first subscriber"
+    );
+    for s in &subs[1..] {
+        assert_eq!(recv(s).unwrap().0, rtp(10, 0xabc, b"to all"));
+    }
+    // a second publisher's stream continues the rewritten sequence
+    let other = client();
+    let e2 = r.create_endpoint(3, true).unwrap();
+    r.configure(e2.id, &PeerConfig::default()).unwrap();
+    r.unsubscribe(e_src.id, ends[0].id).unwrap();
+    r.subscribe(e2.id, ends[0].id).unwrap();
+    other.send_to(&rtp(900, 0xdef, b"switch"), at(e2.rtp_port)).unwrap();
+    let (p, _) = recv(&subs[0]).unwrap();
+    assert_eq!(
+        u16::from_be_bytes([p[2], p[3]]),
+        11,
+        "sequence continues after the switch"
+    );
+    assert_eq!(&p[8..12], &0x5555u32.to_be_bytes());
+    r.shutdown();
+}
+
+#[test]
+fn srtp_rekeying_in_both_directions_and_to_plain_rtp() {
+    let r = relay(42300);
+    let (a, b) = (client(), client());
+    let profile = SrtpProfile::AesCm128HmacSha1_80;
+    let a_key = SrtpParams::random(profile).unwrap(); // A → relay
+    let relay_to_a = SrtpParams::random(profile).unwrap(); // relay → A
+    let ea = r.create_endpoint(9, true).unwrap();
+    let eb = r.create_endpoint(9, true).unwrap();
+    r.configure(
+        ea.id,
+        &PeerConfig {
+            srtp_in: Some(a_key.clone()),
+            srtp_out: Some(relay_to_a.clone()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // B speaks plain RTP.
+    r.configure(
+        eb.id,
+        &PeerConfig {
+            peer: Some(b.local_addr().unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    r.subscribe(ea.id, eb.id).unwrap();
+    r.subscribe(eb.id, ea.id).unwrap();
+
+    let mut a_tx = SrtpContext::new(profile, &a_key.key, &a_key.salt).unwrap();
+    let mut a_rx = SrtpContext::new(profile, &relay_to_a.key, &relay_to_a.salt).unwrap();
+    let plain = rtp(5, 0xa, &[0x55; 160]);
+    let mut buf = [0u8; 2048];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = a_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+    a.send_to(&buf[..n], at(ea.rtp_port)).unwrap();
+    assert_eq!(recv(&b).unwrap().0, plain, "decrypted for the plain side");
+
+    // A tampered packet is refused (and does not latch anyone).
+    let mut bad = buf;
+    let n2 = {
+        let p = rtp(6, 0xa, &[0x55; 160]);
+        bad[..p.len()].copy_from_slice(&p);
+        a_tx.protect_rtp(&mut bad, p.len()).unwrap()
+    };
+    bad[20] ^= 1;
+    a.send_to(&bad[..n2], at(ea.rtp_port)).unwrap();
+    // A replay of the first packet is refused too.
+    a.send_to(&buf[..n], at(ea.rtp_port)).unwrap();
+    assert!(recv(&b).is_none());
+
+    b.send_to(&rtp(1, 0xb, &[7; 160]), at(eb.rtp_port)).unwrap();
+    let (enc, _) = recv(&a).unwrap();
+    assert_eq!(enc.len(), 12 + 160 + 10, "HMAC-SHA1-80 tag added");
+    let mut rbuf = [0u8; 2048];
+    rbuf[..enc.len()].copy_from_slice(&enc);
+    let m = a_rx.unprotect_rtp(&mut rbuf, enc.len()).unwrap();
+    assert_eq!(
+        &rbuf[..m],
+        &rtp(1, 0xb, &[7; 160])[..],
+        "encrypted with the relay's key towards A"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
+    assert_eq!(drops["srtp_auth"], 1);
+    assert_eq!(drops["srtp_replay"], 1);
+    r.shutdown();
+}
+
+#[test]
+fn removing_endpoints_frees_their_ports() {
+    let r = relay(42400);
+    let e = r.create_endpoint(1, false).unwrap();
+    assert_eq!(r.ports_in_use(), 2);
+    r.remove_endpoint(e.id).unwrap();
+    assert_eq!(r.ports_in_use(), 0);
+    assert_eq!(r.endpoint_count(), 0);
+    // the port can be bound again at once
+    UdpSocket::bind(at(e.rtp_port)).unwrap();
+    assert!(r.remove_endpoint(e.id).is_err());
+    assert!(r.subscribe(e.id, e.id).is_err());
+    // endpoints of different groups may land on different workers and cannot be bridged
+    let x = r.create_endpoint(0, true).unwrap();
+    let y = r.create_endpoint(1, true).unwrap();
+    assert!(r.subscribe(x.id, y.id).is_err());
+    r.shutdown();
+}
