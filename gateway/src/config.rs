@@ -168,6 +168,8 @@ impl Default for H323Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
+    /// Address the media sockets bind to.
+    pub bind: IpAddr,
     /// Addresses put in SDP and H.245. Empty: the host's non-loopback addresses.
     pub advertise: Vec<IpAddr>,
     /// Lowest media port.
@@ -179,6 +181,7 @@ pub struct MediaConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         Self {
+            bind: IpAddr::from([0, 0, 0, 0]),
             advertise: Vec::new(),
             port_min: 20000,
             port_max: 29999,
@@ -202,19 +205,27 @@ impl MediaConfig {
     }
 }
 
-/// `[relay]`: the media relay's control interfaces.
+/// `[relay]`: the media relay's workers and control interface.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
-    /// rtpengine `ng` control protocol listen address; empty turns it off
-    /// (not served in this release; validated).
+    /// rtpengine `ng` control protocol listen address; empty turns it off.
     pub ng_listen: String,
+    /// Forwarding threads; 0: one per core.
+    pub workers: usize,
+    /// Seconds without media or signalling after which an ng call is deleted.
+    pub timeout_secs: u64,
+    /// Most ng calls at once.
+    pub max_calls: usize,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
             ng_listen: "127.0.0.1:2223".into(),
+            workers: 0,
+            timeout_secs: 60,
+            max_calls: 10_000,
         }
     }
 }
@@ -475,6 +486,34 @@ impl Config {
                 "relay.ng_listen",
                 &self.relay.ng_listen,
                 "a socket address like 127.0.0.1:2223, or empty to turn it off",
+            ));
+        }
+        if self.relay.workers > 256 {
+            return Err(ConfigError::value(
+                "relay.workers",
+                self.relay.workers,
+                "0 (one per core) to 256",
+            ));
+        }
+        if !(5..=86_400).contains(&self.relay.timeout_secs) {
+            return Err(ConfigError::value(
+                "relay.timeout_secs",
+                self.relay.timeout_secs,
+                "5 to 86400",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.relay.max_calls) {
+            return Err(ConfigError::value(
+                "relay.max_calls",
+                self.relay.max_calls,
+                "1 to 1000000",
+            ));
+        }
+        if m.bind.is_multicast() {
+            return Err(ConfigError::value(
+                "media.bind",
+                m.bind,
+                "a local unicast address, or 0.0.0.0 / :: for all",
             ));
         }
         let r = &self.routing;

@@ -53,6 +53,45 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         None
     };
 
+    let workers = match config.relay.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let media = relay::Relay::start(relay::RelayConfig {
+        bind: config.media.bind,
+        port_min: config.media.port_min,
+        port_max: config.media.port_max,
+        workers,
+        batch: 32,
+    })
+    .map_err(|e| anyhow!("cannot start the media relay: {e}"))?;
+    shared.metrics.set_relay(media.clone());
+    let advertise = config.media.effective_advertise();
+    let mut ng = None;
+    if !config.relay.ng_listen.is_empty() {
+        let addr: std::net::SocketAddr = config.relay.ng_listen.parse().context("relay.ng_listen")?;
+        let ad = advertise
+            .first()
+            .copied()
+            .unwrap_or(if config.media.bind.is_unspecified() {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                config.media.bind
+            });
+        let server = relay::NgServer::start(
+            addr,
+            media.clone(),
+            relay::NgConfig {
+                advertise: ad,
+                timeout: Duration::from_secs(config.relay.timeout_secs),
+                max_calls: config.relay.max_calls,
+            },
+        )
+        .map_err(|e| anyhow!("cannot listen for the ng control protocol on {addr}: {e}"))?;
+        shared.metrics.set_listener("ng", true);
+        ng = Some(server);
+    }
+
     let mut tasks = tokio::task::JoinSet::new();
     {
         let app = crate::http::router(shared.clone());
@@ -87,9 +126,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
     } else {
         println!("  admin token:  run 'confgate admin token' to print it");
     }
-    let advertise = config.media.effective_advertise();
+    if let Some(n) = &ng {
+        println!("  ng control:   {} (rtpengine protocol)", n.local_addr());
+    }
     println!(
-        "  media:        advertising {} (ports {}-{})",
+        "  media:        relay on {} with {workers} worker(s), advertising {} (ports {}-{})",
+        config.media.bind,
         if advertise.is_empty() {
             "no address".into()
         } else {
@@ -146,6 +188,10 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
             }
         }
     }
+    if let Some(mut n) = ng {
+        n.stop();
+    }
+    media.shutdown();
     directory.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Reasons a packet or frame may be dropped; each has its own counter.
 pub const DROP_REASONS: &[&str] = &[
@@ -36,6 +36,7 @@ pub struct Metrics {
     /// Admin API requests refused for a missing or wrong token.
     pub api_unauthorized: AtomicU64,
     dropped: [AtomicU64; DROP_REASONS.len()],
+    relay: OnceLock<relay::Relay>,
 }
 
 impl Metrics {
@@ -45,6 +46,11 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name, up);
+    }
+
+    /// Includes the media relay's counters in the exposition.
+    pub fn set_relay(&self, relay: relay::Relay) {
+        let _ = self.relay.set(relay);
     }
 
     /// Counts one drop. `reason` must be one of [`DROP_REASONS`]; another is
