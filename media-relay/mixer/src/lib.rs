@@ -68,6 +68,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod codec;
 mod level;
 mod mixer;
 mod queue;
