@@ -160,7 +160,7 @@ fn conferences_and_address_books() {
     let (s, body) = d.api("GET", "/api/v1/conferences/board/participants", None).unwrap();
     assert_eq!(s, 200);
     assert_eq!(body["participants"], json!([]));
-    assert_eq!(body["running"], false);
+    assert_eq!(body["running"], true, "permanent (the default) conferences run always");
 
     // address book
     let (s, e) = d

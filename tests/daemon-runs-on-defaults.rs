@@ -75,6 +75,11 @@ fn runs_on_defaults_and_creates_its_state() {
         "{metrics}"
     );
     assert!(metrics.contains("confgate_conferences_running 0"), "{metrics}");
+    assert!(
+        metrics.contains("confgate_listener_up{listener=\"ng\"} 1"),
+        "ng on 127.0.0.1:2223 by default: {metrics}"
+    );
+    assert!(printed.contains("ng control:   127.0.0.1:2223"), "{printed}");
 
     child.signal("TERM").unwrap();
     assert!(child.wait_timeout(Duration::from_secs(15)).unwrap().success());

@@ -44,6 +44,9 @@ pub struct BotArgs {
     /// Loopback socket (default: from the configuration).
     #[arg(long)]
     pub socket: Option<PathBuf>,
+    /// As a moderator, admit everyone who waits in the lobby.
+    #[arg(long)]
+    pub admit_lobby: bool,
 }
 
 /// Why the bot stopped early.
@@ -216,6 +219,7 @@ pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
     let mut say = [0i16; AUDIO_FRAME_SAMPLES];
     let mut buf = vec![0u8; 16 * 1024];
     let mut joined = false;
+    let mut requests: Vec<ClientMessage> = Vec::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
@@ -260,7 +264,7 @@ pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
                         }
                         Ok(Some(Frame::Control(text))) => match loopback::parse_server_message(&text) {
                             Ok(Some(msg)) => {
-                                if let Some(end) = on_message(msg, &mut joined, &args) {
+                                if let Some(end) = on_message(msg, &mut joined, &args, &mut requests) {
                                     stop = Some(end);
                                 }
                             }
@@ -275,6 +279,16 @@ pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
                     }
                     if stop.is_some() {
                         break;
+                    }
+                }
+                if let Some(s) = stop {
+                    break s;
+                }
+                for req in requests.drain(..) {
+                    out.clear();
+                    encode_message(&req, &mut out);
+                    if let Err(e) = stream.write_all(&out).await {
+                        stop = Some(Err(BotError::Other(format!("socket: {e}"))));
                     }
                 }
                 if let Some(s) = stop {
@@ -298,7 +312,12 @@ pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
 }
 
 /// Acts on one server message; `Some` ends the bot.
-fn on_message(msg: ServerMessage, joined: &mut bool, args: &BotArgs) -> Option<Result<(), BotError>> {
+fn on_message(
+    msg: ServerMessage,
+    joined: &mut bool,
+    args: &BotArgs,
+    requests: &mut Vec<ClientMessage>,
+) -> Option<Result<(), BotError>> {
     match msg {
         ServerMessage::Welcome { server, .. } => eprintln!("bot: connected to {server}"),
         ServerMessage::Joined {
@@ -346,6 +365,44 @@ fn on_message(msg: ServerMessage, joined: &mut bool, args: &BotArgs) -> Option<R
         ServerMessage::Ended { reason } => {
             return Some(Err(BotError::Ended(format!("the conference ended ({reason})"))))
         }
+        ServerMessage::ParticipantJoined { participant } => {
+            eprintln!("bot: {} joined ({})", participant.display_name, participant.role);
+        }
+        ServerMessage::ParticipantLeft { participant } => eprintln!("bot: participant {participant} left"),
+        ServerMessage::Muted { participant, muted } => {
+            eprintln!(
+                "bot: participant {participant} {}",
+                if muted { "muted" } else { "unmuted" }
+            );
+        }
+        ServerMessage::VideoStopped { participant, stopped } => {
+            eprintln!(
+                "bot: participant {participant} video {}",
+                if stopped { "stopped" } else { "allowed" }
+            );
+        }
+        ServerMessage::RoleChanged { participant, role } => eprintln!("bot: participant {participant} is now {role}"),
+        ServerMessage::Locked { locked } => {
+            eprintln!("bot: the conference is {}", if locked { "locked" } else { "unlocked" });
+        }
+        ServerMessage::LobbyQueue { waiting } => {
+            let names: Vec<_> = waiting.iter().map(|p| p.display_name.as_str()).collect();
+            eprintln!(
+                "bot: waiting in the lobby: {}",
+                if names.is_empty() {
+                    "nobody".into()
+                } else {
+                    names.join(", ")
+                }
+            );
+            if args.admit_lobby {
+                for p in &waiting {
+                    eprintln!("bot: admitting {}", p.display_name);
+                    requests.push(ClientMessage::Admit { participant: p.id });
+                }
+            }
+        }
+        ServerMessage::Denied { action, reason } => eprintln!("bot: {action} refused: {reason}"),
         ServerMessage::Error { code, message } => {
             return Some(Err(BotError::Other(format!(
                 "protocol error from the server: {message} ({code})"

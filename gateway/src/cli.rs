@@ -129,9 +129,12 @@ pub struct ConferenceFlags {
     /// Maximum participants.
     #[arg(long)]
     pub max: Option<u32>,
-    /// Runs always, not only while someone is in it.
-    #[arg(long)]
+    /// Runs always (the default for new conferences).
+    #[arg(long, conflicts_with = "temporary")]
     pub permanent: bool,
+    /// Runs while someone is in it and is removed when it stops.
+    #[arg(long)]
+    pub temporary: bool,
     /// A moderator (repeatable; on update, replaces the list).
     #[arg(long = "moderator", value_name = "USER")]
     pub moderators: Vec<String>,
@@ -184,9 +187,6 @@ pub enum ConferenceCmd {
         /// Turn the lobby off.
         #[arg(long, conflicts_with = "lobby")]
         no_lobby: bool,
-        /// Make it temporary.
-        #[arg(long, conflicts_with = "permanent")]
-        temporary: bool,
         /// Remove the owner.
         #[arg(long, conflicts_with = "owner")]
         no_owner: bool,
@@ -366,7 +366,7 @@ async fn run_manage(dir: &Directory, command: Command) -> Result<(), Box<dyn std
                 spec.closed = flags.closed;
                 spec.allow_anonymous = !flags.no_anonymous;
                 spec.lobby = flags.lobby;
-                spec.permanent = flags.permanent;
+                spec.permanent = !flags.temporary;
                 if let Some(m) = flags.max {
                     spec.max_participants = m;
                 }
@@ -408,7 +408,6 @@ async fn run_manage(dir: &Directory, command: Command) -> Result<(), Box<dyn std
                 open,
                 anonymous,
                 no_lobby,
-                temporary,
                 no_owner,
             } => {
                 let pick = |on: bool, off: bool| {
@@ -428,7 +427,7 @@ async fn run_manage(dir: &Directory, command: Command) -> Result<(), Box<dyn std
                     pin: if no_pin { Some(None) } else { flags.pin.map(Some) },
                     lobby: pick(flags.lobby, no_lobby),
                     max_participants: flags.max,
-                    permanent: pick(flags.permanent, temporary),
+                    permanent: pick(flags.permanent, flags.temporary),
                     moderators: (!flags.moderators.is_empty()).then_some(flags.moderators),
                     participants: (!flags.participants.is_empty()).then_some(flags.participants),
                 };

@@ -49,6 +49,8 @@ pub struct ParticipantView {
     pub protocol: String,
     /// Audio muted by a moderator or by themselves.
     pub muted: bool,
+    /// Video stopped by a moderator.
+    pub video_stopped: bool,
     /// Waiting in the lobby rather than in the conference.
     pub in_lobby: bool,
 }
@@ -70,6 +72,8 @@ pub enum RoomEvent {
     Removed(EndReason),
     /// The conference ended.
     Ended(EndReason),
+    /// Something happened in the room.
+    Notice(RoomNotice),
 }
 
 /// A participant's handle on its room.
@@ -107,6 +111,44 @@ pub enum ModeratorAction {
     Mute(bool),
     /// Remove from the conference.
     Remove,
+    /// Make a moderator.
+    MakeModerator,
+    /// Stop (true) or allow (false) the participant's video.
+    StopVideo(bool),
+}
+
+/// Something that happened in the room, told to those who can show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomNotice {
+    /// Someone was admitted.
+    Joined(ParticipantView),
+    /// Someone left (or was removed).
+    Left(u64),
+    /// Someone's audio was muted or unmuted.
+    Muted {
+        /// Who.
+        id: u64,
+        /// Muted now.
+        muted: bool,
+    },
+    /// Someone's video was stopped or allowed again.
+    VideoStopped {
+        /// Who.
+        id: u64,
+        /// Stopped now.
+        stopped: bool,
+    },
+    /// Someone's role changed.
+    RoleChanged {
+        /// Who.
+        id: u64,
+        /// The new role.
+        role: Role,
+    },
+    /// The lobby queue (moderators only).
+    LobbyQueue(Vec<ParticipantView>),
+    /// The conference was locked or unlocked.
+    Locked(bool),
 }
 
 #[derive(Debug)]
@@ -119,8 +161,14 @@ enum RoomCmd {
     },
     Leave(ParticipantId),
     Moderate {
+        actor: Option<ParticipantId>,
         target: ParticipantId,
         action: ModeratorAction,
+        reply: oneshot::Sender<Result<(), ModerationError>>,
+    },
+    Lock {
+        actor: Option<ParticipantId>,
+        locked: bool,
         reply: oneshot::Sender<Result<(), ModerationError>>,
     },
     End(EndReason),
@@ -140,6 +188,9 @@ pub enum ModerationError {
     /// The conference is not running.
     #[error("conference '{0}' is not running")]
     NotRunning(String),
+    /// The one asking is not a moderator.
+    #[error("only moderators may do that")]
+    NotModerator,
 }
 
 struct Member {
@@ -147,6 +198,7 @@ struct Member {
     role: Role,
     in_lobby: bool,
     muted: bool,
+    video_stopped: bool,
     audio_out: mpsc::Sender<Frame>,
     events: mpsc::Sender<RoomEvent>,
     lobby_deadline: Option<tokio::time::Instant>,
@@ -161,6 +213,7 @@ impl Member {
             role: self.role.as_str(),
             protocol: self.party.protocol.to_string(),
             muted: self.muted,
+            video_stopped: self.video_stopped,
             in_lobby: self.in_lobby,
         }
     }
@@ -188,9 +241,16 @@ pub struct Conferences {
     next_id: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
     settings: Arc<Mutex<RoomSettings>>,
+    stopped: Arc<Mutex<Option<mpsc::UnboundedSender<String>>>>,
 }
 
 impl Conferences {
+    /// Tells `tx` the id of every conference that stops (the last one left
+    /// or it was ended), e.g. to remove temporary conferences.
+    pub fn on_stopped(&self, tx: mpsc::UnboundedSender<String>) {
+        *lock(&self.stopped) = Some(tx);
+    }
+
     /// No conference running yet.
     pub fn new(metrics: Arc<Metrics>, settings: RoomSettings) -> Self {
         Self {
@@ -198,6 +258,7 @@ impl Conferences {
             next_id: Arc::new(AtomicU64::new(1)),
             metrics,
             settings: Arc::new(Mutex::new(settings)),
+            stopped: Arc::default(),
         }
     }
 
@@ -268,23 +329,63 @@ impl Conferences {
         rx.await.unwrap_or_default()
     }
 
-    /// A moderator action on one participant.
+    /// A moderator action on one participant, by the administrator.
     pub async fn moderate(
         &self,
         conference: &str,
         target: ParticipantId,
         action: ModeratorAction,
     ) -> Result<(), ModerationError> {
-        let Some(control) = lock(&self.rooms).get(conference).map(|r| r.control.clone()) else {
-            return Err(ModerationError::NotRunning(conference.to_string()));
-        };
+        self.moderate_as(conference, None, target, action).await
+    }
+
+    /// A moderator action by participant `actor` (who must be a moderator),
+    /// or by the administrator (`None`).
+    pub async fn moderate_as(
+        &self,
+        conference: &str,
+        actor: Option<ParticipantId>,
+        target: ParticipantId,
+        action: ModeratorAction,
+    ) -> Result<(), ModerationError> {
         let (reply, rx) = oneshot::channel();
-        control
-            .send(RoomCmd::Moderate { target, action, reply })
-            .await
-            .map_err(|_| ModerationError::NotRunning(conference.to_string()))?;
-        rx.await
-            .map_err(|_| ModerationError::NotRunning(conference.to_string()))?
+        self.ask(
+            conference,
+            RoomCmd::Moderate {
+                actor,
+                target,
+                action,
+                reply,
+            },
+            rx,
+        )
+        .await
+    }
+
+    /// Locks (no new guests or participants; moderators still get in) or unlocks.
+    pub async fn lock(
+        &self,
+        conference: &str,
+        actor: Option<ParticipantId>,
+        locked: bool,
+    ) -> Result<(), ModerationError> {
+        let (reply, rx) = oneshot::channel();
+        self.ask(conference, RoomCmd::Lock { actor, locked, reply }, rx).await
+    }
+
+    async fn ask(
+        &self,
+        conference: &str,
+        cmd: RoomCmd,
+        rx: oneshot::Receiver<Result<(), ModerationError>>,
+    ) -> Result<(), ModerationError> {
+        let not_running = || ModerationError::NotRunning(conference.to_string());
+        let control = lock(&self.rooms)
+            .get(conference)
+            .map(|r| r.control.clone())
+            .ok_or_else(not_running)?;
+        control.send(cmd).await.map_err(|_| not_running())?;
+        rx.await.map_err(|_| not_running())?
     }
 
     /// Ends one conference: everyone is told why and let go.
@@ -357,6 +458,9 @@ impl Conferences {
         self.metrics
             .conferences_running
             .store(lock(&self.rooms).len() as u64, Ordering::Relaxed);
+        if let Some(tx) = lock(&self.stopped).as_ref() {
+            let _ = tx.send(conference.to_string());
+        }
     }
 }
 
@@ -474,8 +578,21 @@ impl Room {
                 }
             }
             RoomCmd::Leave(id) => self.remove(id, None),
-            RoomCmd::Moderate { target, action, reply } => {
-                let _ = reply.send(self.moderate(target, action));
+            RoomCmd::Moderate {
+                actor,
+                target,
+                action,
+                reply,
+            } => {
+                let r = self.check_moderator(actor).and_then(|()| self.moderate(target, action));
+                let _ = reply.send(r);
+            }
+            RoomCmd::Lock { actor, locked, reply } => {
+                let r = self.check_moderator(actor).map(|()| {
+                    lock(&self.live).locked = locked;
+                    self.notify_all(RoomNotice::Locked(locked));
+                });
+                let _ = reply.send(r);
             }
             RoomCmd::End(reason) => {
                 for m in self.members.values() {
@@ -511,6 +628,7 @@ impl Room {
             role,
             in_lobby,
             muted: false,
+            video_stopped: false,
             audio_out: out_tx,
             events: ev_tx,
             lobby_deadline,
@@ -523,7 +641,13 @@ impl Room {
             let _ = member.events.try_send(RoomEvent::Joined(role));
             self.mixer.add_input(InputId(id.0));
         }
+        let view = member.view(id);
         self.members.insert(id, member);
+        if in_lobby {
+            self.lobby_changed();
+        } else {
+            self.notify_others(id, RoomNotice::Joined(view));
+        }
         self.owner.metrics.legs_active.fetch_add(1, Ordering::Relaxed);
         self.owner.metrics.participants_joined.fetch_add(1, Ordering::Relaxed);
         self.roster_changed(in_lobby);
@@ -543,9 +667,55 @@ impl Room {
             let _ = m.events.try_send(ev);
         }
         self.mixer.remove_input(InputId(id.0));
+        if m.in_lobby {
+            self.lobby_changed();
+        } else {
+            self.notify_all(RoomNotice::Left(id.0));
+        }
         self.owner.metrics.legs_active.fetch_sub(1, Ordering::Relaxed);
         tracing::info!(conf = %self.id, participant = id.0, "participant left");
         self.roster_changed(m.in_lobby);
+    }
+
+    fn check_moderator(&self, actor: Option<ParticipantId>) -> Result<(), ModerationError> {
+        match actor {
+            None => Ok(()),
+            Some(a) => match self.members.get(&a) {
+                Some(m) if m.role.is_moderator() && !m.in_lobby => Ok(()),
+                _ => Err(ModerationError::NotModerator),
+            },
+        }
+    }
+
+    /// Tells moderators who waits in the lobby now.
+    fn lobby_changed(&self) {
+        let queue: Vec<ParticipantView> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.in_lobby)
+            .map(|(id, m)| m.view(*id))
+            .collect();
+        for m in self.members.values().filter(|m| !m.in_lobby && m.role.is_moderator()) {
+            let _ = m
+                .events
+                .try_send(RoomEvent::Notice(RoomNotice::LobbyQueue(queue.clone())));
+        }
+    }
+
+    /// Tells every admitted participant but `who`.
+    fn notify_others(&self, who: ParticipantId, notice: RoomNotice) {
+        for (id, m) in &self.members {
+            if *id != who && !m.in_lobby {
+                let _ = m.events.try_send(RoomEvent::Notice(notice.clone()));
+            }
+        }
+    }
+
+    /// Tells every admitted participant.
+    fn notify_all(&self, notice: RoomNotice) {
+        for m in self.members.values().filter(|m| !m.in_lobby) {
+            let _ = m.events.try_send(RoomEvent::Notice(notice.clone()));
+        }
     }
 
     fn moderate(&mut self, target: ParticipantId, action: ModeratorAction) -> Result<(), ModerationError> {
@@ -562,13 +732,35 @@ impl Room {
                 let _ = m.events.try_send(RoomEvent::Admitted);
                 let _ = m.events.try_send(RoomEvent::Joined(m.role));
                 self.mixer.add_input(InputId(target.0));
+                let view = m.view(target);
+                self.notify_others(target, RoomNotice::Joined(view));
+                self.lobby_changed();
                 self.roster_changed(false);
             }
             ModeratorAction::Reject => self.remove(target, Some(RoomEvent::Removed(EndReason::LobbyRejected))),
             ModeratorAction::Mute(muted) => {
                 m.muted = muted;
                 self.mixer.set_muted(InputId(target.0), muted);
+                self.notify_all(RoomNotice::Muted { id: target.0, muted });
                 self.roster_changed(false);
+            }
+            ModeratorAction::StopVideo(stopped) => {
+                m.video_stopped = stopped;
+                self.notify_all(RoomNotice::VideoStopped { id: target.0, stopped });
+                self.roster_changed(false);
+            }
+            ModeratorAction::MakeModerator => {
+                if m.in_lobby {
+                    return Err(ModerationError::NoSuchParticipant(target.0));
+                }
+                if !m.role.is_moderator() {
+                    m.role = Role::Moderator;
+                    self.notify_all(RoomNotice::RoleChanged {
+                        id: target.0,
+                        role: Role::Moderator,
+                    });
+                    self.roster_changed(false);
+                }
             }
             ModeratorAction::Remove => self.remove(target, Some(RoomEvent::Removed(EndReason::Kicked))),
         }

@@ -36,6 +36,21 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         .with_context(|| format!("opening the directory in {}", data_dir.display()))?;
     let (token, created) = directory.admin_token().await?;
     let shared = Shared::new(config.clone(), directory.clone());
+    {
+        // Temporary conferences are removed from the directory when they stop.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        shared.conferences.on_stopped(tx);
+        let dir = directory.clone();
+        tokio::spawn(async move {
+            while let Some(id) = rx.recv().await {
+                if let Ok(Some(c)) = dir.find_conference(&id).await {
+                    if !c.permanent && dir.remove_conference(&c.id).await.is_ok() {
+                        tracing::info!(conf = %c.id, "temporary conference removed after it stopped");
+                    }
+                }
+            }
+        });
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
 
     // Bind every listener before saying ready.

@@ -189,7 +189,8 @@ pub struct Conference {
     pub lobby: bool,
     /// Most participants at once.
     pub max_participants: u32,
-    /// Runs always; otherwise it runs while someone is in it.
+    /// Runs always. A temporary conference runs while someone is in it and
+    /// is removed from the directory when it stops.
     pub permanent: bool,
     /// Moderators' full ids.
     pub moderators: Vec<String>,
@@ -232,7 +233,8 @@ pub struct ConferenceSpec {
 }
 
 impl ConferenceSpec {
-    /// A spec with the defaults: open, anonymous allowed, no PIN, no lobby.
+    /// A spec with the defaults: open, anonymous allowed, no PIN, no lobby,
+    /// permanent.
     pub fn new(id: &str) -> Self {
         Self {
             id: id.into(),
@@ -243,7 +245,7 @@ impl ConferenceSpec {
             pin: None,
             lobby: false,
             max_participants: DEFAULT_MAX_PARTICIPANTS,
-            permanent: false,
+            permanent: true,
             moderators: Vec::new(),
             participants: Vec::new(),
         }

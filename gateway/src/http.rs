@@ -17,8 +17,9 @@
 //! | `GET, POST /api/v1/conferences` | list, add |
 //! | `GET, PATCH, DELETE /api/v1/conferences/{id}` | show, change, remove |
 //! | `GET /api/v1/conferences/{id}/participants` | who is in it now (and in its lobby) |
-//! | `POST /api/v1/conferences/{id}/participants/{pid}/{admit,reject,mute,unmute,remove}` | moderator actions |
+//! | `POST /api/v1/conferences/{id}/participants/{pid}/{admit,reject,mute,unmute,remove,make-moderator,stop-video,allow-video}` | moderator actions |
 //! | `POST /api/v1/conferences/{id}/end` | end the running conference |
+//! | `POST /api/v1/conferences/{id}/lock`, `.../unlock` | no new guests or participants (moderators still get in) |
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -140,6 +141,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/conferences/{id}/participants", get(live_participants))
         .route("/conferences/{id}/participants/{pid}/{action}", post(moderate))
         .route("/conferences/{id}/end", post(end_conf))
+        .route("/conferences/{id}/lock", post(lock_conf))
+        .route("/conferences/{id}/unlock", post(unlock_conf))
         .fallback(api_not_found)
         .layer(middleware::from_fn_with_state(shared.clone(), require_token));
     Router::new()
@@ -411,10 +414,15 @@ async fn moderate(
         "mute" => ModeratorAction::Mute(true),
         "unmute" => ModeratorAction::Mute(false),
         "remove" => ModeratorAction::Remove,
+        "make-moderator" => ModeratorAction::MakeModerator,
+        "stop-video" => ModeratorAction::StopVideo(true),
+        "allow-video" => ModeratorAction::StopVideo(false),
         other => {
             return Err(ApiError::bad(
                 "action",
-                format!("'{other}' is not an action: use admit, reject, mute, unmute or remove"),
+                format!(
+                    "'{other}' is not an action: use admit, reject, mute, unmute, remove, make-moderator, stop-video or allow-video"
+                ),
             ))
         }
     };
@@ -447,4 +455,22 @@ async fn end_conf(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<
             message: format!("conference '{}' is not running", conf.id),
         })
     }
+}
+
+async fn lock_conf(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    set_lock(s, id, true).await
+}
+
+async fn unlock_conf(State(s): State<Shared>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    set_lock(s, id, false).await
+}
+
+async fn set_lock(s: Shared, id: String, locked: bool) -> ApiResult<StatusCode> {
+    let conf = s.directory.get_conference(&id).await?;
+    s.conferences.lock(&conf.id, None, locked).await.map_err(|e| ApiError {
+        status: StatusCode::CONFLICT,
+        field: None,
+        message: e.to_string(),
+    })?;
+    Ok(StatusCode::NO_CONTENT)
 }

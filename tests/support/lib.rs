@@ -168,6 +168,9 @@ impl Daemon {
             ("CONFGATE_SERVER__NAME".to_string(), SERVER.to_string()),
             ("CONFGATE_HTTP__LISTEN".to_string(), format!("127.0.0.1:{port}")),
             ("CONFGATE_MEDIA__ADVERTISE".to_string(), "127.0.0.1".to_string()),
+            ("CONFGATE_MEDIA__BIND".to_string(), "127.0.0.1".to_string()),
+            // Tests run in parallel: no fixed ng port unless a test asks for one.
+            ("CONFGATE_RELAY__NG_LISTEN".to_string(), String::new()),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut d = Self {
@@ -398,4 +401,279 @@ pub fn rms(samples: &[i16]) -> f64 {
         return 0.0;
     }
     (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
+}
+
+/// Reads a 16-bit WAV file with any number of channels and mixes it down to
+/// mono (the mean of the channels of each frame). baresip's `sndfile` writes
+/// opus audio as 48 kHz stereo.
+pub fn read_wav_mixed(path: &Path) -> Result<(u32, Vec<i16>)> {
+    let mut r = hound::WavReader::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let spec = r.spec();
+    if spec.bits_per_sample != 16 || spec.channels == 0 {
+        bail!("{}: expected 16-bit samples, got {spec:?}", path.display());
+    }
+    let samples = r.samples::<i16>().collect::<Result<Vec<_>, _>>()?;
+    let ch = usize::from(spec.channels);
+    let mono = samples
+        .chunks_exact(ch)
+        .map(|frame| (frame.iter().map(|&s| i32::from(s)).sum::<i32>() / ch as i32) as i16)
+        .collect();
+    Ok((spec.sample_rate, mono))
+}
+
+/// The value of one series in a Prometheus text exposition, e.g.
+/// `metric_value(text, "confgate_dropped_total{reason=\"relay_srtp_auth\"}")`.
+/// `None` when the series is not there.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        let value = rest.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
+/// Fails unless this process runs as root and `ip netns` (iproute2) works:
+/// the namespace tests need both and must not skip silently.
+pub fn require_root_and_netns() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .ok_or_else(|| anyhow!("no Uid line in /proc/self/status"))?;
+    if euid != "0" {
+        bail!("this test needs root (network namespaces); effective uid is {euid}");
+    }
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .stdin(Stdio::null())
+        .output()
+        .context("running `ip netns list`: is iproute2 installed?")?;
+    if !out.status.success() {
+        bail!(
+            "`ip netns list` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Runs `ip <args>` to completion; fails with its stderr.
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running ip {}", args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "ip {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// PIDs of the processes running in network namespace `ns`.
+fn netns_pids(ns: &str) -> Vec<u32> {
+    Command::new("ip")
+        .args(["netns", "pids", ns])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Two network namespaces joined by a veth pair, as in `TESTING.md`: a
+/// "server" side (`10.99.<subnet>.1`) and a "client" side
+/// (`10.99.<subnet>.2`), each with `lo` up. Traffic between them never
+/// leaves the machine.
+///
+/// On drop, every process still running in either namespace (all started by
+/// the test that owns them) gets SIGTERM, then SIGKILL after 2 s, by PID;
+/// then both namespaces are deleted (which removes the veth pair).
+#[derive(Debug)]
+pub struct NetnsPair {
+    /// Server namespace name.
+    pub server: String,
+    /// Client namespace name.
+    pub client: String,
+    /// The server side's address.
+    pub server_ip: String,
+    /// The client side's address.
+    pub client_ip: String,
+    created: Vec<String>,
+}
+
+impl NetnsPair {
+    /// Creates the pair `cg<tag><pid>-<n>-srv` / `…-cli` on `10.99.<subnet>.0/24`.
+    /// `tag` is at most 3 characters (interface names are at most 15).
+    pub fn create(tag: &str, subnet: u8) -> Result<Self> {
+        require_root_and_netns()?;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{tag}{}{n}", std::process::id());
+        let mut pair = Self {
+            server: format!("cg{id}-srv"),
+            client: format!("cg{id}-cli"),
+            server_ip: format!("10.99.{subnet}.1"),
+            client_ip: format!("10.99.{subnet}.2"),
+            created: Vec::new(),
+        };
+        let (veth_s, veth_c) = (format!("v{id}s"), format!("v{id}c"));
+        if veth_s.len() > 15 {
+            bail!("interface name {veth_s} is too long: use a shorter tag");
+        }
+        for ns in [pair.server.clone(), pair.client.clone()] {
+            ip(&["netns", "add", &ns])?;
+            pair.created.push(ns);
+        }
+        ip(&["link", "add", &veth_s, "type", "veth", "peer", "name", &veth_c])?;
+        // If a step below fails, the link is still in the root namespace:
+        // deleting one end removes both.
+        let moved = ip(&["link", "set", &veth_s, "netns", &pair.server])
+            .and_then(|()| ip(&["link", "set", &veth_c, "netns", &pair.client]));
+        if let Err(e) = moved {
+            let _ = ip(&["link", "del", &veth_s]);
+            let _ = ip(&["link", "del", &veth_c]);
+            return Err(e);
+        }
+        for (ns, dev, addr) in [
+            (&pair.server, &veth_s, &pair.server_ip),
+            (&pair.client, &veth_c, &pair.client_ip),
+        ] {
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev])?;
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+        Ok(pair)
+    }
+
+    /// `ip netns exec <ns> <program>`: the program replaces `ip`, so the
+    /// child's PID is the program's.
+    pub fn exec(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(program);
+        c
+    }
+
+    /// A command run in the server namespace.
+    pub fn server_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        Self::exec(&self.server, program)
+    }
+
+    /// A command run in the client namespace.
+    pub fn client_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        Self::exec(&self.client, program)
+    }
+
+    fn signal_all(&self, sig: &str) -> usize {
+        let mut n = 0;
+        for ns in &self.created {
+            for pid in netns_pids(ns) {
+                n += 1;
+                let _ = Command::new("kill")
+                    .arg(format!("-{sig}"))
+                    .arg(pid.to_string())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        n
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        if self.signal_all("TERM") > 0 {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline && self.created.iter().any(|ns| !netns_pids(ns).is_empty()) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.signal_all("KILL");
+        }
+        for ns in self.created.drain(..).rev() {
+            let _ = ip(&["netns", "del", &ns]);
+        }
+    }
+}
+
+/// A synchronous loopback-protocol client, for tests that need more than
+/// `confgate bot` does (several PINs, moderator requests, events).
+pub struct LoopbackClient {
+    stream: std::os::unix::net::UnixStream,
+    decoder: loopback::FrameDecoder,
+    audio: loopback::AudioFrame,
+}
+
+impl LoopbackClient {
+    /// Connects, says hello and reads the welcome.
+    pub fn connect(socket: &Path) -> Result<Self> {
+        let stream =
+            std::os::unix::net::UnixStream::connect(socket).with_context(|| format!("{}", socket.display()))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut c = Self {
+            stream,
+            decoder: loopback::FrameDecoder::new(),
+            audio: [0; loopback::AUDIO_FRAME_SAMPLES],
+        };
+        c.send(&loopback::ClientMessage::Hello {
+            version: loopback::PROTOCOL_VERSION,
+            client: "test".into(),
+        })?;
+        match c.next_message()? {
+            loopback::ServerMessage::Welcome { .. } => Ok(c),
+            other => bail!("expected welcome, got {other:?}"),
+        }
+    }
+
+    /// Sends a control message.
+    pub fn send(&mut self, m: &loopback::ClientMessage) -> Result<()> {
+        let mut out = Vec::new();
+        loopback::encode_message(m, &mut out);
+        std::io::Write::write_all(&mut self.stream, &out)?;
+        Ok(())
+    }
+
+    /// The next control message (audio is skipped).
+    pub fn next_message(&mut self) -> Result<loopback::ServerMessage> {
+        let mut buf = [0u8; 8192];
+        loop {
+            while let Some(f) = self.decoder.next_frame(&mut self.audio)? {
+                if let loopback::Frame::Control(text) = f {
+                    if let Some(m) = loopback::parse_server_message(&text)? {
+                        return Ok(m);
+                    }
+                }
+            }
+            let n = std::io::Read::read(&mut self.stream, &mut buf)?;
+            if n == 0 {
+                bail!("connection closed by the server");
+            }
+            self.decoder.extend(&buf[..n]);
+        }
+    }
+
+    /// Reads messages until one matches `pred` (at most 200), returning it.
+    pub fn wait_for(
+        &mut self,
+        mut pred: impl FnMut(&loopback::ServerMessage) -> bool,
+    ) -> Result<loopback::ServerMessage> {
+        for _ in 0..200 {
+            let m = self.next_message()?;
+            if pred(&m) {
+                return Ok(m);
+            }
+        }
+        bail!("the expected message never came")
+    }
 }

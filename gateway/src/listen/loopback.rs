@@ -18,7 +18,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::calls;
-use crate::conference::{Entry, Membership, ParticipantView, RoomEvent};
+use crate::conference::{Entry, Membership, ModeratorAction, ParticipantView, RoomEvent, RoomNotice};
 use crate::router::{Admission, Decision};
 use crate::state::Shared;
 
@@ -295,7 +295,13 @@ impl Session {
                     }
                     Ok(Some(Frame::Control(text))) => match self.proto.handle_control(&text) {
                         Ok(ClientMessage::Leave) => return Done::Close,
-                        Ok(_) => {}
+                        Ok(request) => {
+                            if let Some(reply) = self.moderator_request(m, request).await {
+                                if self.send(&reply).await.is_err() {
+                                    return Done::Close;
+                                }
+                            }
+                        }
                         Err(e) => {
                             return Done::Send(ServerMessage::Error {
                                 code: e.code().into(),
@@ -344,6 +350,63 @@ impl Session {
         }
     }
 
+    /// Carries out a moderator request; returns `denied` when refused.
+    async fn moderator_request(&mut self, m: &Membership, req: ClientMessage) -> Option<ServerMessage> {
+        let kind = req.kind();
+        let confs = &self.shared.conferences;
+        let me = Some(m.id);
+        let act = |p: u64| call::ParticipantId(p);
+        let r = match req {
+            ClientMessage::Admit { participant } => {
+                confs
+                    .moderate_as(&m.conference, me, act(participant), ModeratorAction::Admit)
+                    .await
+            }
+            ClientMessage::Reject { participant } => {
+                confs
+                    .moderate_as(&m.conference, me, act(participant), ModeratorAction::Reject)
+                    .await
+            }
+            // Anyone may mute or unmute themselves.
+            ClientMessage::Mute { participant, muted } => {
+                let actor = if participant == m.id.0 { None } else { me };
+                confs
+                    .moderate_as(&m.conference, actor, act(participant), ModeratorAction::Mute(muted))
+                    .await
+            }
+            ClientMessage::StopVideo { participant, stopped } => {
+                confs
+                    .moderate_as(&m.conference, me, act(participant), ModeratorAction::StopVideo(stopped))
+                    .await
+            }
+            ClientMessage::Remove { participant } => {
+                confs
+                    .moderate_as(&m.conference, me, act(participant), ModeratorAction::Remove)
+                    .await
+            }
+            ClientMessage::MakeModerator { participant } => {
+                confs
+                    .moderate_as(&m.conference, me, act(participant), ModeratorAction::MakeModerator)
+                    .await
+            }
+            ClientMessage::Lock { locked } => confs.lock(&m.conference, me, locked).await,
+            ClientMessage::EndConference => {
+                match confs.participants(&m.conference).await.iter().find(|p| p.id == m.id.0) {
+                    Some(p) if p.role == "moderator" || p.role == "owner" => {
+                        confs.end(&m.conference, EndReason::ConferenceEnded).await;
+                        Ok(())
+                    }
+                    _ => Err(crate::conference::ModerationError::NotModerator),
+                }
+            }
+            _ => return None,
+        };
+        r.err().map(|e| ServerMessage::Denied {
+            action: kind.into(),
+            reason: e.to_string(),
+        })
+    }
+
     /// The message for a room event, and whether it ends the session.
     fn event_message(&mut self, conference: &str, me: u64, ev: RoomEvent) -> (Option<ServerMessage>, bool) {
         match ev {
@@ -388,6 +451,26 @@ impl Session {
                 }),
                 true,
             ),
+            RoomEvent::Notice(n) => {
+                let msg = match n {
+                    RoomNotice::Joined(v) => ServerMessage::ParticipantJoined { participant: info(v) },
+                    RoomNotice::Left(id) => ServerMessage::ParticipantLeft { participant: id },
+                    RoomNotice::Muted { id, muted } => ServerMessage::Muted { participant: id, muted },
+                    RoomNotice::VideoStopped { id, stopped } => ServerMessage::VideoStopped {
+                        participant: id,
+                        stopped,
+                    },
+                    RoomNotice::RoleChanged { id, role } => ServerMessage::RoleChanged {
+                        participant: id,
+                        role: role.as_str().into(),
+                    },
+                    RoomNotice::LobbyQueue(q) => ServerMessage::LobbyQueue {
+                        waiting: q.into_iter().map(info).collect(),
+                    },
+                    RoomNotice::Locked(locked) => ServerMessage::Locked { locked },
+                };
+                (Some(msg), false)
+            }
             RoomEvent::Ended(reason) => (
                 Some(ServerMessage::Ended {
                     reason: reason.code().into(),

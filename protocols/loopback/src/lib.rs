@@ -42,9 +42,15 @@
 //!    `lobby` (wait; later `admitted` or `refused`), or `refused` with a
 //!    reason code, after which it closes the connection.
 //! 4. While joined, the server sends `participants` whenever the list
-//!    changes, `speaking` when the active speaker changes, and `kicked` or
-//!    `ended` when the participant is removed or the conference stops. The
+//!    changes (and `participant_joined`, `participant_left`, `muted`,
+//!    `video_stopped`, `role_changed`, `locked`; moderators also get
+//!    `lobby_queue`), `speaking` when the active speaker changes, and `kicked`
+//!    or `ended` when the participant is removed or the conference stops. The
 //!    client sends `leave` (or closes the socket) to hang up.
+//! 5. A moderator may send `admit`, `reject`, `mute`, `stop_video`,
+//!    `remove`, `make_moderator` (each with a `participant` id), `lock`
+//!    (`locked`: true/false) and `end_conference`; anyone may `mute`
+//!    themselves. A refused request gets `denied` and the session goes on.
 //!
 //! Reason codes are the call model's `EndReason::code()` tokens
 //! (`wrong_pin`, `conference_full`, `not_found`, ...). New message types may
@@ -148,6 +154,47 @@ pub enum ClientMessage {
     },
     /// Hang up.
     Leave,
+    /// Moderator: let a lobby participant in.
+    Admit {
+        /// Participant id.
+        participant: u64,
+    },
+    /// Moderator: turn a lobby participant away.
+    Reject {
+        /// Participant id.
+        participant: u64,
+    },
+    /// Mute or unmute a participant (anyone may mute themselves; others need a moderator).
+    Mute {
+        /// Participant id.
+        participant: u64,
+        /// Muted or not.
+        muted: bool,
+    },
+    /// Moderator: stop or allow a participant's video.
+    StopVideo {
+        /// Participant id.
+        participant: u64,
+        /// Stopped or not.
+        stopped: bool,
+    },
+    /// Moderator: remove a participant.
+    Remove {
+        /// Participant id.
+        participant: u64,
+    },
+    /// Moderator: make a participant a moderator.
+    MakeModerator {
+        /// Participant id.
+        participant: u64,
+    },
+    /// Moderator: lock or unlock the conference.
+    Lock {
+        /// Locked or not.
+        locked: bool,
+    },
+    /// Moderator: end the conference for everyone.
+    EndConference,
 }
 
 impl ClientMessage {
@@ -158,6 +205,14 @@ impl ClientMessage {
             Self::Join { .. } => "join",
             Self::Pin { .. } => "pin",
             Self::Leave => "leave",
+            Self::Admit { .. } => "admit",
+            Self::Reject { .. } => "reject",
+            Self::Mute { .. } => "mute",
+            Self::StopVideo { .. } => "stop_video",
+            Self::Remove { .. } => "remove",
+            Self::MakeModerator { .. } => "make_moderator",
+            Self::Lock { .. } => "lock",
+            Self::EndConference => "end_conference",
         }
     }
 }
@@ -242,6 +297,54 @@ pub enum ServerMessage {
     /// The conference ended.
     Ended {
         /// `EndReason` code.
+        reason: String,
+    },
+    /// Someone was admitted into the conference.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Someone left or was removed.
+    ParticipantLeft {
+        /// Participant id.
+        participant: u64,
+    },
+    /// Someone's audio was muted or unmuted.
+    Muted {
+        /// Participant id.
+        participant: u64,
+        /// Muted now.
+        muted: bool,
+    },
+    /// Someone's video was stopped or allowed.
+    VideoStopped {
+        /// Participant id.
+        participant: u64,
+        /// Stopped now.
+        stopped: bool,
+    },
+    /// Someone's role changed.
+    RoleChanged {
+        /// Participant id.
+        participant: u64,
+        /// The new role.
+        role: String,
+    },
+    /// Who waits in the lobby now (moderators only).
+    LobbyQueue {
+        /// The waiting participants.
+        waiting: Vec<ParticipantInfo>,
+    },
+    /// The conference was locked or unlocked.
+    Locked {
+        /// Locked now.
+        locked: bool,
+    },
+    /// A request (a moderator action) was refused; the session goes on.
+    Denied {
+        /// The request's `type`.
+        action: String,
+        /// Why.
         reason: String,
     },
     /// A protocol error; the server closes the connection after this.
@@ -387,6 +490,14 @@ const KNOWN_SERVER_TYPES: &[&str] = &[
     "speaking",
     "kicked",
     "ended",
+    "participant_joined",
+    "participant_left",
+    "muted",
+    "video_stopped",
+    "role_changed",
+    "lobby_queue",
+    "locked",
+    "denied",
     "error",
 ];
 
@@ -473,6 +584,17 @@ impl ServerSession {
             (ClientMessage::Leave, s) if s != SessionState::AwaitHello && s != SessionState::Closed => {
                 SessionState::Closed
             }
+            (
+                ClientMessage::Admit { .. }
+                | ClientMessage::Reject { .. }
+                | ClientMessage::Mute { .. }
+                | ClientMessage::StopVideo { .. }
+                | ClientMessage::Remove { .. }
+                | ClientMessage::MakeModerator { .. }
+                | ClientMessage::Lock { .. }
+                | ClientMessage::EndConference,
+                SessionState::Joined,
+            ) => SessionState::Joined,
             (m, s) => {
                 let err = ProtocolError::UnexpectedMessage {
                     message: m.kind(),
