@@ -28,3 +28,4 @@ pub mod metrics;
 pub mod notify;
 pub mod router;
 pub mod state;
+pub mod video;

@@ -118,6 +118,7 @@ pub(crate) enum Cmd {
     Subscribe { from: u64, to: u64 },
     Unsubscribe { from: u64, to: u64 },
     Rewrite { id: u64, ssrc: Option<u32>, ts_step: u32 },
+    RequestKeyframe(u64),
     Remove(u64, SyncSender<()>),
     Shutdown,
 }
@@ -176,6 +177,10 @@ struct Endpoint {
     rtcp_mux: bool,
     subscribers: Vec<u64>,
     rewriter: Option<(StreamRewriter, u32)>,
+    /// SSRC of the peer's last accepted RTP packet (the media SSRC of a PLI).
+    last_ssrc: Option<u32>,
+    /// Our own SSRC as an RTCP sender towards the peer.
+    own_ssrc: u32,
     reception: ReceptionStats,
     local: LocalStats,
     stats: Arc<EndpointStats>,
@@ -237,6 +242,8 @@ pub(crate) struct Worker {
     epoch: Instant,
     /// Total syscalls made for packet I/O, for benchmarks.
     syscalls: Arc<AtomicU64>,
+    /// Keyframe requests (PLI) sent.
+    keyframes: Arc<AtomicU64>,
 }
 
 fn token(id: u64, rtcp: bool) -> u64 {
@@ -251,6 +258,7 @@ impl Worker {
         epoch: Instant,
         batch: usize,
         syscalls: Arc<AtomicU64>,
+        keyframes: Arc<AtomicU64>,
     ) -> std::io::Result<Self> {
         let epoll = Epoll::new(256)?;
         epoll.add(wake.raw(), WAKE)?;
@@ -264,6 +272,7 @@ impl Worker {
             drops,
             epoch,
             syscalls,
+            keyframes,
         })
     }
 
@@ -333,6 +342,9 @@ impl Worker {
                             rtcp_mux: false,
                             subscribers: Vec::with_capacity(4),
                             rewriter: None,
+                            last_ssrc: None,
+                            // Derived from the id, odd so it is never 0.
+                            own_ssrc: (id as u32).wrapping_mul(0x9e37_79b9) | 1,
                             reception: ReceptionStats::default(),
                             local: LocalStats::default(),
                             stats,
@@ -376,6 +388,15 @@ impl Worker {
                     if let Some(ep) = self.endpoints.get_mut(&id) {
                         ep.rewriter = ssrc.map(|s| (StreamRewriter::new(s), ts_step));
                     }
+                }
+                Cmd::RequestKeyframe(id) => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        if send_pli(ep, &mut self.send) {
+                            self.keyframes.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    let st = self.send.flush();
+                    self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
                 }
                 Cmd::Remove(id, done) => {
                     if let Some(mut ep) = self.endpoints.remove(&id) {
@@ -425,7 +446,7 @@ impl Worker {
             }
             let (buf, len, src) = self.recv.packet_mut(i);
             let Some(src) = src else { continue };
-            forward(
+            if forward(
                 &mut self.endpoints,
                 &mut self.send,
                 &self.drops,
@@ -435,7 +456,22 @@ impl Worker {
                 len,
                 src,
                 now_ms,
-            );
+            ) {
+                // A switched subscriber asked for a keyframe: ask its current sources.
+                let sources: Vec<u64> = self
+                    .endpoints
+                    .iter()
+                    .filter(|(_, e)| e.subscribers.contains(&id))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for src_id in sources {
+                    if let Some(ep) = self.endpoints.get_mut(&src_id) {
+                        if !self.send.is_full() && send_pli(ep, &mut self.send) {
+                            self.keyframes.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -452,10 +488,10 @@ fn forward(
     len: usize,
     src: SocketAddr,
     now_ms: u64,
-) {
+) -> bool {
     if len == 0 {
         bump(&drops.malformed);
-        return;
+        return false;
     }
     let kind = match classify(&buf[..len]) {
         PacketKind::Rtp if on_rtcp_socket => PacketKind::Unknown,
@@ -463,14 +499,23 @@ fn forward(
     };
     let Some(ep) = endpoints.get_mut(&id) else {
         bump(&drops.unknown_endpoint);
-        return;
+        return false;
     };
     let rtcp = match kind {
         PacketKind::Rtp => false,
         PacketKind::Rtcp => true,
-        PacketKind::Stun => return bump(&drops.stun),
-        PacketKind::Dtls => return bump(&drops.dtls),
-        _ => return bump(&drops.malformed),
+        PacketKind::Stun => {
+            bump(&drops.stun);
+            return false;
+        }
+        PacketKind::Dtls => {
+            bump(&drops.dtls);
+            return false;
+        }
+        _ => {
+            bump(&drops.malformed);
+            return false;
+        }
     };
 
     // Source check before any work.
@@ -491,31 +536,49 @@ fn forward(
         LatchMode::Once => !latched || known == Some(src),
     };
     if !source_ok {
-        return bump(&drops.wrong_source);
+        {
+            bump(&drops.wrong_source);
+            return false;
+        }
     }
 
     // Validate, then authenticate and decrypt in place.
     let mut len = len;
+    let mut wants_keyframe = false;
     if rtcp {
         if let Some(ctx) = ep.srtp_in.as_mut() {
             match ctx.unprotect_rtcp(buf, len) {
                 Ok(l) => len = l,
-                Err(e) => return count_srtp(drops, &e),
+                Err(e) => {
+                    count_srtp(drops, &e);
+                    return false;
+                }
             }
         }
-        if parse_rtcp(&buf[..len]).is_err() {
-            return bump(&drops.malformed);
+        match parse_rtcp(&buf[..len]) {
+            Ok(summary) => wants_keyframe = (summary.pli > 0 || summary.fir > 0) && ep.rewriter.is_some(),
+            Err(_) => {
+                bump(&drops.malformed);
+                return false;
+            }
         }
     } else {
         let Ok(h) = parse_rtp(&buf[..len]) else {
-            return bump(&drops.malformed);
+            {
+                bump(&drops.malformed);
+                return false;
+            }
         };
         if let Some(ctx) = ep.srtp_in.as_mut() {
             match ctx.unprotect_rtp(buf, len) {
                 Ok(l) => len = l,
-                Err(e) => return count_srtp(drops, &e),
+                Err(e) => {
+                    count_srtp(drops, &e);
+                    return false;
+                }
             }
         }
+        ep.last_ssrc = Some(h.ssrc);
         let arrival = (now_ms.wrapping_mul(u64::from(ep.clock_rate)) / 1000) as u32;
         ep.reception.record(h.sequence, h.timestamp, arrival);
     }
@@ -593,6 +656,36 @@ fn forward(
         sub.local.packets_out += 1;
         sub.local.bytes_out += out_len as u64;
     }
+    wants_keyframe
+}
+
+/// Sends a picture loss indication (RFC 4585 §6.3.1) to `ep`'s peer, asking
+/// the publisher for a keyframe. Returns whether one was queued.
+fn send_pli(ep: &mut Endpoint, send: &mut SendBatch) -> bool {
+    let (Some(media_ssrc), Some(dest)) = (ep.last_ssrc, ep.rtcp_destination()) else {
+        return false;
+    };
+    let sock = if ep.rtcp_mux {
+        &ep.rtp
+    } else {
+        ep.rtcp.as_ref().unwrap_or(&ep.rtp)
+    };
+    let fd = sock.as_raw_fd();
+    let Some(out) = send.next_buf() else { return false };
+    out[..4].copy_from_slice(&[0x81, crate::rtp::rtcp_type::PSFB, 0, 2]);
+    out[4..8].copy_from_slice(&ep.own_ssrc.to_be_bytes());
+    out[8..12].copy_from_slice(&media_ssrc.to_be_bytes());
+    let mut len = 12;
+    if let Some(ctx) = ep.srtp_out.as_mut() {
+        match ctx.protect_rtcp(out, len) {
+            Ok(l) => len = l,
+            Err(_) => return false,
+        }
+    }
+    send.commit(fd, &dest, len);
+    ep.local.packets_out += 1;
+    ep.local.bytes_out += len as u64;
+    true
 }
 
 fn count_srtp(drops: &DropCounters, e: &crate::srtp::SrtpError) {

@@ -188,6 +188,7 @@ struct Inner {
     next_id: AtomicU64,
     drops: Arc<DropCounters>,
     syscalls: Arc<AtomicU64>,
+    keyframes: Arc<AtomicU64>,
     epoch: Instant,
 }
 
@@ -214,13 +215,22 @@ impl Relay {
     pub fn start(cfg: RelayConfig) -> std::io::Result<Self> {
         let drops = Arc::new(DropCounters::default());
         let syscalls = Arc::new(AtomicU64::new(0));
+        let keyframes = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
         let mut workers = Vec::new();
         let mut threads = Vec::new();
         for i in 0..cfg.workers.max(1) {
             let (tx, rx) = mpsc::channel();
             let wake = Arc::new(EventFd::new()?);
-            let w = Worker::new(wake.clone(), rx, drops.clone(), epoch, cfg.batch, syscalls.clone())?;
+            let w = Worker::new(
+                wake.clone(),
+                rx,
+                drops.clone(),
+                epoch,
+                cfg.batch,
+                syscalls.clone(),
+                keyframes.clone(),
+            )?;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("relay-{i}"))
@@ -237,6 +247,7 @@ impl Relay {
                 next_id: AtomicU64::new(1),
                 drops,
                 syscalls,
+                keyframes,
                 epoch,
             }),
         })
@@ -319,6 +330,19 @@ impl Relay {
             ssrc,
             ts_step,
         })
+    }
+
+    /// Asks the publisher behind `id` for a keyframe (an RTCP PLI to its
+    /// peer, SRTCP-protected when keyed). Needs one RTP packet seen from it.
+    pub fn request_keyframe(&self, id: EndpointId) -> Result<(), RelayError> {
+        let w = self.worker_of(id)?;
+        self.inner.workers[w].send(Cmd::RequestKeyframe(id.0))
+    }
+
+    /// Keyframe requests sent so far (asked for, or translated from a
+    /// subscriber's PLI/FIR).
+    pub fn keyframe_requests(&self) -> u64 {
+        self.inner.keyframes.load(Ordering::Relaxed)
     }
 
     /// Removes an endpoint: its sockets close and its ports return to the pool.

@@ -271,3 +271,50 @@ fn removing_endpoints_frees_their_ports() {
     assert!(r.subscribe(x.id, y.id).is_err());
     r.shutdown();
 }
+
+#[test]
+fn keyframe_requests_reach_the_publisher() {
+    let r = relay(42500);
+    let (publisher, viewer) = (client(), client());
+    let ep = r.create_endpoint(4, true).unwrap();
+    let ev = r.create_endpoint(4, true).unwrap();
+    r.configure(
+        ep.id,
+        &PeerConfig {
+            rtcp_mux: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    r.configure(
+        ev.id,
+        &PeerConfig {
+            peer: Some(viewer.local_addr().unwrap()),
+            rtcp_mux: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    r.subscribe(ep.id, ev.id).unwrap();
+    // The viewer takes one switched stream: its headers are rewritten.
+    r.set_rewrite(ev.id, Some(0x7777), 3000).unwrap();
+    publisher.send_to(&rtp(1, 0xcafe, b"frame"), at(ep.rtp_port)).unwrap();
+    assert!(recv(&viewer).is_some());
+
+    // Asked by the control plane (a speaker switch) ...
+    r.request_keyframe(ep.id).unwrap();
+    let (pli, from) = recv(&publisher).unwrap();
+    assert_eq!(from, at(ep.rtp_port), "rtcp-mux: from the RTP port");
+    assert_eq!(&pli[..4], &[0x81, 206, 0, 2], "PSFB, FMT 1 (PLI), length 2");
+    assert_eq!(&pli[8..12], &0xcafeu32.to_be_bytes(), "media SSRC is the publisher's");
+
+    // ... or by the viewer: its PLI names the rewritten SSRC, so the relay
+    // asks the current source itself instead of forwarding it.
+    let viewer_pli = [0x81u8, 206, 0, 2, 0, 0, 0, 9, 0, 0, 0x77, 0x77];
+    viewer.send_to(&viewer_pli, at(ev.rtp_port)).unwrap();
+    let (pli, _) = recv(&publisher).unwrap();
+    assert_eq!(&pli[8..12], &0xcafeu32.to_be_bytes());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(r.keyframe_requests(), 2);
+    r.shutdown();
+}
