@@ -101,10 +101,8 @@ impl VideoRouter {
                 ops.push(VideoOp::Unsubscribe { from: p, to: r });
             }
         }
-        if self.single_source.get(&p).is_some() {
-            let src = self.single_source[&p];
+        if let Some(src) = self.single_source.remove(&p) {
             ops.push(VideoOp::Unsubscribe { from: src, to: p });
-            self.single_source.remove(&p);
         }
         for (&r, &src) in &self.single_source {
             if src == p {
