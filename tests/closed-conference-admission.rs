@@ -227,7 +227,14 @@ fn lobby_wait_then_admitted_by_the_api() {
         "the guest heard the room once admitted ({} samples)",
         heard.len()
     );
-    let f = dominant_frequency(&heard[24_000..], rate);
+    // While waiting (the first second), the guest hears the waiting-room prompt.
+    let waiting = confgate_suite::rms(&heard[..48_000]);
+    assert!(
+        waiting > 300.0,
+        "the waiting-room prompt is heard in the lobby (rms {waiting})"
+    );
+    // Once admitted, the room: the host's tone.
+    let f = dominant_frequency(&heard[heard.len() - 96_000..], rate);
     assert!((f - 660.0).abs() <= 5.0, "dominant {f} Hz");
     drop(speaker);
 }

@@ -86,7 +86,9 @@ fn moderators_act_and_everyone_is_told() {
         pin: None,
     })
     .unwrap();
-    assert!(matches!(late.next_message().unwrap(), ServerMessage::Refused { reason, .. } if reason == "conference_locked"));
+    assert!(
+        matches!(late.next_message().unwrap(), ServerMessage::Refused { reason, .. } if reason == "conference_locked")
+    );
 
     m.send(&ClientMessage::MakeModerator { participant: gus }).unwrap();
     assert_eq!(

@@ -18,7 +18,9 @@
 //! the other: the relay decrypts and re-encrypts in place); media comes
 //! from the relay; confgate's `/metrics` shows the relay endpoints during the
 //! call, none after it (Kamailio's delete), and no SRTP authentication
-//! failure; Kamailio logged no error from the relay.
+//! failure while the call runs (at hang-up baresip 1.0 sends its RTCP BYE
+//! unencrypted, which the relay rightly drops: one such drop is allowed
+//! after the call when the caller speaks SRTP); Kamailio logged no error.
 //!
 //! Cases: SDES-SRTP on both sides; plain RTP caller and SDES-SRTP callee
 //! (`RTP/SAVP` in the offer, `RTP/AVP` in the answer: `transport-protocol`).
@@ -128,7 +130,7 @@ auto_aliases=no
 listen=udp:@SRV@:@SIP_PORT@
 alias="@SRV@:@SIP_PORT@"
 
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+mpath="@MODULES@"
 loadmodule "kex.so"
 loadmodule "corex.so"
 loadmodule "tm.so"
@@ -221,13 +223,45 @@ failure_route[FAILED] {
 }
 "#;
 
-fn kamailio_cfg(srv: &str, case: &Case) -> String {
-    KAMAILIO_CFG
+/// Kamailio's module directory (Debian puts it under the multiarch triplet).
+fn kamailio_modules() -> Result<PathBuf> {
+    let mut candidates = vec![PathBuf::from("/usr/lib/kamailio/modules")];
+    if let Ok(dirs) = std::fs::read_dir("/usr/lib") {
+        candidates.extend(dirs.filter_map(|d| d.ok()).map(|d| d.path().join("kamailio/modules")));
+    }
+    candidates
+        .into_iter()
+        .find(|d| d.join("rtpengine.so").exists())
+        .ok_or_else(|| anyhow!("no Kamailio module directory with rtpengine.so: install the Debian package kamailio"))
+}
+
+/// Fails, naming the Debian package, unless every peer program is installed.
+fn require_programs() -> Result<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    let missing: Vec<String> = [
+        ("kamailio", "kamailio"),
+        ("baresip", "baresip"),
+        ("curl", "curl"),
+        ("ip", "iproute2"),
+    ]
+    .into_iter()
+    .filter(|(bin, _)| !dirs.iter().any(|d| d.join(bin).exists()))
+    .map(|(bin, pkg)| format!("{bin} (Debian package {pkg})"))
+    .collect();
+    ensure!(missing.is_empty(), "missing programs: {}", missing.join(", "));
+    Ok(())
+}
+
+fn kamailio_cfg(srv: &str, case: &Case) -> Result<String> {
+    Ok(KAMAILIO_CFG
+        .replace("@MODULES@", &kamailio_modules()?.display().to_string())
         .replace("@SRV@", srv)
         .replace("@SIP_PORT@", &SIP_PORT.to_string())
         .replace("@NG_PORT@", &NG_PORT.to_string())
         .replace("@OFFER_FLAGS@", case.offer_flags)
-        .replace("@ANSWER_FLAGS@", case.answer_flags)
+        .replace("@ANSWER_FLAGS@", case.answer_flags))
 }
 
 /// Writes a baresip config directory for `ua`; returns (dir, recordings dir).
@@ -483,6 +517,7 @@ fn analyse(rec: &Path) -> Result<(f64, f64, f64)> {
 fn run_case(case: &Case, root: &Path) -> Result<String> {
     let logs = root.join("logs");
     std::fs::create_dir_all(&logs)?;
+    require_programs()?;
     // Declared first so that it drops last, after every process guard.
     let net = NetnsPair::create(&case.name[..2], case.subnet)?;
     let srv = net.server_ip.clone();
@@ -509,7 +544,7 @@ fn run_case(case: &Case, root: &Path) -> Result<String> {
     let kam_dir = root.join("kamailio");
     std::fs::create_dir_all(&kam_dir)?;
     let cfg = kam_dir.join("kamailio.cfg");
-    std::fs::write(&cfg, kamailio_cfg(&srv, case))?;
+    std::fs::write(&cfg, kamailio_cfg(&srv, case)?)?;
     let mut kam_cmd = net.server_cmd("kamailio");
     kam_cmd
         .args(["-DD", "-E", "-f"])
@@ -543,8 +578,13 @@ fn run_case(case: &Case, root: &Path) -> Result<String> {
         .arg(format!("/dial sip:bob@{srv}:{SIP_PORT}"))
         .args(["-t", &CALL_SECS.to_string()]);
     let mut alice = spawn_logged(alice_cmd, &logs, "alice")?;
+    let dialled = Instant::now();
 
     // During the call: the relay's endpoints, SRTP authentication failures.
+    // Authentication failures count until 1 s before alice hangs up: when
+    // baresip 1.0 ends an SRTP call it sends its RTCP BYE in the clear
+    // (seen in a capture: `81cb…` BYE + SDES, no SRTCP index or tag), and the
+    // relay rightly drops that one if it arrives before Kamailio's delete.
     let mut max_endpoints: Option<f64> = None;
     let mut max_auth_drops: Option<f64> = None;
     let mut during = String::new();
@@ -561,7 +601,7 @@ fn run_case(case: &Case, root: &Path) -> Result<String> {
         if let Some(v) = metric_value(&text, ENDPOINTS) {
             max_endpoints = Some(max_endpoints.map_or(v, |m| m.max(v)));
         }
-        if let Some(v) = metric_value(&text, SRTP_AUTH_DROPS) {
+        if let Some(v) = metric_value(&text, SRTP_AUTH_DROPS).filter(|_| dialled.elapsed().as_secs() < CALL_SECS - 1) {
             max_auth_drops = Some(max_auth_drops.map_or(v, |m| m.max(v)));
         }
         during = text;
@@ -644,10 +684,7 @@ fn run_case(case: &Case, root: &Path) -> Result<String> {
             );
             check(
                 bob_offer.connections().iter().all(|c| *c == srv) && !bob_offer.connections().is_empty(),
-                format!(
-                    "bob was offered c= {:?}, not the relay {relayed:?}",
-                    bob_offer.connections()
-                ),
+                format!("bob was offered c= {:?}, not the relay", bob_offer.connections()),
             );
             check(
                 alice_answer
@@ -729,29 +766,47 @@ fn run_case(case: &Case, root: &Path) -> Result<String> {
     // 4. The relay's metrics.
     let _ = write!(
         report,
-        "{ENDPOINTS}: before {:?}, max during the call {max_endpoints:?}, after {:?}; relay_srtp_auth drops: max during {max_auth_drops:?}, after {:?}",
+        "{ENDPOINTS}: before {:?}, max during the call {max_endpoints:?}, after {:?}; relay_srtp_auth drops: max during {max_auth_drops:?}, after {:?}; other relay drops after: {}",
         metric_value(&before, ENDPOINTS),
         metric_value(&after, ENDPOINTS),
         metric_value(&after, SRTP_AUTH_DROPS),
+        after
+            .lines()
+            .filter(|l| l.starts_with("confgate_dropped_total{reason=\"relay_") && !l.ends_with(" 0"))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
-    check(
-        max_endpoints.is_some_and(|m| m >= 2.0),
-        format!("{ENDPOINTS} never reached 2 during the call (max {max_endpoints:?}); last /metrics:\n{during}"),
-    );
-    check(
-        max_auth_drops == Some(0.0) && metric_value(&after, SRTP_AUTH_DROPS) == Some(0.0),
-        format!(
-            "{SRTP_AUTH_DROPS}: max during the call {max_auth_drops:?}, after {:?}",
-            metric_value(&after, SRTP_AUTH_DROPS)
-        ),
-    );
-    check(
-        metric_value(&after, ENDPOINTS) == Some(0.0),
-        format!(
-            "{ENDPOINTS} is {:?} 5 s after the call, not 0",
-            metric_value(&after, ENDPOINTS)
-        ),
-    );
+    // At most alice's clear-text RTCP BYE, and only if she speaks SRTP.
+    let allowed_after = if case.alice_srtp { 1.0 } else { 0.0 };
+    let missing: Vec<&str> = [ENDPOINTS, SRTP_AUTH_DROPS]
+        .into_iter()
+        .filter(|m| metric_value(&before, m).is_none())
+        .collect();
+    if missing.is_empty() {
+        check(
+            max_endpoints.is_some_and(|m| m >= 2.0),
+            format!("{ENDPOINTS} never reached 2 during the call (max {max_endpoints:?}); last /metrics:\n{during}"),
+        );
+        check(
+            max_auth_drops == Some(0.0) && metric_value(&after, SRTP_AUTH_DROPS).is_some_and(|v| v <= allowed_after),
+            format!(
+                "{SRTP_AUTH_DROPS}: max during the call {max_auth_drops:?}, after {:?} (at most {allowed_after})",
+                metric_value(&after, SRTP_AUTH_DROPS)
+            ),
+        );
+        check(
+            metric_value(&after, ENDPOINTS) == Some(0.0),
+            format!(
+                "{ENDPOINTS} is {:?} 5 s after the call, not 0",
+                metric_value(&after, ENDPOINTS)
+            ),
+        );
+    } else {
+        check(
+            false,
+            format!("GET /metrics does not expose {missing:?}; it served:\n{before}"),
+        );
+    }
 
     if failures.is_empty() {
         Ok(report)
@@ -779,7 +834,7 @@ fn print_logs(root: &Path) {
             .map(|l| l.rsplit('\r').find(|s| !s.trim().is_empty()).unwrap_or(""))
             .collect::<Vec<_>>()
             .join("\n");
-        let tail = text.len().saturating_sub(12_000);
+        let tail = text.len().saturating_sub(8_000);
         let tail = (tail..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(0);
         eprintln!("===== {} =====\n{}", p.display(), &text[tail..]);
     }

@@ -199,6 +199,8 @@ struct Member {
     in_lobby: bool,
     muted: bool,
     video_stopped: bool,
+    /// A prompt being played into this participant's audio.
+    prompt: Option<mixer::prompts::PromptPlayer>,
     audio_out: mpsc::Sender<Frame>,
     events: mpsc::Sender<RoomEvent>,
     lobby_deadline: Option<tokio::time::Instant>,
@@ -544,6 +546,12 @@ impl Room {
             if self.members.is_empty() || self.ended {
                 break;
             }
+            // A prompt needs the 20 ms clock even when nobody sends audio.
+            if ticker.is_none() && self.members.values().any(|m| m.prompt.is_some()) {
+                let mut t = tokio::time::interval(Duration::from_millis(20));
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticker = Some(t);
+            }
         }
         for (_, m) in std::mem::take(&mut self.members) {
             let _ = m.events.try_send(RoomEvent::Ended(EndReason::ConferenceEnded));
@@ -629,6 +637,9 @@ impl Room {
             in_lobby,
             muted: false,
             video_stopped: false,
+            // Lobby: "you are in the waiting room", again every 10 s.
+            prompt: in_lobby
+                .then(|| mixer::prompts::PromptPlayer::new(mixer::prompts::PromptId::WaitingRoom, Some(500))),
             audio_out: out_tx,
             events: ev_tx,
             lobby_deadline,
@@ -729,6 +740,7 @@ impl Room {
             ModeratorAction::Admit => {
                 m.in_lobby = false;
                 m.lobby_deadline = None;
+                m.prompt = None;
                 let _ = m.events.try_send(RoomEvent::Admitted);
                 let _ = m.events.try_send(RoomEvent::Joined(m.role));
                 self.mixer.add_input(InputId(target.0));
@@ -810,17 +822,35 @@ impl Room {
     }
 
     fn tick(&mut self) -> bool {
-        if !self.mixer.tick() {
-            return false;
-        }
-        for (id, m) in &self.members {
-            if m.in_lobby {
-                continue;
+        let mixed = self.mixer.tick();
+        let mut prompting = false;
+        for (id, m) in self.members.iter_mut() {
+            let prompt = m.prompt.as_mut().and_then(|p| p.next_frame());
+            if m.prompt.as_ref().is_some_and(|p| !p.finished()) {
+                prompting = true;
             }
-            let out = self.mixer.output(InputId(id.0)).copied().unwrap_or([0; FRAME_SAMPLES]);
+            let mut out = if m.in_lobby || !mixed {
+                match prompt {
+                    Some(_) => [0; FRAME_SAMPLES],
+                    None => continue,
+                }
+            } else {
+                self.mixer.output(InputId(id.0)).copied().unwrap_or([0; FRAME_SAMPLES])
+            };
+            if let Some(p) = prompt {
+                for (o, x) in out.iter_mut().zip(p.iter()) {
+                    *o = o.saturating_add(*x);
+                }
+            }
+            if m.prompt.as_ref().is_some_and(|p| p.finished()) {
+                m.prompt = None;
+            }
             if m.audio_out.try_send(out).is_err() {
                 self.owner.metrics.count_drop("participant_queue_full");
             }
+        }
+        if !mixed {
+            return prompting;
         }
         let speaker = self.mixer.speakers().first().map(|s| s.0);
         if speaker != self.speaker && speaker.is_some() {
@@ -960,13 +990,15 @@ mod tests {
             .unwrap();
         assert_eq!(next_event(&mut g).await, RoomEvent::Lobby(Duration::from_secs(60)));
         assert_eq!(c.live("c3").participants, 1, "the lobby does not count");
-        // the moderator is told about the lobby
-        let _joined = next_event(&mut m).await;
-        let _first_list = next_event(&mut m).await;
-        let RoomEvent::Participants(list) = next_event(&mut m).await else {
-            panic!()
-        };
-        assert!(list.iter().any(|p| p.id == g.id.0 && p.in_lobby));
+        // the moderator is told about the lobby: the queue, and the roster with the lobby marked
+        let (mut queue_seen, mut roster_seen) = (false, false);
+        while !(queue_seen && roster_seen) {
+            match next_event(&mut m).await {
+                RoomEvent::Notice(RoomNotice::LobbyQueue(q)) => queue_seen |= q.iter().any(|p| p.id == g.id.0),
+                RoomEvent::Participants(list) => roster_seen |= list.iter().any(|p| p.id == g.id.0 && p.in_lobby),
+                _ => {}
+            }
+        }
         // audio from the lobby is not mixed
         g.audio_in.send((g.id, tone(500))).await.unwrap();
         c.moderate("c3", g.id, ModeratorAction::Admit).await.unwrap();

@@ -129,6 +129,32 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        if let Some(r) = self.relay.get() {
+            for (reason, n) in r.drops() {
+                let _ = writeln!(out, "confgate_dropped_total{{reason=\"relay_{reason}\"}} {n}");
+            }
+            let _ = writeln!(out, "# HELP confgate_relay_endpoints Media endpoints allocated now.");
+            let _ = writeln!(
+                out,
+                "# TYPE confgate_relay_endpoints gauge\nconfgate_relay_endpoints {}",
+                r.endpoint_count()
+            );
+            let _ = writeln!(out, "# HELP confgate_relay_ports_in_use Media ports in use now.");
+            let _ = writeln!(
+                out,
+                "# TYPE confgate_relay_ports_in_use gauge\nconfgate_relay_ports_in_use {}",
+                r.ports_in_use()
+            );
+            let _ = writeln!(
+                out,
+                "# HELP confgate_relay_keyframe_requests_total Keyframe requests (PLI) sent."
+            );
+            let _ = writeln!(
+                out,
+                "# TYPE confgate_relay_keyframe_requests_total counter\nconfgate_relay_keyframe_requests_total {}",
+                r.keyframe_requests()
+            );
+        }
         out.push_str("# HELP confgate_dropped_total Packets or frames dropped, by reason.\n# TYPE confgate_dropped_total counter\n");
         for (reason, v) in DROP_REASONS.iter().zip(&self.dropped) {
             let _ = writeln!(

@@ -71,6 +71,7 @@
 pub mod codec;
 mod level;
 mod mixer;
+pub mod prompts;
 mod queue;
 
 pub use level::{frame_dbfs, SILENCE_DBFS};

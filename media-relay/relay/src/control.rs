@@ -57,6 +57,8 @@ struct Leg {
     srtp_out: Option<(u32, SrtpParams)>,
     /// The side offered rtcp-mux.
     offered_mux: bool,
+    /// RTP clock rate of what this side sends (for jitter statistics).
+    clock_rate: u32,
 }
 
 #[derive(Debug, Default)]
@@ -218,6 +220,7 @@ impl NgController {
                 .rtcp_port
                 .and_then(|p| m.rtcp_address.or(addr).map(|a| SocketAddr::new(a, p)));
             ol.offered_mux = m.rtcp_mux;
+            ol.clock_rate = clock_rate(&sdp, i);
             ol.srtp_in = None;
             ol.srtp_out = None;
             if let Some(c) = m
@@ -273,7 +276,12 @@ impl NgController {
             sdp.set_media_endpoint(i, advertise, nep.rtp_port, nep.rtcp_port);
             if let Some(oid) = ol_ep {
                 relay.subscribe(oid, nep.id).map_err(|e| err(e.to_string()))?;
-                relay.subscribe(nep.id, oid).map_err(|e| err(e.to_string()))?;
+                // An SRTP answerer's keys come with the answer: until then its
+                // packets cannot be authenticated and must not be forwarded
+                // (`answer` subscribes it once it is keyed).
+                if !nproto.contains("SAVP") {
+                    relay.subscribe(nep.id, oid).map_err(|e| err(e.to_string()))?;
+                }
             }
         }
         rewrite_common(&mut sdp, req, advertise);
@@ -321,6 +329,7 @@ impl NgController {
                 .rtcp_port
                 .and_then(|p| m.rtcp_address.or(addr).map(|a| SocketAddr::new(a, p)));
             nl.rtcp_mux = m.rtcp_mux;
+            nl.clock_rate = clock_rate(&sdp, i);
             nl.srtp_in = None;
             nl.srtp_out = None;
             if let Some(c) = m.crypto.iter().find(|c| nl.offered.iter().any(|(t, _)| *t == c.tag)) {
@@ -347,6 +356,11 @@ impl NgController {
                 )));
             }
             configure(&relay, &call.sides[n].legs[i], req)?;
+            // Now keyed: the answerer's media may reach the offerer (queued
+            // after the configuration, so no packet is forwarded unkeyed).
+            if let (Some(nep), Some(oep)) = (call.sides[n].legs[i].ep, call.sides[o].legs[i].ep) {
+                relay.subscribe(nep.id, oep.id).map_err(|e| err(e.to_string()))?;
+            }
 
             // What the offerer hears back.
             let ol = &mut call.sides[o].legs[i];
@@ -519,11 +533,40 @@ fn configure(relay: &Relay, leg: &Leg, req: &Request) -> Result<(), Response> {
                 latch,
                 srtp_in: leg.srtp_in.clone(),
                 srtp_out: leg.srtp_out.as_ref().map(|(_, k)| k.clone()),
-                clock_rate: 8000,
+                clock_rate: leg.clock_rate,
                 rtcp_mux: leg.rtcp_mux,
             },
         )
         .map_err(|e| err(e.to_string()))
+}
+
+/// The RTP clock rate of media line `i`'s first format: from its
+/// `a=rtpmap` when dynamic, from RFC 3551's table when static.
+fn clock_rate(sdp: &SessionDescription, i: usize) -> u32 {
+    let m = sdp.media(i);
+    let Some(pt) = m.payload_types().first().copied() else {
+        return 8000;
+    };
+    if let Some(map) = sdp.media_attribute(i, "rtpmap") {
+        let mut it = map.split_whitespace();
+        if it.next().and_then(|p| p.parse::<u8>().ok()) == Some(pt) {
+            if let Some(rate) = it
+                .next()
+                .and_then(|enc| enc.split('/').nth(1))
+                .and_then(|r| r.parse().ok())
+            {
+                return rate;
+            }
+        }
+    }
+    match pt {
+        10 | 11 => 44_100,
+        6 => 16_000,
+        16 => 11_025,
+        17 => 22_050,
+        14 | 25 | 26 | 28 | 31..=34 => 90_000,
+        _ => 8000,
+    }
 }
 
 fn rewrite_common(sdp: &mut SessionDescription, req: &Request, advertise: IpAddr) {
@@ -608,5 +651,95 @@ impl NgServer {
 impl Drop for NgServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{RelayConfig, SrtpContext};
+
+    fn request(pairs: &[(&str, &str)]) -> Request {
+        let mut d = b"c1 d".to_vec();
+        for (k, v) in pairs {
+            d.extend_from_slice(format!("{}:{k}{}:{v}", k.len(), v.len()).as_bytes());
+        }
+        d.push(b'e');
+        ng::parse_datagram(&d).unwrap().1
+    }
+
+    fn rtp(seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0, (seq >> 8) as u8, seq as u8, 0, 0, 0, 160, 0, 0, 0, 9];
+        p.extend_from_slice(&[0xd5; 160]);
+        p
+    }
+
+    /// An SDES answerer's media can be authenticated only with the key in
+    /// its answer: before the answer none of it reaches the offerer.
+    #[test]
+    fn ng_srtp_answerer_is_forwarded_only_once_keyed() {
+        let relay = Relay::start(RelayConfig {
+            bind: "127.0.0.1".parse().unwrap(),
+            port_min: 46100,
+            port_max: 46119,
+            workers: 1,
+            batch: 8,
+        })
+        .unwrap();
+        let mut ctl = NgController::new(
+            relay.clone(),
+            NgConfig {
+                advertise: "127.0.0.1".parse().unwrap(),
+                timeout: Duration::from_secs(60),
+                max_calls: 4,
+            },
+        );
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let sdp = |port: u16, proto: &str, crypto: &str| {
+            format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} {proto} 0\r\n{crypto}")
+        };
+        let Response::Ok { sdp: Some(to_b), .. } = ctl.handle(&request(&[
+            ("sdp", &sdp(a.local_addr().unwrap().port(), "RTP/AVP", "")),
+            ("transport-protocol", "RTP/SAVP"),
+            ("call-id", "k"),
+            ("from-tag", "a"),
+            ("command", "offer"),
+        ])) else {
+            panic!("offer refused")
+        };
+        let relay_for_b = SocketAddr::from(([127, 0, 0, 1], sdp::parse(&to_b).unwrap().media(0).port));
+        let key: Vec<u8> = (0u8..30).collect();
+        let mut tx = SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &key[..16], &key[16..]).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut send = |seq: u16| {
+            let p = rtp(seq);
+            let mut out = [0u8; 2048];
+            out[..p.len()].copy_from_slice(&p);
+            let n = tx.protect_rtp(&mut out, p.len()).unwrap();
+            b.send_to(&out[..n], relay_for_b).unwrap();
+        };
+        send(1);
+        assert!(
+            a.recv_from(&mut buf).is_err(),
+            "unauthenticated SRTP forwarded before the answer"
+        );
+
+        let crypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\n";
+        let answer = ctl.handle(&request(&[
+            ("sdp", &sdp(b.local_addr().unwrap().port(), "RTP/SAVP", crypto)),
+            ("call-id", "k"),
+            ("from-tag", "a"),
+            ("to-tag", "b"),
+            ("command", "answer"),
+        ]));
+        assert!(matches!(answer, Response::Ok { sdp: Some(_), .. }), "{answer:?}");
+        send(2);
+        let (n, _) = a.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &rtp(2)[..]);
+        relay.shutdown();
     }
 }

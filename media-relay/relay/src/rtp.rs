@@ -22,9 +22,8 @@ pub enum RtpError {
     /// An RTCP length field runs past the end of the datagram.
     #[error("RTCP length runs past the datagram")]
     BadRtcpLength,
-    /// The first RTCP packet of a compound is not SR or RR (RFC 3550 §6.1);
-    /// accepted when it is a feedback message (RFC 5506 reduced-size RTCP).
-    #[error("RTCP compound does not start with SR, RR or feedback")]
+    /// A packet type outside the RTCP range 200–211.
+    #[error("not an RTCP packet type")]
     BadRtcpFirst,
 }
 
@@ -150,7 +149,10 @@ pub fn parse_rtcp(pkt: &[u8]) -> Result<RtcpSummary, RtpError> {
         if off + len > pkt.len() {
             return Err(RtpError::BadRtcpLength);
         }
-        if off == 0 && !matches!(pt, rtcp_type::SR | rtcp_type::RR | rtcp_type::RTPFB | rtcp_type::PSFB) {
+        // RFC 3550 §6.1 wants SR or RR first; RFC 5506 (reduced-size RTCP,
+        // a=rtcp-rsize, which the relay passes through) allows any RTCP
+        // packet alone. Refuse only what is not an RTCP packet type at all.
+        if !(rtcp_type::SR..=211).contains(&pt) {
             return Err(RtpError::BadRtcpFirst);
         }
         match (pt, fmt) {
@@ -391,8 +393,17 @@ mod tests {
         let mut bad = c.clone();
         bad.extend_from_slice(&[0x80, 200]);
         assert_eq!(parse_rtcp(&bad), Err(RtpError::BadRtcpLength));
-        // starts with BYE
-        assert_eq!(parse_rtcp(&[0x81, 203, 0, 1, 0, 0, 0, 1]), Err(RtpError::BadRtcpFirst));
+        // a lone BYE or APP (reduced-size RTCP, RFC 5506) is accepted
+        assert!(parse_rtcp(&[0x81, 203, 0, 1, 0, 0, 0, 1]).is_ok());
+        // an unknown packet type is not
+        assert_eq!(parse_rtcp(&[0x80, 220, 0, 1, 0, 0, 0, 1]), Err(RtpError::BadRtcpFirst));
+        let mut bad = c.clone();
+        bad[9] = 199;
+        assert_eq!(
+            parse_rtcp(&bad),
+            Err(RtpError::BadRtcpFirst),
+            "every packet of the compound is checked"
+        );
     }
 
     #[test]
