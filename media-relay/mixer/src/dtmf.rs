@@ -177,7 +177,10 @@ impl DtmfDetector {
                 // A late packet of an earlier event.
                 return None;
             }
-            if !cur.reported && cur.event == te.event && cur.duration == u16::MAX && timestamp == cur.ts.wrapping_add(0xFFFF)
+            if !cur.reported
+                && cur.event == te.event
+                && cur.duration == u16::MAX
+                && timestamp == cur.ts.wrapping_add(0xFFFF)
             {
                 // §2.5.1.3: the next segment of a long event.
                 cur.earlier += 0xFFFF;

@@ -376,8 +376,11 @@ pub struct JitterBuffer {
     /// The gap before the next packet is a loss (not a silence).
     loss_gap: bool,
     /// Timestamp and end of the last packet handed out, while the cursor
-    /// still stands at that end.
-    last_popped: Option<(i64, i64)>,
+    /// still stands at that end, and whether the caller confirmed the end
+    /// with [`JitterBuffer::set_packet_duration`].
+    last_popped: Option<(i64, i64, bool)>,
+    /// Sequence number and timestamp of the last packet handed out.
+    last_played: Option<(i64, i64)>,
     /// Packet time, in timestamp units.
     ptime: i64,
     /// RFC 3550 relative transit time of the previous packet (ts units).
@@ -450,6 +453,7 @@ impl JitterBuffer {
             first_arrival: 0,
             loss_gap: false,
             last_popped: None,
+            last_played: None,
             ptime: 0,
             last_transit: None,
             jitter: 0.0,
@@ -574,13 +578,13 @@ impl JitterBuffer {
     /// its real duration in RTP timestamp units (from the decoder). Corrects
     /// the playout cursor and teaches the buffer the packet time.
     pub fn set_packet_duration(&mut self, duration: u32) {
-        let Some((ts, end)) = self.last_popped else {
+        let Some((ts, end, _)) = self.last_popped else {
             return;
         };
         let duration = i64::from(duration);
         if self.cursor == end {
             self.cursor = ts + duration;
-            self.last_popped = Some((ts, self.cursor));
+            self.last_popped = Some((ts, self.cursor, true));
         }
         if self.ptime_plausible(duration) {
             self.ptime = duration;
@@ -675,7 +679,8 @@ impl JitterBuffer {
             self.commit(head, gap);
             self.loss_gap = false;
             self.cursor = slot.ts + self.ptime;
-            self.last_popped = Some((slot.ts, self.cursor));
+            self.last_popped = Some((slot.ts, self.cursor, false));
+            self.last_played = Some((head, slot.ts));
             self.stats.played += 1;
             let start = self.index(head) * self.config.max_payload;
             return Popped::Packet(Packet {
@@ -709,9 +714,15 @@ impl JitterBuffer {
         }
         // A normal packet: whatever was on probation was a stray.
         self.probe = None;
-        self.update_jitter(ext_ts, now);
-
         let cap = self.cap();
+        let i = self.index(ext_seq);
+        let slot = self.slots[i];
+        if ext_seq >= self.next_seq && slot.state != SlotState::Empty && slot.seq == ext_seq {
+            self.stats.duplicates += 1;
+            return PushOutcome::Duplicate;
+        }
+        // Late and reordered packets count: they are what jitter is.
+        self.update_jitter(ext_ts, now);
         if ext_seq < self.next_seq {
             if self.started || self.highest_seq - ext_seq >= cap {
                 self.stats.late += 1;
@@ -720,12 +731,6 @@ impl JitterBuffer {
             // Before playout starts, the stream may begin earlier than its
             // first arrival suggested.
             self.next_seq = ext_seq;
-        }
-        let i = self.index(ext_seq);
-        let slot = self.slots[i];
-        if slot.state != SlotState::Empty && slot.seq == ext_seq {
-            self.stats.duplicates += 1;
-            return PushOutcome::Duplicate;
         }
         if self.started && ext_ts + self.ptime <= self.cursor {
             if ext_seq < self.next_seq + cap && slot.state == SlotState::Empty {
@@ -798,6 +803,7 @@ impl JitterBuffer {
         self.cursor = ts;
         self.loss_gap = false;
         self.last_popped = None;
+        self.last_played = None;
         self.last_transit = None;
         self.delay_est = None;
         self.above_since = None;
@@ -809,11 +815,18 @@ impl JitterBuffer {
     /// RFC 3550 Appendix A.1 probation for a discontinuous packet.
     fn probation(&mut self, seq: u16, timestamp: u32, marker: bool, payload: &[u8], now: i64) -> PushOutcome {
         if let Some(probe) = self.probe {
-            let follows = seq == probe.seq.wrapping_add(1) && i64::from(timestamp.wrapping_sub(probe.ts)) < self.max_span_ts;
+            let follows =
+                seq == probe.seq.wrapping_add(1) && i64::from(timestamp.wrapping_sub(probe.ts)) < self.max_span_ts;
             if follows {
                 self.probe = None;
                 self.stats.resyncs += 1;
-                self.sync(probe.seq, probe.ts, probe.marker, probe.arrival, Source::Probe(probe.len));
+                self.sync(
+                    probe.seq,
+                    probe.ts,
+                    probe.marker,
+                    probe.arrival,
+                    Source::Probe(probe.len),
+                );
                 return self.push_synced(seq, timestamp, marker, payload, now);
             }
         }
@@ -911,6 +924,22 @@ impl JitterBuffer {
         let before = self.slots[self.index(seq - 1)];
         if !marker && before.state == SlotState::Full && before.seq == seq - 1 {
             self.learn_ptime_from(ts - before.ts);
+        }
+        if let Some((played_seq, played_ts)) = self.last_played {
+            if !marker && played_seq == seq - 1 {
+                // The packet just played: also correct where its audio ends
+                // (unless the caller already did, from the decoder).
+                let delta = ts - played_ts;
+                if self.ptime_plausible(delta) {
+                    if let Some((popped_ts, end, false)) = self.last_popped {
+                        if popped_ts == played_ts && self.cursor == end {
+                            self.cursor = ts;
+                            self.last_popped = Some((played_ts, ts, false));
+                        }
+                    }
+                    self.ptime = delta;
+                }
+            }
         }
         let after = self.slots[self.index(seq + 1)];
         if after.state == SlotState::Full && after.seq == seq + 1 && !after.marker {
@@ -1151,7 +1180,10 @@ mod tests {
         let mut out = Vec::new();
         loop {
             match jb.pop(now) {
-                Popped::Packet(p) => out.push(Ev::Pkt { seq: p.seq, skip: p.skip }),
+                Popped::Packet(p) => out.push(Ev::Pkt {
+                    seq: p.seq,
+                    skip: p.skip,
+                }),
                 Popped::Lost { duration } => out.push(Ev::Lost(duration)),
                 Popped::Nothing => return out,
             }
@@ -1197,7 +1229,7 @@ mod tests {
         let t0 = Instant::now();
         let mut tx = Sender::new(1000, 5000, 20);
         let mut played = Vec::new();
-        for n in 0..100u64 {
+        for n in 0..100u32 {
             let now = t0 + n * 20 * MS;
             let (s, t) = tx.next();
             assert_eq!(jb.push(s, t, n == 0, &[1, 2, 3], now), PushOutcome::Queued);
@@ -1250,7 +1282,10 @@ mod tests {
         for n in 0..60u16 {
             let seq = n ^ 1;
             let now = t0 + u32::from(n) * 20 * MS;
-            assert_eq!(jb.push(seq, u32::from(seq) * 960, false, &[0], now), PushOutcome::Queued);
+            assert_eq!(
+                jb.push(seq, u32::from(seq) * 960, false, &[0], now),
+                PushOutcome::Queued
+            );
             played.extend(seqs(&tick(&mut jb, now + MS)));
         }
         for k in 60..80u32 {
@@ -1349,7 +1384,10 @@ mod tests {
         let order = [65_533u16, 65_535, 65_534, 1, 0, 2, 3];
         for (k, &s) in order.iter().enumerate() {
             let ts = u32::from(s.wrapping_sub(65_533)) * 960;
-            assert_eq!(jb.push(s, ts, false, &[0], t0 + k as u32 * 20 * MS), PushOutcome::Queued);
+            assert_eq!(
+                jb.push(s, ts, false, &[0], t0 + k as u32 * 20 * MS),
+                PushOutcome::Queued
+            );
         }
         let mut played = Vec::new();
         for k in 2..12u32 {
@@ -1461,7 +1499,9 @@ mod tests {
         let t0 = Instant::now();
         let mut rng = 12345u64;
         let mut rand = move || {
-            rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             (rng >> 33) % 40
         };
         for n in 0..300u32 {
@@ -1476,7 +1516,10 @@ mod tests {
             jb.push(n as u16, n * 960, false, &[0], t0 + n * 20 * MS);
         }
         let later = jb.target_delay();
-        assert!(later < jittery && later > Duration::from_millis(25), "{jittery:?} {later:?}");
+        assert!(
+            later < jittery && later > Duration::from_millis(25),
+            "{jittery:?} {later:?}"
+        );
         for n in 320..1000u32 {
             jb.push(n as u16, n * 960, false, &[0], t0 + n * 20 * MS);
         }
@@ -1576,7 +1619,10 @@ mod tests {
         // Restart: new random seq and timestamp.
         let at = t0 + 400 * MS;
         assert_eq!(jb.push(31_000, 7_777_777, true, &[2], at), PushOutcome::Probation);
-        assert_eq!(jb.push(31_001, 7_777_777 + 960, false, &[3], at + 20 * MS), PushOutcome::Queued);
+        assert_eq!(
+            jb.push(31_001, 7_777_777 + 960, false, &[3], at + 20 * MS),
+            PushOutcome::Queued
+        );
         assert_eq!(jb.stats().resyncs, 1);
         let mut played = Vec::new();
         for k in 0..10u32 {
@@ -1596,7 +1642,10 @@ mod tests {
         }
         assert_eq!(jb.push(20_000, 99, false, &[9], t0 + 200 * MS), PushOutcome::Probation);
         assert_eq!(jb.push(10, 10 * 960, false, &[1], t0 + 200 * MS), PushOutcome::Queued);
-        assert_eq!(jb.push(20_001, 99 + 960, false, &[9], t0 + 220 * MS), PushOutcome::Probation);
+        assert_eq!(
+            jb.push(20_001, 99 + 960, false, &[9], t0 + 220 * MS),
+            PushOutcome::Probation
+        );
         assert_eq!(jb.stats().resyncs, 0);
         assert_eq!(jb.len(), 11);
     }
@@ -1610,7 +1659,10 @@ mod tests {
         }
         // Same sequence, timestamps jump 10 s ahead (another source behind a
         // B2BUA, say).
-        assert_eq!(jb.push(10, 480_000 + 10 * 960, false, &[1], t0 + 200 * MS), PushOutcome::Queued);
+        assert_eq!(
+            jb.push(10, 480_000 + 10 * 960, false, &[1], t0 + 200 * MS),
+            PushOutcome::Queued
+        );
         assert_eq!(jb.stats().resyncs, 1);
         assert_eq!(jb.len(), 1);
     }
@@ -1762,13 +1814,29 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Push { dseq: i16, dts: i32, marker: bool, len: usize },
-        Raw { seq: u16, ts: u32 },
-        Placeholder { dseq: i16 },
+        Push {
+            dseq: i16,
+            dts: i32,
+            marker: bool,
+            len: usize,
+        },
+        Raw {
+            seq: u16,
+            ts: u32,
+        },
+        Placeholder {
+            dseq: i16,
+        },
         Pop,
-        Advance { ms: u16 },
-        Back { ms: u8 },
-        Duration { ts: u32 },
+        Advance {
+            ms: u16,
+        },
+        Back {
+            ms: u8,
+        },
+        Duration {
+            ts: u32,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {

@@ -69,10 +69,17 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod dtmf;
+pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod inbound;
+pub mod jitter;
 mod level;
 mod mixer;
 pub mod prompts;
 mod queue;
+pub mod vad;
 
 pub use level::{frame_dbfs, SILENCE_DBFS};
 pub use mixer::{InputStats, Mixer, PushResult};

@@ -314,7 +314,9 @@ mod tests {
         let amplitude = 32768.0 * 10f64.powf(f64::from(dbfs) / 20.0) * 3f64.sqrt();
         let mut f = [0i16; FRAME_SAMPLES];
         for s in f.iter_mut() {
-            *seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            *seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let u = (*seed >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
             *s = (amplitude * u).round() as i16;
         }
@@ -479,14 +481,21 @@ mod tests {
         for round in 0..3 {
             for _ in 0..30 {
                 t += 20;
-                assert_eq!(sw.update(t0 + ms(t), &[(A, true, -30.0), (B, true, -10.0)]), None, "{round}");
+                assert_eq!(
+                    sw.update(t0 + ms(t), &[(A, true, -30.0), (B, true, -10.0)]),
+                    None,
+                    "{round}"
+                );
             }
             t += 20;
             assert_eq!(sw.update(t0 + ms(t), &[(A, true, -10.0), (B, true, -30.0)]), None);
         }
         assert_eq!(sw.active(), Some(A));
         // Silence keeps the last speaker.
-        assert_eq!(sw.update(t0 + ms(t + 5000), &[(A, false, -90.0), (B, false, -90.0)]), None);
+        assert_eq!(
+            sw.update(t0 + ms(t + 5000), &[(A, false, -90.0), (B, false, -90.0)]),
+            None
+        );
         assert_eq!(sw.active(), Some(A));
     }
 
@@ -498,10 +507,19 @@ mod tests {
         sw.update(t0, &[(A, true, -20.0)]);
         // B leads 0.6 s, then C leads 0.6 s: neither held it for 1 s.
         for k in 1..=30u64 {
-            assert_eq!(sw.update(t0 + ms(20 * k), &[(A, true, -30.0), (B, true, -10.0), (C, false, -90.0)]), None);
+            assert_eq!(
+                sw.update(
+                    t0 + ms(20 * k),
+                    &[(A, true, -30.0), (B, true, -10.0), (C, false, -90.0)]
+                ),
+                None
+            );
         }
         for k in 31..=60u64 {
-            assert_eq!(sw.update(t0 + ms(20 * k), &[(A, true, -30.0), (B, true, -10.0), (C, true, -5.0)]), None);
+            assert_eq!(
+                sw.update(t0 + ms(20 * k), &[(A, true, -30.0), (B, true, -10.0), (C, true, -5.0)]),
+                None
+            );
         }
         assert_eq!(sw.active(), Some(A));
         // C has led since k = 31: it takes over one second later, at k = 81.
@@ -515,7 +533,10 @@ mod tests {
     fn ties_go_to_the_lower_id_and_nan_never_leads() {
         let mut sw = SpeakerSwitcher::new(Duration::ZERO);
         let t0 = Instant::now();
-        assert_eq!(sw.update(t0, &[(C, true, f32::NAN), (B, true, -20.0), (A, true, -20.0)]), Some(A));
+        assert_eq!(
+            sw.update(t0, &[(C, true, f32::NAN), (B, true, -20.0), (A, true, -20.0)]),
+            Some(A)
+        );
         assert_eq!(sw.update(t0, &[(A, true, -20.0), (B, true, -19.0)]), Some(B));
     }
 
