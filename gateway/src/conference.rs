@@ -480,9 +480,13 @@ struct Room {
     mixer: Mixer,
     audio_tx: mpsc::Sender<(ParticipantId, Frame)>,
     speaker: Option<u64>,
+    switcher: mixer::vad::SpeakerSwitcher,
+    speaking_now: Vec<(InputId, bool, f32)>,
     ended: bool,
 }
 
+/// How long a new loudest speaker must lead before it becomes the active speaker.
+const SPEAKER_HOLD_MS: u64 = 600;
 /// Frames queued from all participants of one room before new ones are dropped.
 const ROOM_AUDIO_QUEUE: usize = 512;
 /// Frames queued towards one participant before new ones are dropped.
@@ -511,6 +515,8 @@ impl Room {
             mixer,
             audio_tx,
             speaker: None,
+            switcher: mixer::vad::SpeakerSwitcher::new(Duration::from_millis(SPEAKER_HOLD_MS)),
+            speaking_now: Vec::with_capacity(8),
             ended: false,
         }
     }
@@ -852,8 +858,15 @@ impl Room {
         if !mixed {
             return prompting;
         }
-        let speaker = self.mixer.speakers().first().map(|s| s.0);
-        if speaker != self.speaker && speaker.is_some() {
+        // Active speaker with hysteresis: a new one must lead for a while
+        // before the room (and video switching) follows.
+        self.speaking_now.clear();
+        for (rank, s) in self.mixer.speakers().iter().enumerate() {
+            self.speaking_now.push((*s, true, -(rank as f32)));
+        }
+        let changed = self.switcher.update(std::time::Instant::now(), &self.speaking_now);
+        let speaker = changed.map(|s| s.0);
+        if speaker.is_some() && speaker != self.speaker {
             self.speaker = speaker;
             for m in self.members.values().filter(|m| !m.in_lobby) {
                 let _ = m.events.try_send(RoomEvent::Speaking(speaker));
