@@ -219,6 +219,7 @@ impl ConferenceMixer {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::test_signal::goertzel;
     use std::time::Duration;
 
     fn sine(hz: f64, n: usize, phase: &mut f64) -> Vec<i16> {
@@ -229,17 +230,6 @@ mod tests {
                 v as i16
             })
             .collect()
-    }
-
-    fn goertzel(x: &[i16], rate: f64, hz: f64) -> f64 {
-        let c = 2.0 * (std::f64::consts::TAU * hz / rate).cos();
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &v in x {
-            let s0 = f64::from(v) + c * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        (s1 * s1 + s2 * s2 - c * s1 * s2) / (x.len() as f64).powi(2)
     }
 
     #[test]

@@ -79,6 +79,8 @@ mod level;
 mod mixer;
 pub mod prompts;
 mod queue;
+#[cfg(test)]
+mod test_signal;
 pub mod vad;
 
 pub use level::{frame_dbfs, SILENCE_DBFS};

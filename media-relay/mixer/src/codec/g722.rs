@@ -469,23 +469,8 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_signal::{goertzel, power};
     use std::f64::consts::PI;
-
-    fn goertzel(x: &[i16], rate: f64, freq: f64) -> f64 {
-        let w = 2.0 * PI * freq / rate;
-        let coeff = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &v in x {
-            let s0 = f64::from(v) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (x.len() as f64).powi(2)
-    }
-
-    fn power(x: &[i16]) -> f64 {
-        x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64
-    }
 
     /// A sine at `dbfs` (peak relative to full scale).
     fn sine(freq: f64, dbfs: f64, n: usize) -> Vec<i16> {

@@ -206,21 +206,7 @@ impl Downsampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Power of `x` at `freq` (Goertzel), normalised so a full-scale sine of
-    /// amplitude A gives A²/2 … up to the window's length factor.
-    pub(crate) fn goertzel(x: &[i16], rate: f64, freq: f64) -> f64 {
-        let w = 2.0 * PI * freq / rate;
-        let coeff = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &v in x {
-            let s0 = f64::from(v) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-        2.0 * power / (x.len() as f64 * x.len() as f64)
-    }
+    use crate::test_signal::goertzel;
 
     fn sine(rate: f64, freq: f64, amp: f64, n: usize) -> Vec<i16> {
         (0..n)
