@@ -244,6 +244,8 @@ pub(crate) struct Worker {
     syscalls: Arc<AtomicU64>,
     /// Keyframe requests (PLI) sent.
     keyframes: Arc<AtomicU64>,
+    /// Scratch list of endpoints, reused (no allocation per request).
+    sources: Vec<u64>,
 }
 
 fn token(id: u64, rtcp: bool) -> u64 {
@@ -273,6 +275,7 @@ impl Worker {
             epoch,
             syscalls,
             keyframes,
+            sources: Vec::with_capacity(16),
         })
     }
 
@@ -458,15 +461,21 @@ impl Worker {
                 now_ms,
             ) {
                 // A switched subscriber asked for a keyframe: ask its current sources.
-                let sources: Vec<u64> = self
-                    .endpoints
-                    .iter()
-                    .filter(|(_, e)| e.subscribers.contains(&id))
-                    .map(|(k, _)| *k)
-                    .collect();
-                for src_id in sources {
-                    if let Some(ep) = self.endpoints.get_mut(&src_id) {
-                        if !self.send.is_full() && send_pli(ep, &mut self.send) {
+                // `sources` is reused, so this allocates only when it grows.
+                self.sources.clear();
+                self.sources.extend(
+                    self.endpoints
+                        .iter()
+                        .filter(|(_, e)| e.subscribers.contains(&id))
+                        .map(|(k, _)| *k),
+                );
+                for k in 0..self.sources.len() {
+                    if self.send.is_full() {
+                        let st = self.send.flush();
+                        self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                    }
+                    if let Some(ep) = self.endpoints.get_mut(&self.sources[k]) {
+                        if send_pli(ep, &mut self.send) {
                             self.keyframes.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -625,6 +634,11 @@ fn forward(
             bump(&drops.no_destination);
             continue;
         };
+        if send.is_full() {
+            // A large fan-out fills the batch: send it and go on, dropping nothing.
+            let st = send.flush();
+            drops.send_failed.fetch_add(st.failed, Ordering::Relaxed);
+        }
         let Some(out) = send.next_buf() else {
             bump(&drops.send_failed);
             continue;

@@ -318,3 +318,40 @@ fn keyframe_requests_reach_the_publisher() {
     assert_eq!(r.keyframe_requests(), 2);
     r.shutdown();
 }
+
+#[test]
+fn a_fan_out_larger_than_a_send_batch_drops_nothing() {
+    // batch 4 → the send batch holds 16 datagrams; 40 subscribers need three flushes per packet.
+    let r = Relay::start(RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        port_min: 42600,
+        port_max: 42799,
+        workers: 1,
+        batch: 4,
+    })
+    .unwrap();
+    let sink = client();
+    let src = client();
+    let publisher = r.create_endpoint(1, true).unwrap();
+    r.configure(publisher.id, &PeerConfig::default()).unwrap();
+    for _ in 0..40 {
+        let e = r.create_endpoint(1, true).unwrap();
+        r.configure(
+            e.id,
+            &PeerConfig {
+                peer: Some(sink.local_addr().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        r.subscribe(publisher.id, e.id).unwrap();
+    }
+    src.send_to(&rtp(1, 0x1, b"all"), at(publisher.rtp_port)).unwrap();
+    for n in 0..40 {
+        assert!(recv(&sink).is_some(), "copy {n} of 40 arrived");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
+    assert_eq!(drops["send_failed"], 0);
+    r.shutdown();
+}
