@@ -627,37 +627,34 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 
+    /// What a reload may apply: `newer` with every section that needs a
+    /// restart kept as it runs now, and the names of those that changed.
+    pub fn reloadable_from(&self, newer: &Config) -> (Config, Vec<&'static str>) {
+        let mut applied = newer.clone();
+        let mut restart = Vec::new();
+        macro_rules! keep {
+            ($($field:ident).+ => $name:literal) => {
+                if applied.$($field).+ != self.$($field).+ {
+                    restart.push($name);
+                    applied.$($field).+ = self.$($field).+.clone();
+                }
+            };
+        }
+        keep!(server.name => "server.name");
+        keep!(server.data_dir => "server.data_dir");
+        keep!(http => "http");
+        keep!(sip => "sip");
+        keep!(h323 => "h323");
+        keep!(media => "media");
+        keep!(relay => "relay");
+        keep!(federation => "federation");
+        keep!(loopback => "loopback");
+        (applied, restart)
+    }
+
     /// Keys whose change needs a restart, comparing with a newer configuration.
     pub fn restart_needed_for(&self, newer: &Config) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if self.server.name != newer.server.name {
-            out.push("server.name");
-        }
-        if self.server.data_dir != newer.server.data_dir {
-            out.push("server.data_dir");
-        }
-        if self.http != newer.http {
-            out.push("http");
-        }
-        if self.sip != newer.sip {
-            out.push("sip");
-        }
-        if self.h323 != newer.h323 {
-            out.push("h323");
-        }
-        if self.media != newer.media {
-            out.push("media");
-        }
-        if self.relay != newer.relay {
-            out.push("relay");
-        }
-        if self.federation != newer.federation {
-            out.push("federation");
-        }
-        if self.loopback != newer.loopback {
-            out.push("loopback");
-        }
-        out
+        self.reloadable_from(newer).1
     }
 }
 
@@ -790,5 +787,10 @@ mod tests {
         assert!(a.restart_needed_for(&b).is_empty());
         b.http.listen = "127.0.0.1:1".parse().unwrap();
         assert_eq!(a.restart_needed_for(&b), vec!["http"]);
+        let (applied, restart) = a.reloadable_from(&b);
+        assert_eq!(restart, vec!["http"]);
+        assert_eq!(applied.http, a.http, "the running listener is kept");
+        assert_eq!(applied.server.log, "debug", "reloadable keys are taken");
+        assert!(!applied.routing.allow_anonymous);
     }
 }

@@ -221,7 +221,7 @@ fn reload(shared: &Shared, path: Option<&std::path::Path>, log_reload: &LogReloa
         }
     };
     let current = shared.config();
-    let restart = current.restart_needed_for(&newer);
+    let (applied, restart) = current.reloadable_from(&newer);
     if !restart.is_empty() {
         tracing::warn!(keys = %restart.join(", "), "these changes take effect only after a restart");
     }
@@ -231,17 +231,6 @@ fn reload(shared: &Shared, path: Option<&std::path::Path>, log_reload: &LogReloa
         }
     }
     call::set_pii_visible(newer.server.log_personal_data);
-    // Keep what needs a restart as it runs; take the rest.
-    let mut applied = newer;
-    applied.server.name = current.server.name.clone();
-    applied.server.data_dir = current.server.data_dir.clone();
-    applied.http = current.http.clone();
-    applied.sip = current.sip.clone();
-    applied.h323 = current.h323.clone();
-    applied.media = current.media.clone();
-    applied.relay = current.relay.clone();
-    applied.federation = current.federation.clone();
-    applied.loopback = current.loopback.clone();
     shared.reload(applied);
     tracing::info!("configuration reloaded (log filter, routing, limits, conference settings)");
 }
