@@ -111,6 +111,16 @@ pub(crate) struct EndpointStats {
     pub latched: std::sync::Mutex<Option<SocketAddr>>,
 }
 
+/// Receives what a tapped endpoint's peer sends: validated, authenticated
+/// and decrypted packets, on the worker thread. The mixer's legs use this;
+/// an implementation must not block (queue and return).
+pub trait TapSink: Send {
+    /// One RTP packet (header and payload, SRTP already removed).
+    fn rtp(&mut self, packet: &[u8]);
+    /// One RTCP compound packet (SRTCP already removed).
+    fn rtcp(&mut self, _packet: &[u8]) {}
+}
+
 /// What the control plane tells a worker.
 pub(crate) enum Cmd {
     Add(Box<NewEndpoint>),
@@ -119,6 +129,8 @@ pub(crate) enum Cmd {
     Unsubscribe { from: u64, to: u64 },
     Rewrite { id: u64, ssrc: Option<u32>, ts_step: u32 },
     RequestKeyframe(u64),
+    Tap(u64, Option<Box<dyn TapSink>>),
+    Send(u64, Vec<u8>),
     Remove(u64, SyncSender<()>),
     Shutdown,
 }
@@ -176,6 +188,8 @@ struct Endpoint {
     clock_rate: u32,
     rtcp_mux: bool,
     subscribers: Vec<u64>,
+    /// Where accepted packets also go (the mixer), if anywhere.
+    tap: Option<Box<dyn TapSink>>,
     rewriter: Option<(StreamRewriter, u32)>,
     /// SSRC of the peer's last accepted RTP packet (the media SSRC of a PLI).
     last_ssrc: Option<u32>,
@@ -344,6 +358,7 @@ impl Worker {
                             clock_rate: 8000,
                             rtcp_mux: false,
                             subscribers: Vec::with_capacity(4),
+                            tap: None,
                             rewriter: None,
                             last_ssrc: None,
                             // Derived from the id, odd so it is never 0.
@@ -400,6 +415,20 @@ impl Worker {
                     }
                     let st = self.send.flush();
                     self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                }
+                Cmd::Tap(id, sink) => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        ep.tap = sink;
+                    }
+                }
+                Cmd::Send(id, packet) => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        if self.send.is_full() {
+                            let st = self.send.flush();
+                            self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                        }
+                        send_own(ep, &mut self.send, &self.drops, &packet);
+                    }
                 }
                 Cmd::Remove(id, done) => {
                     if let Some(mut ep) = self.endpoints.remove(&id) {
@@ -611,6 +640,13 @@ fn forward(
         ep.local.bytes_in += len as u64;
     }
     ep.local.last_packet_ms = now_ms;
+    if let Some(tap) = ep.tap.as_mut() {
+        if rtcp {
+            tap.rtcp(&buf[..len]);
+        } else {
+            tap.rtp(&buf[..len]);
+        }
+    }
 
     let n_subs = ep.subscribers.len();
     for k in 0..n_subs {
@@ -671,6 +707,39 @@ fn forward(
         sub.local.bytes_out += out_len as u64;
     }
     wants_keyframe
+}
+
+/// Sends an RTP packet made by the control plane (the mixer's output for
+/// this leg) to `ep`'s peer, SRTP-protected when keyed.
+fn send_own(ep: &mut Endpoint, send: &mut SendBatch, drops: &DropCounters, packet: &[u8]) {
+    let Some(dest) = ep.peer else {
+        bump(&drops.no_destination);
+        return;
+    };
+    let len = packet.len();
+    let Some(out) = send.next_buf() else {
+        bump(&drops.send_failed);
+        return;
+    };
+    // Room for the SRTP tag after the packet.
+    if len + 16 > out.len() || parse_rtp(packet).is_err() {
+        bump(&drops.malformed);
+        return;
+    }
+    out[..len].copy_from_slice(packet);
+    let mut out_len = len;
+    if let Some(ctx) = ep.srtp_out.as_mut() {
+        match ctx.protect_rtp(out, len) {
+            Ok(l) => out_len = l,
+            Err(e) => {
+                count_srtp(drops, &e);
+                return;
+            }
+        }
+    }
+    send.commit(ep.rtp.as_raw_fd(), &dest, out_len);
+    ep.local.packets_out += 1;
+    ep.local.bytes_out += out_len as u64;
 }
 
 /// Sends a picture loss indication (RFC 4585 §6.3.1) to `ep`'s peer, asking

@@ -36,6 +36,6 @@ pub mod srtp;
 pub mod sys;
 
 pub use control::{NgConfig, NgController, NgServer};
-pub use engine::{DropCounters, LatchMode};
+pub use engine::{DropCounters, LatchMode, TapSink};
 pub use relay::{EndpointId, EndpointInfo, EndpointSnapshot, PeerConfig, Relay, RelayConfig, RelayError, SrtpParams};
 pub use srtp::{SrtpContext, SrtpError, SrtpProfile};

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Cmd, DropCounters, EndpointConfig, EndpointStats, LatchMode, NewEndpoint, Worker};
+use crate::engine::{Cmd, DropCounters, EndpointConfig, EndpointStats, LatchMode, NewEndpoint, TapSink, Worker};
 use crate::pool::{PoolError, PortPool};
 use crate::srtp::{SrtpContext, SrtpError, SrtpProfile};
 use crate::sys::EventFd;
@@ -337,6 +337,22 @@ impl Relay {
     pub fn request_keyframe(&self, id: EndpointId) -> Result<(), RelayError> {
         let w = self.worker_of(id)?;
         self.inner.workers[w].send(Cmd::RequestKeyframe(id.0))
+    }
+
+    /// Delivers what `id`'s peer sends to `sink` as well as to the
+    /// endpoint's subscribers (`None` stops it). This is how a conference's
+    /// mixer receives a leg's media: validated, authenticated, decrypted.
+    pub fn tap(&self, id: EndpointId, sink: Option<Box<dyn TapSink>>) -> Result<(), RelayError> {
+        let w = self.worker_of(id)?;
+        self.inner.workers[w].send(Cmd::Tap(id.0, sink))
+    }
+
+    /// Sends an RTP packet made here (the mixer's output for this leg) out
+    /// of `id` to its peer, SRTP-protected with the endpoint's outbound key.
+    /// Packets that do not parse as RTP are dropped and counted.
+    pub fn send_rtp(&self, id: EndpointId, packet: Vec<u8>) -> Result<(), RelayError> {
+        let w = self.worker_of(id)?;
+        self.inner.workers[w].send(Cmd::Send(id.0, packet))
     }
 
     /// Keyframe requests sent so far (asked for, or translated from a
