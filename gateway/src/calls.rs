@@ -51,9 +51,7 @@ pub async fn route_call(
                 if let Some(user) = router::account_candidate(&dialed, &home) {
                     if let Ok(Some(a)) = shared.directory.lookup_account(&user).await {
                         if let Ok(id) = TrueConfId::new(&a.user, &home) {
-                            // No protocol that can be called (SIP, H.323) is served yet,
-                            // and web-client sessions are never called: nothing is reachable.
-                            facts.account = Some((id, reachable_endpoints(&a.user)));
+                            facts.account = Some((id, reachable_endpoints(shared, &a.user).await));
                         }
                     }
                 }
@@ -86,10 +84,20 @@ pub async fn route_call(
     (decision, record)
 }
 
-/// Endpoints of `user` that can be called now. Registrations arrive with
-/// the SIP and H.323 listeners; until then there are none.
-fn reachable_endpoints(_user: &str) -> usize {
-    0
+/// Endpoints of `user` that can be called now: its live SIP
+/// registrations. Web-client sessions are never called (the web client
+/// only calls in), so they do not count.
+async fn reachable_endpoints(shared: &Shared, user: &str) -> usize {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match shared.directory.sip_bindings(user, now).await {
+        Ok(b) => b.len(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read registrations");
+            0
+        }
+    }
 }
 
 /// Records a wrong PIN from `source` against `conference`.
@@ -150,6 +158,69 @@ pub async fn authenticate(
         Err(e) => {
             tracing::error!(error = %e, "password check failed");
             Err(EndReason::ServerError)
+        }
+    }
+}
+
+/// Asks a caller for a conference PIN, the way its protocol can (a prompt
+/// and DTMF digits, a form in the web client, a loopback message).
+pub trait PinPrompt {
+    /// Asks once. `wrong`: the last PIN was wrong. `None` when the caller
+    /// gave up, hung up or did not answer in time.
+    fn ask(&mut self, attempts_left: u32, wrong: bool) -> impl std::future::Future<Output = Option<String>> + Send;
+}
+
+/// Routes a call whose dial string names a conference and takes the caller
+/// in: straight in, into the lobby, or after a PIN asked through `prompt`
+/// (three wrong PINs end the attempt; each wrong one counts towards the
+/// source's lock-out). Refusals come back as the reason to give the caller.
+pub async fn join_conference<P: PinPrompt>(
+    shared: &Shared,
+    party: Party,
+    dialed: &str,
+    mut pin: Option<String>,
+    user_agent: Option<&str>,
+    prompt: &mut P,
+) -> Result<crate::conference::Membership, EndReason> {
+    use crate::conference::Entry;
+    use router::Admission;
+    let source = party.remote.map(|a| a.ip());
+    let attempts = shared.config().conference.pin_attempts;
+    let mut attempts_left = attempts;
+    loop {
+        let (decision, record) = route_call(shared, &party, dialed, pin.as_deref(), user_agent).await;
+        let (id, admission) = match decision {
+            Decision::Conference { id, admission } => (id, admission),
+            Decision::Reject(reason) => return Err(reason),
+            _ => return Err(EndReason::NotFound),
+        };
+        let max = record.as_ref().map_or(u32::MAX, |c| c.max_participants);
+        let asked = match admission {
+            Admission::Admit(role) => {
+                if pin.is_some() {
+                    shared
+                        .guard
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .record_success(source);
+                }
+                return shared.conferences.enter(&id, party, Entry::Admit(role), max).await;
+            }
+            Admission::Lobby => return shared.conferences.enter(&id, party, Entry::Lobby, max).await,
+            Admission::Refuse(EndReason::WrongPin) => {
+                pin_failed(shared, source, &id);
+                attempts_left = attempts_left.saturating_sub(1);
+                if attempts_left == 0 {
+                    return Err(EndReason::PinAttemptsExhausted);
+                }
+                prompt.ask(attempts_left, true).await
+            }
+            Admission::NeedPin => prompt.ask(attempts_left, false).await,
+            Admission::Refuse(reason) => return Err(reason),
+        };
+        match asked {
+            Some(p) => pin = Some(p.trim().to_string()),
+            None => return Err(EndReason::Timeout),
         }
     }
 }

@@ -25,6 +25,7 @@ const LIST_KEYS: &[&str] = &[
     "routing.blocked_user_agents",
     "routing.allow",
     "routing.deny",
+    "sip.digest_algorithms",
 ];
 
 /// A configuration problem: which key, which value, what is allowed.
@@ -123,23 +124,61 @@ impl Default for HttpConfig {
     }
 }
 
-/// `[sip]`: the SIP listener's addresses. The daemon does not serve SIP in
-/// this release; the keys are accepted and validated so that configurations
-/// stay valid when it does.
+/// `[sip]`: the SIP listener, registrar and calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SipConfig {
-    /// UDP listen address.
-    pub udp_listen: SocketAddr,
-    /// TCP listen address.
+    /// UDP listen address (empty: no SIP over UDP).
+    pub udp_listen: String,
+    /// TCP listen address (not served yet; validated).
     pub tcp_listen: SocketAddr,
+    /// The host (and port) put in Via, Contact and SDP-less headers; empty:
+    /// the first media advertise address and the UDP port.
+    pub advertise: String,
+    /// RFC 3261 timer T1 (round-trip estimate), milliseconds.
+    pub t1_ms: u64,
+    /// RFC 3261 timer T2 (longest retransmit interval), milliseconds.
+    pub t2_ms: u64,
+    /// RFC 3261 timer T4 (longest time a message stays in the network), milliseconds.
+    pub t4_ms: u64,
+    /// Shortest registration accepted, seconds (shorter: 423).
+    pub min_expires: u32,
+    /// Longest registration granted, seconds (longer requests are cut to this).
+    pub max_expires: u32,
+    /// Registration time when the phone asks for none, seconds.
+    pub default_expires: u32,
+    /// Most registered contacts per account.
+    pub max_contacts: usize,
+    /// How long a digest nonce stays valid, seconds.
+    pub nonce_lifetime_secs: u64,
+    /// Digest algorithms offered in challenges, in this order (`MD5`, `SHA-256`).
+    pub digest_algorithms: Vec<String>,
+    /// Most SIP transactions in progress; more get 503 with Retry-After.
+    pub max_transactions: usize,
+    /// Session timer interval offered and accepted (RFC 4028), seconds.
+    pub session_expires: u32,
+    /// Shortest session timer interval accepted (RFC 4028 Min-SE), seconds.
+    pub min_se: u32,
 }
 
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
-            udp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            udp_listen: "0.0.0.0:5060".into(),
             tcp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            advertise: String::new(),
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_contacts: 10,
+            nonce_lifetime_secs: 300,
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+            max_transactions: 10_000,
+            session_expires: 1800,
+            min_se: 90,
         }
     }
 }
@@ -426,6 +465,106 @@ impl Config {
         Ok(cfg)
     }
 
+    fn validate_sip(&self) -> Result<(), ConfigError> {
+        let sip = &self.sip;
+        if !sip.udp_listen.is_empty() && sip.udp_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::value(
+                "sip.udp_listen",
+                &sip.udp_listen,
+                "an IP address and a port (\"0.0.0.0:5060\"), or empty for no SIP over UDP",
+            ));
+        }
+        if !sip.advertise.is_empty() && sip.advertise.chars().any(|c| c.is_whitespace() || c == ';' || c == ',') {
+            return Err(ConfigError::value(
+                "sip.advertise",
+                &sip.advertise,
+                "a host name or IP address, optionally with :port",
+            ));
+        }
+        if !(50..=10_000).contains(&sip.t1_ms) {
+            return Err(ConfigError::value("sip.t1_ms", sip.t1_ms, "50 to 10000"));
+        }
+        if sip.t2_ms < sip.t1_ms || sip.t2_ms > 60_000 {
+            return Err(ConfigError::value(
+                "sip.t2_ms",
+                sip.t2_ms,
+                "at least sip.t1_ms, at most 60000",
+            ));
+        }
+        if !(sip.t1_ms..=60_000).contains(&sip.t4_ms) {
+            return Err(ConfigError::value(
+                "sip.t4_ms",
+                sip.t4_ms,
+                "at least sip.t1_ms, at most 60000",
+            ));
+        }
+        if !(1..=86_400).contains(&sip.min_expires) {
+            return Err(ConfigError::value("sip.min_expires", sip.min_expires, "1 to 86400"));
+        }
+        if sip.max_expires < sip.min_expires || sip.max_expires > 604_800 {
+            return Err(ConfigError::value(
+                "sip.max_expires",
+                sip.max_expires,
+                "at least sip.min_expires, at most 604800",
+            ));
+        }
+        if !(sip.min_expires..=sip.max_expires).contains(&sip.default_expires) {
+            return Err(ConfigError::value(
+                "sip.default_expires",
+                sip.default_expires,
+                "between sip.min_expires and sip.max_expires",
+            ));
+        }
+        if !(1..=100).contains(&sip.max_contacts) {
+            return Err(ConfigError::value("sip.max_contacts", sip.max_contacts, "1 to 100"));
+        }
+        if !(10..=86_400).contains(&sip.nonce_lifetime_secs) {
+            return Err(ConfigError::value(
+                "sip.nonce_lifetime_secs",
+                sip.nonce_lifetime_secs,
+                "10 to 86400",
+            ));
+        }
+        let mut seen = Vec::new();
+        for a in &sip.digest_algorithms {
+            let norm = a.trim().to_ascii_uppercase();
+            if !matches!(norm.as_str(), "MD5" | "SHA-256") || seen.contains(&norm) {
+                return Err(ConfigError::value(
+                    "sip.digest_algorithms",
+                    sip.digest_algorithms.join(","),
+                    "a list of distinct digest algorithms out of \"MD5\" and \"SHA-256\"",
+                ));
+            }
+            seen.push(norm);
+        }
+        if seen.is_empty() {
+            return Err(ConfigError::value(
+                "sip.digest_algorithms",
+                "",
+                "at least one of \"MD5\" and \"SHA-256\"",
+            ));
+        }
+        if !(16..=1_000_000).contains(&sip.max_transactions) {
+            return Err(ConfigError::value(
+                "sip.max_transactions",
+                sip.max_transactions,
+                "16 to 1000000",
+            ));
+        }
+        // RFC 4028 §4: Min-SE is at least 90 seconds.
+        if !(90..=86_400).contains(&sip.min_se) {
+            return Err(ConfigError::value("sip.min_se", sip.min_se, "90 to 86400"));
+        }
+        if sip.session_expires < sip.min_se || sip.session_expires > 86_400 {
+            return Err(ConfigError::value(
+                "sip.session_expires",
+                sip.session_expires,
+                "at least sip.min_se, at most 86400",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the rules that the types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if call::validate_server(&self.server.name).is_err() {
@@ -452,6 +591,7 @@ impl Config {
                 "1 to 3600",
             ));
         }
+        self.validate_sip()?;
         if !(1024..=16 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError::value(
                 "http.max_body_bytes",
@@ -677,7 +817,7 @@ mod tests {
     fn defaults_are_valid_and_documented_ports() {
         let c = Config::load_from(None, Vec::new()).unwrap();
         assert_eq!(c.http.listen.port(), 8080);
-        assert_eq!(c.sip.udp_listen.port(), 5060);
+        assert_eq!(c.sip.udp_listen, "0.0.0.0:5060");
         assert_eq!(c.h323.signalling_listen.port(), 1720);
         assert_eq!(c.h323.ras_listen.port(), 1719);
         assert_eq!(c.federation.listen.port(), 4307);

@@ -107,6 +107,25 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         ng = Some(server);
     }
 
+    let sip_socket = if config.sip.udp_listen.is_empty() {
+        None
+    } else {
+        let addr: std::net::SocketAddr = config.sip.udp_listen.parse().context("sip.udp_listen")?;
+        let s = listen::sip::bind(addr)
+            .await
+            .map_err(|e| anyhow!("cannot listen for SIP on udp {addr}: {e}"))?;
+        shared.metrics.set_listener("sip", true);
+        Some(s)
+    };
+    let media_address = advertise
+        .first()
+        .copied()
+        .unwrap_or(if config.media.bind.is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            config.media.bind
+        });
+
     let mut tasks = tokio::task::JoinSet::new();
     {
         let app = crate::http::router(shared.clone());
@@ -119,6 +138,16 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
                 tracing::error!(error = %e, "HTTP listener failed");
             }
         });
+    }
+    let sip_addr = sip_socket.as_ref().and_then(|s| s.local_addr().ok());
+    if let Some(socket) = sip_socket {
+        tasks.spawn(listen::sip::serve(
+            socket,
+            shared.clone(),
+            media.clone(),
+            media_address,
+            stop_rx.clone(),
+        ));
     }
     let loopback_path = loopback.as_ref().map(|(_, p)| p.clone());
     if let Some((listener, path)) = loopback {
@@ -135,6 +164,9 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
     println!("  HTTP:         http://{http_addr}/ (admin API under /api/v1/, /healthz, /metrics)");
     if let Some(p) = &loopback_path {
         println!("  loopback:     {}", p.display());
+    }
+    if let Some(a) = sip_addr {
+        println!("  SIP:          udp {a} (registrar, calls)");
     }
     if created {
         println!("  admin token:  {token}   (shown once; 'confgate admin token' prints it again)");

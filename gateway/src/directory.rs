@@ -22,7 +22,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 /// Versioned migrations, applied in order, each once.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "directory", include_str!("../migrations/0001_directory.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "directory", include_str!("../migrations/0001_directory.sql")),
+    (2, "sip", include_str!("../migrations/0002_sip.sql")),
+];
 
 /// Highest conference size accepted.
 pub const MAX_PARTICIPANTS_LIMIT: u32 = 10_000;
@@ -496,6 +499,7 @@ impl Directory {
             }
             None => None,
         };
+        let digests = new.password.as_deref().map(|pw| self.digests(&user, pw));
         let display = if new.display_name.trim().is_empty() {
             user.clone()
         } else {
@@ -516,14 +520,17 @@ impl Directory {
         }
         let now = now_secs();
         let r = sqlx::query(
-            "INSERT INTO accounts (user_name, account_type, display_name, password_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (user_name) DO NOTHING",
+            "INSERT INTO accounts (user_name, account_type, display_name, password_hash, created_at, updated_at, \
+             digest_md5, digest_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (user_name) DO NOTHING",
         )
         .bind(&user)
         .bind(new.account_type.as_str())
         .bind(&display)
         .bind(&hash)
         .bind(now)
+        .bind(digests.as_ref().map(|d| &d.0))
+        .bind(digests.as_ref().map(|d| &d.1))
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() == 0 {
@@ -621,16 +628,133 @@ impl Directory {
                 .execute(&mut *tx)
                 .await?;
         }
-        if let Some(h) = &hash {
-            sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE user_name = $3")
-                .bind(h)
-                .bind(now)
-                .bind(&u)
-                .execute(&mut *tx)
-                .await?;
+        if let (Some(h), Some(pw)) = (&hash, &patch.password) {
+            let (md5, sha256) = self.digests(&u, pw);
+            sqlx::query(
+                "UPDATE accounts SET password_hash = $1, digest_md5 = $2, digest_sha256 = $3, updated_at = $4 \
+                 WHERE user_name = $5",
+            )
+            .bind(h)
+            .bind(md5)
+            .bind(sha256)
+            .bind(now)
+            .bind(&u)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         self.get_account(&u).await
+    }
+
+    /// The SIP digest credentials of a password: HA1 for MD5 and for SHA-256
+    /// (RFC 7616 §3.4.2), realm = the server name.
+    fn digests(&self, user: &str, password: &str) -> (String, String) {
+        use sip::digest::{ha1, Algorithm};
+        (
+            ha1(Algorithm::Md5, user, &self.server, password),
+            ha1(Algorithm::Sha256, user, &self.server, password),
+        )
+    }
+
+    /// The stored digest HA1 of `user` for `algorithm`, if the account has
+    /// a password (set since digest credentials were kept).
+    pub async fn digest_ha1(
+        &self,
+        user: &str,
+        algorithm: sip::digest::Algorithm,
+    ) -> Result<Option<String>, DirectoryError> {
+        let Ok(u) = self.local_user("user", user) else {
+            return Ok(None);
+        };
+        let column = match algorithm {
+            sip::digest::Algorithm::Md5 => "digest_md5",
+            _ => "digest_sha256",
+        };
+        let row = sqlx::query(&format!("SELECT {column} AS ha1 FROM accounts WHERE user_name = $1"))
+            .bind(&u)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<String>, _>("ha1")?,
+            None => None,
+        })
+    }
+
+    /// The SIP registrations of `user` that have not expired at `now_unix`.
+    pub async fn sip_bindings(
+        &self,
+        user: &str,
+        now_unix: u64,
+    ) -> Result<Vec<sip::registrar::Binding>, DirectoryError> {
+        let Ok(u) = self.local_user("user", user) else {
+            return Ok(Vec::new());
+        };
+        let rows =
+            sqlx::query("SELECT * FROM sip_bindings WHERE user_name = $1 AND expires_at > $2 ORDER BY expires_at DESC")
+                .bind(&u)
+                .bind(now_unix as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(sip::registrar::Binding {
+                    contact: r.try_get("contact")?,
+                    expires_at: r.try_get::<i64, _>("expires_at")?.max(0) as u64,
+                    call_id: r.try_get("call_id")?,
+                    cseq: r.try_get::<i64, _>("cseq")?.clamp(0, i64::from(u32::MAX)) as u32,
+                    q: r.try_get::<Option<i64>, _>("q_milli")?.map(|q| q as f32 / 1000.0),
+                    source: r.try_get::<Option<String>, _>("source")?.and_then(|s| s.parse().ok()),
+                    transport: r.try_get("transport")?,
+                    user_agent: r.try_get("user_agent")?,
+                    instance: r.try_get("instance")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the SIP registrations of `user` (the registrar's result for
+    /// one REGISTER), so that they survive a restart.
+    pub async fn set_sip_bindings(
+        &self,
+        user: &str,
+        bindings: &[sip::registrar::Binding],
+    ) -> Result<(), DirectoryError> {
+        let u = self.local_user("user", user)?;
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM sip_bindings WHERE user_name = $1")
+            .bind(&u)
+            .execute(&mut *tx)
+            .await?;
+        for b in bindings {
+            sqlx::query(
+                "INSERT INTO sip_bindings (user_name, contact, expires_at, call_id, cseq, q_milli, source, transport, \
+                 user_agent, instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (user_name, contact) DO NOTHING",
+            )
+            .bind(&u)
+            .bind(&b.contact)
+            .bind(b.expires_at.min(i64::MAX as u64) as i64)
+            .bind(&b.call_id)
+            .bind(i64::from(b.cseq))
+            .bind(b.q.map(|q| (q * 1000.0).round() as i64))
+            .bind(b.source.map(|s| s.to_string()))
+            .bind(&b.transport)
+            .bind(&b.user_agent)
+            .bind(&b.instance)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes registrations that expired before `now_unix`; returns how many.
+    pub async fn purge_expired_bindings(&self, now_unix: u64) -> Result<u64, DirectoryError> {
+        let r = sqlx::query("DELETE FROM sip_bindings WHERE expires_at <= $1")
+            .bind(now_unix as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     /// Removes an account (and its memberships and address book).

@@ -24,6 +24,7 @@ pub mod daemon;
 pub mod directory;
 pub mod http;
 pub mod listen;
+pub mod media;
 pub mod metrics;
 pub mod notify;
 pub mod router;

@@ -14,6 +14,7 @@ pub const DROP_REASONS: &[&str] = &[
     "participant_queue_full",
     "room_queue_full",
     "loopback_bad_frame",
+    "sip_malformed",
 ];
 
 /// The daemon's metrics.

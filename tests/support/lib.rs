@@ -71,6 +71,14 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// A loopback UDP port that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
 /// A child process killed by PID when dropped.
 #[derive(Debug)]
 pub struct ChildGuard(pub Child);
@@ -141,6 +149,8 @@ pub struct Daemon {
     pub dir: TempDir,
     /// HTTP port on 127.0.0.1.
     pub port: u16,
+    /// SIP UDP port on 127.0.0.1 (unless a test moved the listener).
+    pub sip_port: u16,
     /// Extra environment given to the daemon and to CLI commands.
     pub env: Vec<(String, String)>,
     /// The daemon process.
@@ -160,6 +170,7 @@ impl Daemon {
     pub fn start_with(name: &str, extra: &[(&str, &str)]) -> Result<Self> {
         let dir = TempDir::new(name);
         let port = free_port();
+        let sip_port = free_udp_port();
         let mut env = vec![
             (
                 "CONFGATE_SERVER__DATA_DIR".to_string(),
@@ -171,11 +182,13 @@ impl Daemon {
             ("CONFGATE_MEDIA__BIND".to_string(), "127.0.0.1".to_string()),
             // Tests run in parallel: no fixed ng port unless a test asks for one.
             ("CONFGATE_RELAY__NG_LISTEN".to_string(), String::new()),
+            ("CONFGATE_SIP__UDP_LISTEN".to_string(), format!("127.0.0.1:{sip_port}")),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut d = Self {
             dir,
             port,
+            sip_port,
             env,
             child: None,
         };

@@ -18,8 +18,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::calls;
-use crate::conference::{Entry, Membership, ModeratorAction, ParticipantView, RoomEvent, RoomNotice};
-use crate::router::{Admission, Decision};
+use crate::conference::{Membership, ModeratorAction, ParticipantView, RoomEvent, RoomNotice};
 use crate::state::Shared;
 
 /// Longest wait for the client's `hello` and `join`.
@@ -216,59 +215,10 @@ impl Session {
             party.display_name = Some(name.chars().take(128).collect());
         }
         let dialed = format!("\\c\\{}", conference.trim());
-        let attempts = self.shared.config().conference.pin_attempts;
-        let mut attempts_left = attempts;
-        let mut pin = pin;
-        loop {
-            let (decision, record) = calls::route_call(&self.shared, &party, &dialed, pin.as_deref(), None).await;
-            let (id, admission) = match decision {
-                Decision::Conference { id, admission } => (id, admission),
-                Decision::Reject(reason) => return Err(refused(reason)),
-                _ => return Err(refused(EndReason::NotFound)),
-            };
-            let max = record.as_ref().map_or(u32::MAX, |c| c.max_participants);
-            match admission {
-                Admission::Admit(role) => {
-                    if pin.is_some() {
-                        self.shared
-                            .guard
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .record_success(None);
-                    }
-                    return self
-                        .shared
-                        .conferences
-                        .enter(&id, party, Entry::Admit(role), max)
-                        .await
-                        .map_err(refused);
-                }
-                Admission::Lobby => {
-                    return self
-                        .shared
-                        .conferences
-                        .enter(&id, party, Entry::Lobby, max)
-                        .await
-                        .map_err(refused);
-                }
-                Admission::Refuse(EndReason::WrongPin) => {
-                    calls::pin_failed(&self.shared, None, &id);
-                    attempts_left = attempts_left.saturating_sub(1);
-                    if attempts_left == 0 {
-                        return Err(refused(EndReason::PinAttemptsExhausted));
-                    }
-                    self.ask_pin(attempts_left, true).await?;
-                }
-                Admission::NeedPin => {
-                    self.ask_pin(attempts_left, false).await?;
-                }
-                Admission::Refuse(reason) => return Err(refused(reason)),
-            }
-            match self.next_control(PIN_TIMEOUT).await? {
-                ClientMessage::Pin { pin: p } => pin = Some(p.trim().to_string()),
-                _ => return Err(Done::Close),
-            }
-        }
+        let shared = self.shared.clone();
+        calls::join_conference(&shared, party, &dialed, pin, None, &mut AskPin(self))
+            .await
+            .map_err(refused)
     }
 
     async fn ask_pin(&mut self, attempts_left: u32, wrong: bool) -> Result<(), Done> {
@@ -490,5 +440,19 @@ fn info(v: ParticipantView) -> ParticipantInfo {
         protocol: v.protocol,
         muted: v.muted,
         in_lobby: v.in_lobby,
+    }
+}
+
+/// PIN entry over the loopback protocol: a `pin_required` message, answered
+/// by a `pin` message.
+struct AskPin<'a>(&'a mut Session);
+
+impl calls::PinPrompt for AskPin<'_> {
+    async fn ask(&mut self, attempts_left: u32, wrong: bool) -> Option<String> {
+        self.0.ask_pin(attempts_left, wrong).await.ok()?;
+        match self.0.next_control(PIN_TIMEOUT).await {
+            Ok(ClientMessage::Pin { pin }) => Some(pin),
+            _ => None,
+        }
     }
 }

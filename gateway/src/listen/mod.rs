@@ -2,3 +2,4 @@
 //! protocol's sans-IO core and turns its output into calls for the router.
 
 pub mod loopback;
+pub mod sip;

@@ -1,0 +1,1207 @@
+//! One task per incoming INVITE: authenticate the caller, ask the router,
+//! and then either refuse with the right status, take the call into a
+//! conference (through the IVR and PIN entry when needed), or bridge it to
+//! a registered user's phone.
+//!
+//! Media: every leg gets a relay endpoint. A conference leg is tapped by an
+//! [`AudioPort`] (decoded for the room's mixer); a call between two phones
+//! is two endpoints subscribed to each other, forwarded without decoding
+//! (the callee is offered the caller's own codecs and payload types).
+//!
+//! In-dialog requests go to the address the dialog's first request came
+//! from (the phone's real, possibly NATed, address), not to the Contact it
+//! wrote.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use call::{EndReason, Party, Protocol, TrueConfId};
+use relay::{EndpointId, LatchMode, PeerConfig, SrtpParams, SrtpProfile};
+use rsip::prelude::*;
+use sip::dialog::Dialog;
+use sip::sdp::{AnswerParams, NegotiatedStream, SessionDescription};
+use sip::transaction::ServerTxKey;
+use tokio::sync::mpsc;
+
+use super::register::warning;
+use super::{unix_now, CallInput, Core};
+use crate::calls::{self, PinPrompt};
+use crate::conference::{Membership, RoomEvent};
+use crate::media::{AudioFormat, AudioPort};
+use crate::router::Decision;
+
+/// How long the IVR waits for the digits of one answer.
+const DIGIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest conference id or PIN typed at the IVR.
+const MAX_DIGITS: usize = 32;
+/// How long a callee's phone may ring.
+const RING_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a call ended, for the log and for the other side.
+#[derive(Debug)]
+enum Ended {
+    /// The SIP side hung up (its BYE was answered).
+    ByPeer,
+    /// We end it: send BYE.
+    ByUs(EndReason),
+}
+
+struct Call {
+    core: Arc<Core>,
+    id: u64,
+    invite_key: ServerTxKey,
+    invite: rsip::Request,
+    /// Where the INVITE came from: responses and in-dialog requests go here.
+    source: SocketAddr,
+    local_tag: String,
+    tx: mpsc::Sender<CallInput>,
+    rx: mpsc::Receiver<CallInput>,
+    call_id: String,
+    offer: Option<SessionDescription>,
+    /// The dialog, once answered.
+    dialog: Option<Dialog>,
+    endpoint: Option<EndpointId>,
+    sdp_session: u64,
+    sdp_version: u64,
+    /// The last SDP we sent (answer or offer).
+    local_sdp: Option<String>,
+    /// The peer put us on hold (we must not send).
+    held: bool,
+    /// Session timer: the peer must refresh before this.
+    session_deadline: Option<Instant>,
+    session_interval: Option<u32>,
+    user_agent: Option<String>,
+    /// The leg's audio, while the mixer (IVR, conference) serves it.
+    port: Option<AudioPort>,
+    /// How the call ended while a PIN was being asked.
+    hung_up: Option<Ended>,
+    /// Our RTP port towards the caller.
+    local_port: Option<u16>,
+    /// The audio codec in use with the caller.
+    current_codec: Option<call::Codec>,
+    /// The relay endpoint towards the callee (calls between phones).
+    peer_endpoint: Option<EndpointId>,
+    /// The callee's dialog (Call-ID, our tag), routed to this task.
+    peer_dialog_key: Option<(String, String)>,
+}
+
+/// Handles one incoming INVITE to the end of its call.
+pub(super) async fn incoming(
+    core: Arc<Core>,
+    id: u64,
+    key: ServerTxKey,
+    invite: rsip::Request,
+    source: SocketAddr,
+    tx: mpsc::Sender<CallInput>,
+    rx: mpsc::Receiver<CallInput>,
+) {
+    let msg = rsip::SipMessage::Request(invite.clone());
+    let call_id = sip::message::call_id(&msg).unwrap_or_default().to_string();
+    let user_agent = invite.user_agent_header().map(|h| h.value().to_string());
+    let mut call = Call {
+        core,
+        id,
+        invite_key: key,
+        invite,
+        source,
+        local_tag: sip::message::new_tag(),
+        tx,
+        rx,
+        call_id,
+        offer: None,
+        dialog: None,
+        endpoint: None,
+        sdp_session: rand::random::<u32>().into(),
+        sdp_version: 1,
+        local_sdp: None,
+        held: false,
+        session_deadline: None,
+        session_interval: None,
+        user_agent,
+        port: None,
+        hung_up: None,
+        local_port: None,
+        current_codec: None,
+        peer_endpoint: None,
+        peer_dialog_key: None,
+    };
+    use tracing::Instrument;
+    let span = tracing::info_span!("sip_call", call = id);
+    call.run().instrument(span).await;
+    call.cleanup();
+}
+
+impl Call {
+    async fn run(&mut self) {
+        // The offer, if the INVITE carries one (else: late offer, RFC 3261 §13.2.1).
+        if !self.invite.body.is_empty() {
+            let text = String::from_utf8_lossy(&self.invite.body).into_owned();
+            match sip::sdp::parse(&text) {
+                Ok(sdp) => self.offer = Some(sdp),
+                Err(e) => {
+                    self.reply_warning(400, &format!("SDP: {e}"));
+                    return;
+                }
+            }
+        }
+        // RFC 4028: a Session-Expires below our Min-SE gets 422.
+        let min_se = self.core.shared.config().sip.min_se;
+        match sip::dialog::SessionTimer::negotiate(&self.invite, min_se) {
+            Ok(timer) => self.session_interval = timer.map(|t| t.interval),
+            Err(min) => {
+                let resp = self.response(422);
+                let resp = sip::message::with_header(resp, "Min-SE", &min.to_string());
+                self.core.respond(&self.invite_key, resp);
+                return;
+            }
+        }
+        let party = match self.authenticate().await {
+            Some(p) => p,
+            None => return,
+        };
+        let dialed = self.dialed();
+        tracing::info!(call = self.id, dialed = %call::Pii(dialed.clone()), caller = %call::Pii(party.display_name().to_string()),
+            authenticated = !party.is_anonymous(), "SIP call");
+        let (decision, _) =
+            calls::route_call(&self.core.shared, &party, &dialed, None, self.user_agent.as_deref()).await;
+        match decision {
+            Decision::Reject(reason) => self.refuse(reason),
+            Decision::Conference { .. } => {
+                if self.answer_for_mixer().await {
+                    self.conference(party, &dialed).await;
+                }
+            }
+            Decision::Ivr => {
+                if self.answer_for_mixer().await {
+                    self.ivr(party).await;
+                }
+            }
+            Decision::Account(user) => self.bridge_to_account(party, user).await,
+            Decision::Federation { .. } => {
+                self.reply_warning(503, "calls to other servers are not served by this release")
+            }
+            Decision::Gateway { .. } => self.reply_warning(503, "gateway routes are not served by this release"),
+            Decision::Direct(_) => self.reply_warning(503, "direct dialing of addresses is not served by this release"),
+        }
+    }
+
+    /// The caller's identity: a local account proves itself with digest
+    /// (challenged with 407), anyone else is an anonymous guest named by
+    /// the From display name. `None`: answered already (challenge or refusal).
+    async fn authenticate(&mut self) -> Option<Party> {
+        let msg = rsip::SipMessage::Request(self.invite.clone());
+        let (from_user, from_host) = sip::message::from_uri(&msg)
+            .map(|u| (percent_decode(&u.user.unwrap_or_default()), u.host))
+            .unwrap_or_default();
+        let ours = self.is_our_host(&from_host);
+        let local_account = if ours && !from_user.is_empty() {
+            self.core
+                .shared
+                .directory
+                .digest_ha1(&from_user, sip::digest::Algorithm::Md5)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        } else {
+            false
+        };
+        let auth = sip::message::header_value(&msg, "Proxy-Authorization");
+        if local_account {
+            let Some(auth) = auth else {
+                self.challenge(false);
+                return None;
+            };
+            match self.core.verify_digest(&auth, "INVITE").await {
+                Ok(v) if v.username.eq_ignore_ascii_case(&from_user) => {
+                    let id = TrueConfId::new(&v.username, self.core.shared.directory.server()).ok()?;
+                    let mut party = Party::authenticated(id, Protocol::Sip);
+                    if let Ok(Some(a)) = self.core.shared.directory.lookup_account(&v.username).await {
+                        party.display_name = Some(a.display_name);
+                    }
+                    party.remote = Some(self.source);
+                    Some(party)
+                }
+                Err(e) if e.status() == 401 => {
+                    self.challenge(e.stale());
+                    None
+                }
+                Ok(_) | Err(_) => {
+                    self.core
+                        .shared
+                        .guard
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .record_failure(
+                            Some(self.source.ip()),
+                            &format!("account:{}", from_user.to_ascii_lowercase()),
+                            Instant::now(),
+                        );
+                    self.reply_warning(403, "wrong user name or password");
+                    None
+                }
+            }
+        } else {
+            let name = sip::message::from_header(&msg)
+                .and_then(|n| n.display)
+                .map(|d| d.trim().trim_matches('"').to_string())
+                .filter(|n| !n.trim().is_empty())
+                .or_else(|| (!from_user.is_empty()).then(|| from_user.clone()))
+                .unwrap_or_else(|| "SIP caller".to_string());
+            let mut party = Party::anonymous(name.chars().take(128).collect::<String>(), Protocol::Sip);
+            party.remote = Some(self.source);
+            Some(party)
+        }
+    }
+
+    fn is_our_host(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case(&self.core.realm)
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == self.core.local.ip() || ip == self.core.media_address || ip.is_loopback())
+            || self.core.sent_by.starts_with(host)
+    }
+
+    /// The dialed string: the Request-URI's user part, percent-decoded
+    /// (none: the server itself, which the router sends to the IVR).
+    fn dialed(&self) -> String {
+        let user = sip::message::request_uri_user(&self.invite).unwrap_or_default();
+        percent_decode(&user)
+    }
+
+    fn response(&self, code: u16) -> rsip::Response {
+        sip::message::response_for(&self.invite, code, Some(&self.local_tag))
+    }
+
+    fn reply_warning(&self, code: u16, text: &str) {
+        let resp = self.response(code);
+        let resp = sip::message::with_header(resp, "Warning", &warning(&self.core, text));
+        self.core.respond(&self.invite_key, resp);
+    }
+
+    fn challenge(&self, stale: bool) {
+        let mut resp = self.response(407);
+        for c in self.core.challenge(stale) {
+            resp = sip::message::with_header(resp, "Proxy-Authenticate", &c);
+        }
+        self.core.respond(&self.invite_key, resp);
+    }
+
+    /// Refuses the INVITE for `reason` (RFC 3261 status, Warning, Reason,
+    /// Retry-After as the call model's mapping says).
+    fn refuse(&self, reason: EndReason) {
+        let r = sip::status::response_for_reason(reason);
+        let mut resp = self.response(r.code);
+        if let Some(w) = &r.warning {
+            resp = sip::message::with_header(resp, "Warning", &warning(&self.core, w));
+        }
+        if let Some(h) = &r.reason_header {
+            resp = sip::message::with_header(resp, "Reason", h);
+        }
+        if let Some(s) = r.retry_after {
+            resp = sip::message::with_header(resp, "Retry-After", &s.to_string());
+        }
+        tracing::info!(
+            call = self.id,
+            reason = reason.code(),
+            status = r.code,
+            "SIP call refused"
+        );
+        self.core.respond(&self.invite_key, resp);
+    }
+
+    /// Our codecs for legs the mixer decodes, in order of preference.
+    fn mixer_codecs() -> Vec<call::Codec> {
+        let c = |name: &str, rate: u32, ch: u8, pt: Option<u8>, fmtp: Option<&str>| call::Codec {
+            name: name.into(),
+            clock_rate: rate,
+            channels: ch,
+            payload_type: pt,
+            fmtp: fmtp.map(Into::into),
+        };
+        vec![
+            c("opus", 48_000, 2, Some(111), Some("useinbandfec=1; minptime=10")),
+            c("G722", 8000, 1, Some(9), None),
+            c("PCMU", 8000, 1, Some(0), None),
+            c("PCMA", 8000, 1, Some(8), None),
+        ]
+    }
+
+    /// Answers the INVITE with our relay endpoint for the mixer and starts
+    /// its audio in `self.port`. `false`: refused or ended (answered already).
+    async fn answer_for_mixer(&mut self) -> bool {
+        match self.answer_for_mixer_inner().await {
+            Some(p) => {
+                self.port = Some(p);
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn answer_for_mixer_inner(&mut self) -> Option<AudioPort> {
+        let offer = self.offer.clone();
+        let codecs = Self::mixer_codecs();
+        let ep = match self.core.relay.create_endpoint(self.id, true) {
+            Ok(ep) => ep,
+            Err(e) => {
+                tracing::warn!(error = %e, "no media ports");
+                self.refuse(EndReason::ServerError);
+                return None;
+            }
+        };
+        self.endpoint = Some(ep.id);
+        self.local_port = Some(ep.rtp_port);
+        let (sdp, audio) = match &offer {
+            Some(offer) => match self.answer_offer(offer, ep.rtp_port, &codecs) {
+                Ok(x) => x,
+                Err(code_text) => {
+                    self.reply_warning(code_text.0, &code_text.1);
+                    return None;
+                }
+            },
+            None => {
+                // Late offer: we offer in the 200, the ACK answers.
+                let sdp = sip::sdp::offer(&self.offer_params(ep.rtp_port, &codecs, None));
+                (sdp, None)
+            }
+        };
+        if let Some(a) = &audio {
+            if let Err(e) = self.configure(ep.id, a) {
+                tracing::warn!(error = %e, "relay refused the media");
+                self.refuse(EndReason::ServerError);
+                return None;
+            }
+        }
+        if self.cancelled() {
+            return None;
+        }
+        self.send_200(&sdp);
+        let audio = match audio {
+            Some(a) => a,
+            None => self.await_ack_answer(ep.id, &codecs).await?,
+        };
+        self.current_codec = Some(audio.codec.clone());
+        let format = match format_of(&audio) {
+            Some(f) => f,
+            None => {
+                self.bye(EndReason::MediaIncompatible);
+                return None;
+            }
+        };
+        match AudioPort::start(&self.core.relay, ep.id, format) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the leg's audio");
+                self.bye(EndReason::ServerError);
+                None
+            }
+        }
+    }
+
+    /// Answers `offer` with our endpoint on `port` and `codecs`.
+    #[allow(clippy::type_complexity)]
+    fn answer_offer(
+        &mut self,
+        offer: &SessionDescription,
+        port: u16,
+        codecs: &[call::Codec],
+    ) -> Result<(String, Option<NegotiatedStream>), (u16, String)> {
+        let params = self.answer_params(port, codecs);
+        match sip::sdp::answer(offer, &params) {
+            Ok(a) => match a.audio {
+                Some(audio) => Ok((a.sdp, Some(audio))),
+                None => Err((488, "no audio stream in the offer".into())),
+            },
+            Err(e) => Err((488, format!("SDP: {e}"))),
+        }
+    }
+
+    fn answer_params(&mut self, port: u16, codecs: &[call::Codec]) -> AnswerParams {
+        self.sdp_version += 1;
+        let mut p = AnswerParams::new(self.core.media_address, port, self.sdp_session, self.sdp_version);
+        p.audio_codecs = codecs.to_vec();
+        p.video_codecs = Vec::new();
+        p.srtp_keys = local_keys();
+        p
+    }
+
+    fn offer_params(&mut self, port: u16, codecs: &[call::Codec], srtp: Option<bool>) -> sip::sdp::OfferParams {
+        self.sdp_version += 1;
+        let mut p = sip::sdp::OfferParams::new(self.core.media_address, port, self.sdp_session, self.sdp_version);
+        p.audio_codecs = codecs.to_vec();
+        p.video_codecs = Vec::new();
+        if srtp == Some(true) {
+            p.srtp_keys = local_keys();
+        }
+        p
+    }
+
+    /// Points the relay endpoint at the negotiated peer with its keys.
+    fn configure(&self, ep: EndpointId, audio: &NegotiatedStream) -> Result<(), relay::RelayError> {
+        let hold = audio.remote_rtp.ip().is_unspecified();
+        self.core.relay.configure(
+            ep,
+            &PeerConfig {
+                peer: (!hold).then_some(audio.remote_rtp),
+                peer_rtcp: if audio.rtcp_mux { None } else { audio.remote_rtcp },
+                latch: LatchMode::Once,
+                srtp_in: audio.remote_srtp.as_ref().and_then(srtp_params),
+                srtp_out: audio.local_srtp.as_ref().and_then(srtp_params),
+                clock_rate: audio.codec.clock_rate,
+                rtcp_mux: audio.rtcp_mux,
+            },
+        )
+    }
+
+    /// Whether the caller cancelled while we were getting ready to answer
+    /// (the layer answered the CANCEL; the INVITE gets 487 here).
+    fn cancelled(&mut self) -> bool {
+        while let Ok(input) = self.rx.try_recv() {
+            if let CallInput::Cancel = input {
+                self.core.respond(&self.invite_key, self.response(487));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sends the 200 with `sdp` and sets up the dialog.
+    fn send_200(&mut self, sdp: &str) {
+        let contact = format!("<{}>", self.core.our_uri(""));
+        let mut resp = self.response(200);
+        resp = sip::message::with_header(resp, "Contact", &contact);
+        resp = sip::message::with_header(resp, "Allow", super::ALLOW);
+        resp = sip::message::with_header(resp, "Supported", "timer");
+        if let Some(i) = self.session_interval {
+            // RFC 4028 §9: the caller refreshes.
+            resp = sip::message::with_header(resp, "Require", "timer");
+            resp = sip::message::with_header(resp, "Session-Expires", &format!("{i};refresher=uac"));
+            self.session_deadline = Some(Instant::now() + Duration::from_secs(u64::from(i)));
+        }
+        let resp = sip::message::with_body(resp, "application/sdp", sdp.as_bytes().to_vec());
+        self.local_sdp = Some(sdp.to_string());
+        if let Ok(uri) = rsip::Uri::try_from(self.core.our_uri("").as_str()) {
+            self.dialog = Dialog::uas(&self.invite, &self.local_tag, uri).ok();
+        }
+        self.core.add_dialog(&self.call_id, &self.local_tag, self.tx.clone());
+        self.core.respond(&self.invite_key, resp);
+    }
+
+    /// Late offer: waits for the ACK and reads the answer in it.
+    async fn await_ack_answer(&mut self, ep: EndpointId, codecs: &[call::Codec]) -> Option<NegotiatedStream> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(32);
+        loop {
+            let input = tokio::time::timeout_at(deadline, self.rx.recv()).await.ok()??;
+            match input {
+                CallInput::Ack(ack) => {
+                    let text = String::from_utf8_lossy(&ack.body).into_owned();
+                    let port = self.local_port.unwrap_or(0);
+                    let params = self.offer_params(port, codecs, None);
+                    let answer = sip::sdp::parse(&text)
+                        .ok()
+                        .and_then(|sdp| sip::sdp::parse_answer(&sdp, &params).ok())
+                        .and_then(|n| n.audio);
+                    match answer {
+                        Some(a) => {
+                            if self.configure(ep, &a).is_err() {
+                                self.bye(EndReason::ServerError);
+                                return None;
+                            }
+                            return Some(a);
+                        }
+                        None => {
+                            self.bye(EndReason::MediaIncompatible);
+                            return None;
+                        }
+                    }
+                }
+                CallInput::Request(key, req) => {
+                    if let Some(Ended::ByPeer) = self.in_dialog(key, *req, None) {
+                        return None;
+                    }
+                }
+                CallInput::AckTimeout => {
+                    self.bye(EndReason::Timeout);
+                    return None;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The IVR: asks for the conference id by DTMF, then joins it (the PIN
+    /// is asked the same way when the conference wants one).
+    async fn ivr(&mut self, party: Party) {
+        let Some(mut port) = self.take_port() else { return };
+        for _ in 0..3 {
+            let digits = match self
+                .collect(&mut port, mixer::prompts::PromptId::EnterConferenceId)
+                .await
+            {
+                Ok(Some(d)) if !d.is_empty() => d,
+                Ok(_) => continue,
+                Err(ended) => {
+                    self.finish(ended);
+                    return;
+                }
+            };
+            let dialed = format!("\\c\\{digits}");
+            let (decision, _) =
+                calls::route_call(&self.core.shared, &party, &dialed, None, self.user_agent.as_deref()).await;
+            if matches!(decision, Decision::Conference { .. }) {
+                self.port = Some(port);
+                self.conference(party, &dialed).await;
+                return;
+            }
+        }
+        self.port = None;
+        drop(port);
+        self.bye(EndReason::NotFound);
+    }
+
+    /// Plays `prompt` and collects digits up to `#`. `Ok(None)`: nothing
+    /// typed in time. `Err`: the call ended meanwhile.
+    async fn collect(
+        &mut self,
+        port: &mut AudioPort,
+        prompt: mixer::prompts::PromptId,
+    ) -> Result<Option<String>, Ended> {
+        let mut player = mixer::prompts::PromptPlayer::new(prompt, None);
+        let mut digits = String::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let deadline = tokio::time::Instant::now() + DIGIT_TIMEOUT;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Some(f) = player.next_frame() {
+                        let _ = port.to_leg.try_send(*f);
+                    }
+                }
+                d = port.dtmf.recv() => match d {
+                    Some('#') => return Ok(Some(digits)),
+                    Some(c) if c.is_ascii_digit() && digits.len() < MAX_DIGITS => {
+                        // Typing stops the prompt.
+                        player = mixer::prompts::PromptPlayer::new(prompt, Some(usize::MAX / 2));
+                        while player.next_frame().is_some() {}
+                        digits.push(c);
+                    }
+                    Some(_) => {}
+                    None => return Err(Ended::ByUs(EndReason::ServerError)),
+                },
+                _ = port.from_leg.recv() => {}
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Request(key, req)) => {
+                        if let Some(e) = self.in_dialog(key, *req, Some(port)) {
+                            return Err(e);
+                        }
+                    }
+                    Some(CallInput::AckTimeout) => return Err(Ended::ByUs(EndReason::Timeout)),
+                    Some(_) => {}
+                    None => return Err(Ended::ByUs(EndReason::ServerError)),
+                },
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            }
+        }
+    }
+
+    fn take_port(&mut self) -> Option<AudioPort> {
+        self.port.take()
+    }
+
+    /// Joins the conference `dialed` names and stays until either side ends.
+    async fn conference(&mut self, party: Party, dialed: &str) {
+        let Some(port) = self.take_port() else { return };
+        let shared = self.core.shared.clone();
+        let ua = self.user_agent.clone();
+        let mut prompt = SipPin { call: self, port };
+        let joined = calls::join_conference(&shared, party, dialed, None, ua.as_deref(), &mut prompt).await;
+        let SipPin { port, .. } = prompt;
+        match joined {
+            Ok(m) => {
+                let ended = self.in_room(m, port).await;
+                self.finish(ended);
+            }
+            Err(reason) => {
+                if let Some(ended) = self.hung_up.take() {
+                    self.finish(ended);
+                    return;
+                }
+                self.bye(reason);
+            }
+        }
+    }
+
+    async fn in_room(&mut self, mut m: Membership, mut port: AudioPort) -> Ended {
+        let ended = loop {
+            let deadline = self.session_deadline;
+            tokio::select! {
+                f = port.from_leg.recv() => match f {
+                    Some(f) => {
+                        if m.audio_in.try_send((m.id, f)).is_err() {
+                            self.core.shared.metrics.count_drop("room_queue_full");
+                        }
+                    }
+                    None => break Ended::ByUs(EndReason::ServerError),
+                },
+                f = m.audio_out.recv() => match f {
+                    Some(f) => {
+                        if !self.held {
+                            let _ = port.to_leg.try_send(f);
+                        }
+                    }
+                    None => break Ended::ByUs(EndReason::ConferenceEnded),
+                },
+                ev = m.events.recv() => match ev {
+                    Some(RoomEvent::Removed(r)) | Some(RoomEvent::Ended(r)) => break Ended::ByUs(r),
+                    Some(_) => {}
+                    None => break Ended::ByUs(EndReason::ConferenceEnded),
+                },
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Request(key, req)) => {
+                        if let Some(e) = self.in_dialog(key, *req, Some(&mut port)) {
+                            break e;
+                        }
+                    }
+                    Some(CallInput::AckTimeout) => break Ended::ByUs(EndReason::Timeout),
+                    Some(_) => {}
+                    None => break Ended::ByUs(EndReason::ServerError),
+                },
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
+                    tracing::info!(call = self.id, "session timer expired without refresh");
+                    break Ended::ByUs(EndReason::Timeout);
+                }
+            }
+        };
+        m.leave().await;
+        ended
+    }
+
+    /// Handles a request inside the dialog. Returns how the call ended if
+    /// it did (BYE).
+    fn in_dialog(&mut self, key: ServerTxKey, req: rsip::Request, port: Option<&mut AudioPort>) -> Option<Ended> {
+        if let Some(d) = self.dialog.as_mut() {
+            if !d.check_remote_cseq(&req) {
+                self.core.respond(&key, sip::message::response_for(&req, 500, None));
+                return None;
+            }
+        }
+        match req.method {
+            rsip::Method::Bye => {
+                self.core.respond(&key, sip::message::response_for(&req, 200, None));
+                Some(Ended::ByPeer)
+            }
+            rsip::Method::Invite | rsip::Method::Update => {
+                self.refresh_session();
+                let resp = self.reoffer(&req);
+                self.core.respond(&key, resp);
+                None
+            }
+            rsip::Method::Info => {
+                let msg = rsip::SipMessage::Request(req.clone());
+                let ctype = sip::message::header_value(&msg, "Content-Type").unwrap_or_default();
+                let ctype = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+                let code = if req.body.is_empty() {
+                    200
+                } else if ctype == "application/dtmf-relay" || ctype == "application/dtmf" {
+                    match sip::info::parse_info_body(&ctype, &req.body) {
+                        Ok(d) => {
+                            if let Some(p) = port {
+                                let _ = p.dtmf_sender().try_send(d.digit);
+                            }
+                            200
+                        }
+                        Err(_) => 400,
+                    }
+                } else {
+                    415
+                };
+                self.core.respond(&key, sip::message::response_for(&req, code, None));
+                None
+            }
+            rsip::Method::Options => {
+                let resp = sip::message::response_for(&req, 200, None);
+                let resp = sip::message::with_header(resp, "Allow", super::ALLOW);
+                self.core.respond(&key, resp);
+                None
+            }
+            _ => {
+                let resp = sip::message::response_for(&req, 405, None);
+                let resp = sip::message::with_header(resp, "Allow", super::ALLOW);
+                self.core.respond(&key, resp);
+                None
+            }
+        }
+    }
+
+    fn refresh_session(&mut self) {
+        if let Some(i) = self.session_interval {
+            self.session_deadline = Some(Instant::now() + Duration::from_secs(u64::from(i)));
+        }
+    }
+
+    /// Answers a re-INVITE or UPDATE: a new offer is answered (hold and
+    /// resume, a new address or key, a refresh); none gets our current SDP.
+    fn reoffer(&mut self, req: &rsip::Request) -> rsip::Response {
+        let Some(ep) = self.endpoint else {
+            return sip::message::response_for(req, 488, None);
+        };
+        let Some(port) = self.local_port else {
+            return sip::message::response_for(req, 500, None);
+        };
+        let mut resp = sip::message::response_for(req, 200, None);
+        resp = sip::message::with_header(resp, "Contact", &format!("<{}>", self.core.our_uri("")));
+        if let Some(i) = self.session_interval {
+            resp = sip::message::with_header(resp, "Require", "timer");
+            resp = sip::message::with_header(resp, "Session-Expires", &format!("{i};refresher=uac"));
+        }
+        if req.body.is_empty() {
+            return match &self.local_sdp {
+                Some(sdp) => sip::message::with_body(resp, "application/sdp", sdp.as_bytes().to_vec()),
+                None => resp,
+            };
+        }
+        let text = String::from_utf8_lossy(&req.body).into_owned();
+        let offer = match sip::sdp::parse(&text) {
+            Ok(o) => o,
+            Err(e) => {
+                let r = sip::message::response_for(req, 488, None);
+                return sip::message::with_header(r, "Warning", &warning(&self.core, &format!("SDP: {e}")));
+            }
+        };
+        let codecs = self.current_codecs();
+        match self.answer_offer(&offer, port, &codecs) {
+            Ok((sdp, Some(audio))) => {
+                self.held = !audio.direction.sends() || audio.remote_rtp.ip().is_unspecified();
+                if self.configure(ep, &audio).is_err() {
+                    return sip::message::response_for(req, 500, None);
+                }
+                self.local_sdp = Some(sdp.clone());
+                self.offer = Some(offer);
+                sip::message::with_body(resp, "application/sdp", sdp.into_bytes())
+            }
+            Ok((_, None)) => sip::message::response_for(req, 488, None),
+            Err((code, text)) => {
+                let r = sip::message::response_for(req, code, None);
+                sip::message::with_header(r, "Warning", &warning(&self.core, &text))
+            }
+        }
+    }
+
+    /// The codecs a re-offer may settle on: the one in use (a mid-call
+    /// change of codec would need a new decoder; keep the call stable).
+    fn current_codecs(&self) -> Vec<call::Codec> {
+        self.current_codec.clone().map_or_else(Self::mixer_codecs, |c| vec![c])
+    }
+
+    /// Sends BYE (after our 200) or a final refusal (before it).
+    fn bye(&mut self, reason: EndReason) {
+        let Some(dialog) = self.dialog.as_mut() else {
+            self.refuse(reason);
+            return;
+        };
+        let mut req = dialog.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+        let r = sip::status::response_for_reason(reason);
+        if let Some(h) = r.reason_header {
+            req = sip::message::with_header(req, "Reason", &h);
+        }
+        tracing::info!(call = self.id, reason = reason.code(), "SIP call ended by us");
+        self.core.send_request(req, self.source, self.tx.clone());
+    }
+
+    fn finish(&mut self, ended: Ended) {
+        match ended {
+            Ended::ByPeer => tracing::info!(call = self.id, "SIP call ended by the caller"),
+            Ended::ByUs(reason) => self.bye(reason),
+        }
+    }
+
+    fn cleanup(&mut self) {
+        self.port = None;
+        if let Some(ep) = self.endpoint.take() {
+            let _ = self.core.relay.remove_endpoint(ep);
+        }
+        if let Some(ep) = self.peer_endpoint.take() {
+            let _ = self.core.relay.remove_endpoint(ep);
+        }
+        self.core.remove_dialog(&self.call_id, &self.local_tag);
+        if let Some((cid, tag)) = self.peer_dialog_key.take() {
+            self.core.remove_dialog(&cid, &tag);
+        }
+    }
+}
+
+impl Call {
+    /// A call to a local user: INVITE the phone it registered last, relay
+    /// its ringing and its answer, then forward media between the two
+    /// endpoints without decoding (the callee is offered the caller's
+    /// codecs with the caller's payload types).
+    async fn bridge_to_account(&mut self, party: Party, user: TrueConfId) {
+        let bindings = match self.core.shared.directory.sip_bindings(user.user(), unix_now()).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read registrations");
+                self.refuse(EndReason::ServerError);
+                return;
+            }
+        };
+        let Some(binding) = bindings.first().cloned() else {
+            self.refuse(EndReason::Unreachable);
+            return;
+        };
+        let Some(offer) = self.offer.clone() else {
+            // Calls between phones need the caller's offer to pass on.
+            self.reply_warning(488, "calls between phones need an SDP offer in the INVITE");
+            return;
+        };
+        let codecs: Vec<call::Codec> = offer
+            .media
+            .iter()
+            .find(|m| m.kind == Some(call::MediaKind::Audio) && m.port != 0)
+            .map(|m| m.codecs.clone())
+            .unwrap_or_default();
+        if codecs.is_empty() {
+            self.reply_warning(488, "no audio stream in the offer");
+            return;
+        }
+        let Some(dest) = binding.source.or_else(|| contact_address(&binding.contact)) else {
+            self.refuse(EndReason::Unreachable);
+            return;
+        };
+        let (ea, eb) = match (
+            self.core.relay.create_endpoint(self.id, true),
+            self.core.relay.create_endpoint(self.id, true),
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => {
+                for ep in [a.ok(), b.ok()].into_iter().flatten() {
+                    let _ = self.core.relay.remove_endpoint(ep.id);
+                }
+                self.refuse(EndReason::ServerError);
+                return;
+            }
+        };
+        self.endpoint = Some(ea.id);
+        self.local_port = Some(ea.rtp_port);
+        self.peer_endpoint = Some(eb.id);
+
+        // The INVITE to the callee.
+        // The caller's own codecs with its payload types.
+        let params_b = self.offer_params(eb.rtp_port, &codecs, None);
+        let sdp_b = sip::sdp::offer(&params_b);
+        let call_id_b = sip::message::new_call_id(&self.core.realm);
+        let tag_b = sip::message::new_tag();
+        let caller_user = party
+            .account()
+            .map(|a| a.user().to_string())
+            .unwrap_or_else(|| "anonymous".into());
+        let display = party.display_name().replace(['"', '\\', '\r', '\n'], "");
+        let text = format!(
+            "INVITE {contact} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {sent_by};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"{display}\" <sip:{caller_user}@{realm}>;tag={tag_b}\r\n\
+             To: <sip:{callee}@{realm}>\r\n\
+             Call-ID: {call_id_b}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <{our}>\r\n\
+             Allow: {allow}\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {len}\r\n\r\n{sdp_b}",
+            contact = binding.contact.trim_start_matches('<').trim_end_matches('>'),
+            sent_by = self.core.sent_by,
+            branch = sip::message::new_branch(),
+            realm = self.core.realm,
+            callee = user.user(),
+            our = self.core.our_uri(""),
+            allow = super::ALLOW,
+            len = sdp_b.len(),
+        );
+        let invite_b = match sip::message::parse(text.as_bytes()) {
+            Ok(rsip::SipMessage::Request(r)) => r,
+            _ => {
+                tracing::warn!(contact = %call::Pii(binding.contact.clone()), "cannot build an INVITE to this contact");
+                self.refuse(EndReason::Unreachable);
+                return;
+            }
+        };
+        self.core.add_dialog(&call_id_b, &tag_b, self.tx.clone());
+        self.peer_dialog_key = Some((call_id_b.clone(), tag_b.clone()));
+        let key_b = self.core.send_request(invite_b.clone(), dest, self.tx.clone());
+        tracing::info!(call = self.id, callee = %call::Pii(user.to_string()), "calling a registered phone");
+
+        // Ringing until the callee answers, refuses, or the caller gives up.
+        let ring_deadline = tokio::time::Instant::now() + RING_TIMEOUT;
+        let (dialog_b, answer_b) = loop {
+            let input = tokio::select! {
+                i = self.rx.recv() => i,
+                _ = tokio::time::sleep_until(ring_deadline) => {
+                    self.cancel(&invite_b, dest);
+                    self.refuse(EndReason::Timeout);
+                    return;
+                }
+            };
+            match input {
+                Some(CallInput::Response(k, resp)) if k == key_b => {
+                    let code = resp.status_code.code();
+                    if (180..=183).contains(&code) {
+                        self.core.respond(&self.invite_key, self.response(180));
+                    } else if (200..300).contains(&code) {
+                        let Ok(d) = Dialog::uac(&invite_b, &resp) else {
+                            self.refuse(EndReason::ServerError);
+                            return;
+                        };
+                        let text = String::from_utf8_lossy(&resp.body).into_owned();
+                        let answer = sip::sdp::parse(&text)
+                            .ok()
+                            .and_then(|sdp| sip::sdp::parse_answer(&sdp, &params_b).ok())
+                            .and_then(|n| n.audio);
+                        break (d, answer);
+                    } else if code >= 300 {
+                        let reason = sip::status::reason_for_status(code);
+                        self.refuse(reason);
+                        return;
+                    }
+                }
+                Some(CallInput::Timeout(k)) if k == key_b => {
+                    self.refuse(EndReason::Unreachable);
+                    return;
+                }
+                Some(CallInput::Cancel) => {
+                    self.cancel(&invite_b, dest);
+                    self.core.respond(&self.invite_key, self.response(487));
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            }
+        };
+        let mut dialog_b = dialog_b;
+        // RFC 3261 §13.2.2.4: the ACK for a 2xx is ours to send.
+        let ack = dialog_b.ack(1, &self.core.sent_by, "UDP", None);
+        self.core.send_stateless(dest, rsip::SipMessage::Request(ack));
+        let Some(answer_b) = answer_b else {
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+            self.core.send_request(bye, dest, self.tx.clone());
+            self.reply_warning(488, "the callee's answer has no usable audio");
+            return;
+        };
+        // Answer the caller with the codec the callee chose.
+        let chosen = vec![answer_b.codec.clone()];
+        let (sdp_a, answer_a) = match self.answer_offer(&offer, ea.rtp_port, &chosen) {
+            Ok((sdp, Some(a))) => (sdp, a),
+            Ok((_, None)) | Err(_) => {
+                let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+                self.core.send_request(bye, dest, self.tx.clone());
+                self.refuse(EndReason::MediaIncompatible);
+                return;
+            }
+        };
+        self.current_codec = Some(answer_a.codec.clone());
+        let relay = &self.core.relay;
+        let wired = self.configure(ea.id, &answer_a).is_ok()
+            && self.configure(eb.id, &answer_b).is_ok()
+            && relay.subscribe(ea.id, eb.id).is_ok()
+            && relay.subscribe(eb.id, ea.id).is_ok();
+        if !wired {
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+            self.core.send_request(bye, dest, self.tx.clone());
+            self.refuse(EndReason::ServerError);
+            return;
+        }
+        if self.cancelled() {
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+            self.core.send_request(bye, dest, self.tx.clone());
+            return;
+        }
+        self.send_200(&sdp_a);
+        tracing::info!(call = self.id, codec = %answer_a.codec.name, "phones connected");
+
+        // Connected: whoever hangs up, the other side is told.
+        loop {
+            let deadline = self.session_deadline;
+            let input = tokio::select! {
+                i = self.rx.recv() => i,
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
+                    self.bye(EndReason::Timeout);
+                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+                    self.core.send_request(bye, dest, self.tx.clone());
+                    return;
+                }
+            };
+            match input {
+                Some(CallInput::Request(key, req)) => {
+                    let from_callee = sip::message::call_id(&rsip::SipMessage::Request((*req).clone()))
+                        .is_some_and(|c| c == call_id_b);
+                    if from_callee {
+                        let bye = req.method == rsip::Method::Bye;
+                        let resp = if bye || matches!(req.method, rsip::Method::Options | rsip::Method::Info) {
+                            sip::message::response_for(&req, 200, None)
+                        } else if matches!(req.method, rsip::Method::Invite | rsip::Method::Update) {
+                            // A refresh or hold from the callee: our side stays as it is.
+                            let r = sip::message::response_for(&req, 200, None);
+                            sip::message::with_body(r, "application/sdp", sdp_b.clone().into_bytes())
+                        } else {
+                            sip::message::response_for(&req, 405, None)
+                        };
+                        self.core.respond(&key, resp);
+                        if bye {
+                            self.bye(EndReason::Normal);
+                            return;
+                        }
+                    } else if let Some(Ended::ByPeer) = self.in_dialog(key, *req, None) {
+                        let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+                        self.core.send_request(bye, dest, self.tx.clone());
+                        return;
+                    } else if let Some(ep) = self.endpoint {
+                        // A re-INVITE may have moved the caller's media.
+                        let _ = ep;
+                    }
+                }
+                Some(CallInput::AckTimeout) => {
+                    self.bye(EndReason::Timeout);
+                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+                    self.core.send_request(bye, dest, self.tx.clone());
+                    return;
+                }
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+
+    /// CANCELs our INVITE to the callee (RFC 3261 §9.1).
+    fn cancel(&self, invite: &rsip::Request, dest: SocketAddr) {
+        let c = sip::transaction::cancel_request(invite);
+        self.core.send_request(c, dest, self.tx.clone());
+    }
+}
+
+/// The address in a Contact URI when its host is an IP literal.
+fn contact_address(contact: &str) -> Option<SocketAddr> {
+    let uri = rsip::Uri::try_from(contact.trim_start_matches('<').trim_end_matches('>')).ok()?;
+    let ip: std::net::IpAddr = uri
+        .host_with_port
+        .host
+        .to_string()
+        .trim_matches(['[', ']'])
+        .parse()
+        .ok()?;
+    let port = uri.host_with_port.port.map_or(5060, |p| *p.value());
+    Some(SocketAddr::new(ip, port))
+}
+
+/// PIN entry by DTMF: "enter the PIN" (or "wrong PIN" first), digits up to `#`.
+struct SipPin<'a> {
+    call: &'a mut Call,
+    port: AudioPort,
+}
+
+impl PinPrompt for SipPin<'_> {
+    async fn ask(&mut self, _attempts_left: u32, wrong: bool) -> Option<String> {
+        if wrong {
+            // "That PIN is not correct." then the question again.
+            let mut p = mixer::prompts::PromptPlayer::new(mixer::prompts::PromptId::WrongPin, None);
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            while let Some(f) = p.next_frame() {
+                tick.tick().await;
+                let _ = self.port.to_leg.try_send(*f);
+            }
+        }
+        match self
+            .call
+            .collect(&mut self.port, mixer::prompts::PromptId::EnterPin)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                self.call.hung_up = Some(e);
+                None
+            }
+        }
+    }
+}
+
+/// Keys we offer or answer with, one per suite we take.
+fn local_keys() -> Vec<call::SrtpKeys> {
+    [
+        (SrtpProfile::AesCm128HmacSha1_80, call::SrtpSuite::AesCm128HmacSha1_80),
+        (SrtpProfile::AesCm128HmacSha1_32, call::SrtpSuite::AesCm128HmacSha1_32),
+        (SrtpProfile::AeadAes128Gcm, call::SrtpSuite::AeadAes128Gcm),
+        (SrtpProfile::AeadAes256Gcm, call::SrtpSuite::AeadAes256Gcm),
+    ]
+    .into_iter()
+    .filter_map(|(profile, suite)| {
+        let p = SrtpParams::random(profile).ok()?;
+        Some(call::SrtpKeys {
+            suite,
+            master_key: p.key,
+            master_salt: p.salt,
+        })
+    })
+    .collect()
+}
+
+/// The relay's keying for an SDES key.
+fn srtp_params(k: &call::SrtpKeys) -> Option<SrtpParams> {
+    let profile = match k.suite {
+        call::SrtpSuite::AesCm128HmacSha1_80 => SrtpProfile::AesCm128HmacSha1_80,
+        call::SrtpSuite::AesCm128HmacSha1_32 => SrtpProfile::AesCm128HmacSha1_32,
+        call::SrtpSuite::AeadAes128Gcm => SrtpProfile::AeadAes128Gcm,
+        call::SrtpSuite::AeadAes256Gcm => SrtpProfile::AeadAes256Gcm,
+    };
+    Some(SrtpParams {
+        profile,
+        key: k.master_key.clone(),
+        salt: k.master_salt.clone(),
+    })
+}
+
+/// The mixer's view of a negotiated audio stream.
+fn format_of(a: &NegotiatedStream) -> Option<AudioFormat> {
+    let codec = AudioFormat::codec_for(&a.codec.name, a.codec.clock_rate, a.codec.channels)?;
+    Some(AudioFormat {
+        codec,
+        payload_type: a.codec.payload_type?,
+        telephone_event: a.telephone_event_pt,
+        telephone_event_clock: 8000,
+    })
+}
+
+/// `%xx` escapes of a URI user part (RFC 3261 §19.1.2), decoded.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn user_parts_are_percent_decoded() {
+        assert_eq!(percent_decode("alice"), "alice");
+        assert_eq!(percent_decode("%5Cc%5C1234"), "\\c\\1234");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

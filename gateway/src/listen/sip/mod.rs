@@ -1,0 +1,547 @@
+//! The SIP listener: owns the UDP socket, drives `confgate-sip`'s
+//! transaction layer, answers REGISTER as the registrar, and hands INVITEs
+//! to one task per call ([`call`]).
+//!
+//! One core task reads datagrams, feeds them to the transaction layer and
+//! sends what it says to send; it wakes for the layer's timers and when a
+//! call task has queued a response or a request. Call tasks talk to the
+//! core through [`Core`]'s methods (the layer sits behind a mutex held only
+//! for the duration of one call, never across an await) and receive what
+//! belongs to them (in-dialog requests, ACKs, CANCELs, responses to their
+//! own requests) on a channel keyed by dialog or transaction.
+//!
+//! Not served yet: TCP, TLS and WebSocket transports, and trunks.
+
+mod call;
+mod register;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use relay::Relay;
+use sip::transaction::{ClientTxKey, Received, ServerTxKey, Timers, TransactionLayer, TxEvent};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::state::Shared;
+
+/// Largest datagram read (RFC 3261 §18.1.1 allows up to 65 535 over UDP).
+const MAX_DATAGRAM: usize = 65_535;
+
+/// What the core hands to a call task.
+#[derive(Debug)]
+pub(crate) enum CallInput {
+    /// A request inside the call's dialog (BYE, re-INVITE, INFO, UPDATE,
+    /// OPTIONS), to be answered through its transaction.
+    Request(ServerTxKey, Box<rsip::Request>),
+    /// The ACK for our 2xx.
+    Ack(Box<rsip::Request>),
+    /// The caller cancelled the INVITE (the core has answered the CANCEL).
+    Cancel,
+    /// A response to a request the call sent.
+    Response(ClientTxKey, Box<rsip::Response>),
+    /// A request the call sent got no final response in time.
+    Timeout(ClientTxKey),
+    /// Our 2xx was never acknowledged.
+    AckTimeout,
+}
+
+/// Where the core routes what arrives.
+#[derive(Default)]
+struct Routes {
+    /// Dialogs by (Call-ID, our tag).
+    dialogs: HashMap<(String, String), mpsc::Sender<CallInput>>,
+    /// INVITE server transactions not yet answered, for CANCEL.
+    invites: HashMap<ServerTxKey, mpsc::Sender<CallInput>>,
+    /// Our own requests in progress.
+    clients: HashMap<ClientTxKey, mpsc::Sender<CallInput>>,
+}
+
+/// The state the core and the call tasks share.
+pub(crate) struct Core {
+    shared: Shared,
+    relay: Relay,
+    socket: UdpSocket,
+    layer: Mutex<TransactionLayer>,
+    wake: Notify,
+    routes: Mutex<Routes>,
+    nonces: Mutex<sip::digest::NonceIssuer>,
+    /// `host:port` for Via and Contact.
+    sent_by: String,
+    /// The digest realm: the server name.
+    realm: String,
+    /// The address the socket is bound to.
+    local: SocketAddr,
+    /// The media address put in SDP.
+    media_address: std::net::IpAddr,
+    next_call: AtomicU64,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("local", &self.local).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Binds the SIP UDP socket.
+///
+/// # Errors
+///
+/// The address is taken or not local.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    UdpSocket::bind(addr).await
+}
+
+/// Serves SIP on `socket` until `stop` changes.
+pub async fn serve(
+    socket: UdpSocket,
+    shared: Shared,
+    relay: Relay,
+    media_address: std::net::IpAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let cfg = shared.config();
+    let local = match socket.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "SIP socket has no address");
+            return;
+        }
+    };
+    let sent_by = if cfg.sip.advertise.is_empty() {
+        let host = if local.ip().is_unspecified() {
+            media_address
+        } else {
+            local.ip()
+        };
+        SocketAddr::new(host, local.port()).to_string()
+    } else if cfg.sip.advertise.contains(':') && !cfg.sip.advertise.starts_with('[') {
+        cfg.sip.advertise.clone()
+    } else {
+        format!("{}:{}", cfg.sip.advertise, local.port())
+    };
+    let layer = TransactionLayer::with_limit(
+        Timers {
+            t1: Duration::from_millis(cfg.sip.t1_ms),
+            t2: Duration::from_millis(cfg.sip.t2_ms),
+            t4: Duration::from_millis(cfg.sip.t4_ms),
+        },
+        cfg.sip.max_transactions,
+    );
+    let mut secret = [0u8; 32];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut secret[..]);
+    let core = Arc::new(Core {
+        realm: shared.directory.server().to_string(),
+        shared,
+        relay,
+        socket,
+        layer: Mutex::new(layer),
+        wake: Notify::new(),
+        routes: Mutex::new(Routes::default()),
+        nonces: Mutex::new(
+            sip::digest::NonceIssuer::new(secret, Duration::from_secs(cfg.sip.nonce_lifetime_secs)).with_algorithms(
+                &cfg.sip
+                    .digest_algorithms
+                    .iter()
+                    .filter_map(|a| sip::digest::Algorithm::from_token(a.trim()))
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        sent_by,
+        local,
+        media_address,
+        next_call: AtomicU64::new(1),
+    });
+    tracing::info!(listen = %local, sent_by = %core.sent_by, "SIP listener up");
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut purge = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        let deadline = lock(&core.layer).poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = core.socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => core.on_datagram(&buf[..n], from),
+                Err(e) => tracing::debug!(error = %e, "SIP receive failed"),
+            },
+            _ = core.wake.notified() => {}
+            _ = sleep => lock(&core.layer).handle_timeout(Instant::now()),
+            _ = purge.tick() => {
+                let dir = core.shared.directory.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = dir.purge_expired_bindings(unix_now()).await {
+                        tracing::warn!(error = %e, "cannot purge expired registrations");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+        core.flush();
+    }
+    tracing::info!("SIP listener stopped");
+}
+
+impl Core {
+    /// Sends what the layer queued and dispatches its events.
+    fn flush(self: &Arc<Self>) {
+        loop {
+            let (transmits, events) = {
+                let mut layer = lock(&self.layer);
+                let mut t = Vec::new();
+                while let Some(x) = layer.poll_transmit() {
+                    t.push(x);
+                }
+                let mut e = Vec::new();
+                while let Some(x) = layer.poll_event() {
+                    e.push(x);
+                }
+                (t, e)
+            };
+            if transmits.is_empty() && events.is_empty() {
+                return;
+            }
+            for t in transmits {
+                if let Err(e) = self.socket.try_send_to(&t.bytes, t.dest) {
+                    tracing::debug!(error = %e, dest = %t.dest, "SIP send failed");
+                }
+            }
+            for ev in events {
+                self.on_event(ev);
+            }
+        }
+    }
+
+    fn on_event(self: &Arc<Self>, ev: TxEvent) {
+        match ev {
+            TxEvent::Timeout(key) => {
+                let owner = lock(&self.routes).clients.remove(&key);
+                if let Some(tx) = owner {
+                    let _ = tx.try_send(CallInput::Timeout(key));
+                }
+            }
+            TxEvent::AckTimeout { call_id, .. } => {
+                let owners: Vec<_> = lock(&self.routes)
+                    .dialogs
+                    .iter()
+                    .filter(|((c, _), _)| *c == call_id)
+                    .map(|(_, tx)| tx.clone())
+                    .collect();
+                for tx in owners {
+                    let _ = tx.try_send(CallInput::AckTimeout);
+                }
+            }
+            TxEvent::Terminated(_) => {}
+            _ => {}
+        }
+    }
+
+    fn on_datagram(self: &Arc<Self>, bytes: &[u8], from: SocketAddr) {
+        // RFC 5626 §3.5.1 keep-alives: a bare CRLF (or two) is not a message.
+        if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
+            return;
+        }
+        let msg = match sip::message::parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.shared.metrics.count_drop("sip_malformed");
+                tracing::debug!(error = %e, %from, "malformed SIP message");
+                self.reject_malformed(bytes, from, &e);
+                return;
+            }
+        };
+        let mut msg = msg;
+        if let rsip::SipMessage::Request(r) = &mut msg {
+            sip::message::stamp_received(r, from);
+        }
+        let received = lock(&self.layer).receive(msg, from, false, Instant::now());
+        let Some(received) = received else { return };
+        match received {
+            Received::Request { key, request } => self.on_request(key, request, from),
+            Received::Ack { request } => {
+                if let Some(tx) = self.dialog_of(&request) {
+                    let _ = tx.try_send(CallInput::Ack(Box::new(request)));
+                }
+            }
+            Received::Cancel { invite, .. } => {
+                let owner = invite.and_then(|k| lock(&self.routes).invites.get(&k).cloned());
+                if let Some(tx) = owner {
+                    let _ = tx.try_send(CallInput::Cancel);
+                }
+            }
+            Received::Response { key, response } => {
+                let final_response = response.status_code.code() >= 200;
+                let owner = {
+                    let mut routes = lock(&self.routes);
+                    if final_response {
+                        routes.clients.remove(&key)
+                    } else {
+                        routes.clients.get(&key).cloned()
+                    }
+                };
+                if let Some(tx) = owner {
+                    let _ = tx.try_send(CallInput::Response(key, Box::new(response)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A message that does not parse: answer 400 naming what was wrong
+    /// when it is a request whose headers still allow a response.
+    fn reject_malformed(&self, bytes: &[u8], from: SocketAddr, e: &sip::message::ParseError) {
+        if let Some(resp) = bad_request_text(bytes, &e.to_string(), &self.realm) {
+            let _ = self.socket.try_send_to(resp.as_bytes(), from);
+        }
+    }
+
+    fn dialog_of(&self, req: &rsip::Request) -> Option<mpsc::Sender<CallInput>> {
+        let msg = rsip::SipMessage::Request(req.clone());
+        let call_id = sip::message::call_id(&msg)?.to_string();
+        let tag = sip::message::to_tag(&msg)?;
+        lock(&self.routes).dialogs.get(&(call_id, tag)).cloned()
+    }
+
+    fn on_request(self: &Arc<Self>, key: ServerTxKey, request: rsip::Request, from: SocketAddr) {
+        let msg = rsip::SipMessage::Request(request.clone());
+        let in_dialog = sip::message::to_tag(&msg).is_some();
+        match request.method {
+            rsip::Method::Register => {
+                let core = self.clone();
+                tokio::spawn(async move { register::handle(core, key, request, from).await });
+            }
+            rsip::Method::Invite if !in_dialog => {
+                // The layer has sent 100 Trying already (RFC 3261 §17.2.1).
+                let (tx, rx) = mpsc::channel(32);
+                lock(&self.routes).invites.insert(key.clone(), tx.clone());
+                let core = self.clone();
+                let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(call::incoming(core, id, key, request, from, tx, rx));
+            }
+            rsip::Method::Options if !in_dialog => {
+                let resp = self.capabilities(sip::message::response_for(&request, 200, None));
+                self.respond(&key, resp);
+            }
+            _ if in_dialog => match self.dialog_of(&request) {
+                Some(tx) => {
+                    if tx
+                        .try_send(CallInput::Request(key.clone(), Box::new(request.clone())))
+                        .is_err()
+                    {
+                        // The call is busy or gone: RFC 3261 §12.2.2 / §14.2.
+                        self.respond(&key, sip::message::response_for(&request, 500, None));
+                    }
+                }
+                None => {
+                    self.respond(&key, sip::message::response_for(&request, 481, None));
+                }
+            },
+            rsip::Method::Bye | rsip::Method::Info | rsip::Method::Update | rsip::Method::PRack => {
+                self.respond(&key, sip::message::response_for(&request, 481, None));
+            }
+            _ => {
+                // RFC 3261 §8.2.1: 405 with the methods we do take.
+                let resp = self.capabilities(sip::message::response_for(&request, 405, None));
+                self.respond(&key, resp);
+            }
+        }
+    }
+
+    /// Adds Allow, Accept and Supported (what OPTIONS and 405 tell).
+    fn capabilities(&self, resp: rsip::Response) -> rsip::Response {
+        let resp = sip::message::with_header(resp, "Allow", ALLOW);
+        let resp = sip::message::with_header(resp, "Accept", "application/sdp, application/dtmf-relay");
+        sip::message::with_header(resp, "Supported", "timer")
+    }
+
+    /// Answers a server transaction.
+    pub(crate) fn respond(&self, key: &ServerTxKey, response: rsip::Response) {
+        let response = sip::message::with_header(response, "Server", USER_AGENT);
+        if response.status_code.code() >= 200 {
+            lock(&self.routes).invites.remove(key);
+        }
+        lock(&self.layer).respond(key, response, Instant::now());
+        self.wake.notify_one();
+    }
+
+    /// Sends a request in a new client transaction; what comes back goes to `owner`.
+    pub(crate) fn send_request(
+        &self,
+        request: rsip::Request,
+        dest: SocketAddr,
+        owner: mpsc::Sender<CallInput>,
+    ) -> ClientTxKey {
+        let request = sip::message::with_header(request, "User-Agent", USER_AGENT);
+        let mut routes = lock(&self.routes);
+        let key = lock(&self.layer).send_request(request, dest, false, Instant::now());
+        routes.clients.insert(key.clone(), owner);
+        drop(routes);
+        self.wake.notify_one();
+        key
+    }
+
+    /// Sends a message outside any transaction (the ACK for a 2xx).
+    pub(crate) fn send_stateless(&self, dest: SocketAddr, msg: rsip::SipMessage) {
+        lock(&self.layer).send_stateless(dest, false, &msg);
+        self.wake.notify_one();
+    }
+
+    /// Routes requests of the dialog (Call-ID, our tag) to `tx`.
+    pub(crate) fn add_dialog(&self, call_id: &str, local_tag: &str, tx: mpsc::Sender<CallInput>) {
+        lock(&self.routes)
+            .dialogs
+            .insert((call_id.to_string(), local_tag.to_string()), tx);
+    }
+
+    /// Stops routing a dialog.
+    pub(crate) fn remove_dialog(&self, call_id: &str, local_tag: &str) {
+        lock(&self.routes)
+            .dialogs
+            .remove(&(call_id.to_string(), local_tag.to_string()));
+    }
+
+    /// A fresh digest challenge (WWW-Authenticate / Proxy-Authenticate values).
+    pub(crate) fn challenge(&self, stale: bool) -> Vec<String> {
+        lock(&self.nonces).challenge(&self.realm, unix_now(), stale)
+    }
+
+    /// Checks a digest Authorization / Proxy-Authorization value against
+    /// the directory. The stored HA1s are fetched first (the check itself
+    /// is synchronous).
+    pub(crate) async fn verify_digest(
+        &self,
+        authorization: &str,
+        method: &str,
+    ) -> Result<sip::digest::Verified, sip::digest::DigestError> {
+        let username = sip::digest::parse_params(authorization)
+            .ok()
+            .and_then(|p| {
+                p.into_iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("username"))
+                    .map(|(_, v)| v)
+            })
+            .unwrap_or_default();
+        let dir = &self.shared.directory;
+        let md5 = dir
+            .digest_ha1(&username, sip::digest::Algorithm::Md5)
+            .await
+            .ok()
+            .flatten();
+        let sha256 = dir
+            .digest_ha1(&username, sip::digest::Algorithm::Sha256)
+            .await
+            .ok()
+            .flatten();
+        lock(&self.nonces).verify(authorization, method, &self.realm, unix_now(), |alg, _user| match alg {
+            sip::digest::Algorithm::Md5 => md5.clone(),
+            _ => sha256.clone(),
+        })
+    }
+
+    /// A SIP URI for us, with `user`.
+    pub(crate) fn our_uri(&self, user: &str) -> String {
+        if user.is_empty() {
+            format!("sip:{}", self.sent_by)
+        } else {
+            format!("sip:{user}@{}", self.sent_by)
+        }
+    }
+}
+
+/// A 400 for a request that does not parse, built from its raw text
+/// (RFC 3261 §8.2.2.1 / §21.4.1): the Via, From, To, Call-ID and CSeq lines
+/// are copied as they are, a To tag is added, and a Warning says what was
+/// wrong. `None` when the bytes are not a request or lack one of those
+/// headers (then nothing can be answered and the datagram is dropped).
+fn bad_request_text(bytes: &[u8], problem: &str, host: &str) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let head = text.split("\r\n\r\n").next()?;
+    let mut lines = head.split("\r\n");
+    let start = lines.next()?;
+    if !start.trim_end().ends_with("SIP/2.0") || start.starts_with("SIP/") {
+        return None;
+    }
+    let mut vias = Vec::new();
+    let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "via" | "v" => vias.push(value),
+            "from" | "f" => from = Some(value),
+            "to" | "t" => to = Some(value),
+            "call-id" | "i" => call_id = Some(value),
+            "cseq" => cseq = Some(value),
+            _ => {}
+        }
+    }
+    let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
+    if vias.is_empty() || cseq.split_whitespace().next()?.parse::<u32>().is_err() {
+        return None;
+    }
+    let to = if to.contains(";tag=") {
+        to.to_string()
+    } else {
+        format!("{to};tag={}", sip::message::new_tag())
+    };
+    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    for v in vias {
+        out.push_str(&format!("Via: {v}\r\n"));
+    }
+    let problem: String = problem
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"')
+        .take(200)
+        .collect();
+    out.push_str(&format!(
+        "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\n\
+         Warning: 399 {host} \"{problem}\"\r\nServer: {USER_AGENT}\r\nContent-Length: 0\r\n\r\n"
+    ));
+    Some(out)
+}
+
+/// The methods confgate takes.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+/// Server / User-Agent header value.
+const USER_AGENT: &str = concat!("confgate/", env!("CARGO_PKG_VERSION"));
+
+#[cfg(test)]
+mod tests {
+    use super::bad_request_text;
+
+    #[test]
+    fn unparsable_requests_get_a_400_that_names_the_problem() {
+        let req = "INVITE sip:1@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nf: <sip:a@x>;tag=1\r\n\
+                   To: <sip:1@x>\r\nCall-ID: abc\r\nCSeq: 1 INVITE\r\nContent-Length: 999\r\n\r\n";
+        let r = bad_request_text(req.as_bytes(), "body shorter than Content-Length", "srv").unwrap();
+        assert!(r.starts_with("SIP/2.0 400 Bad Request\r\n"));
+        assert!(r.contains("Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n"));
+        assert!(r.contains("To: <sip:1@x>;tag="));
+        assert!(r.contains("Call-ID: abc\r\n"));
+        assert!(r.contains("Warning: 399 srv \"body shorter than Content-Length\""));
+        // Responses and requests without the headers needed are not answered.
+        assert!(bad_request_text(b"SIP/2.0 200 OK\r\n\r\n", "x", "srv").is_none());
+        assert!(bad_request_text(b"INVITE sip:1@x SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n", "x", "srv").is_none());
+        assert!(bad_request_text(&[0xff, 0xfe], "x", "srv").is_none());
+    }
+}

@@ -1,0 +1,326 @@
+//! A leg's audio through the relay, as 48 kHz frames for rooms and prompts.
+//!
+//! Protocols that carry RTP (SIP, H.323; the web client after DTLS) get a
+//! relay endpoint for each leg. When the leg goes into a conference, or
+//! must hear a prompt and type digits, an [`AudioPort`] taps that endpoint:
+//! the relay hands over what the phone sends (validated and decrypted on
+//! the relay's worker thread), the port's task jitter-buffers and decodes
+//! it into 20 ms frames, and encodes the frames the room (or a prompt)
+//! plays back into RTP that the relay encrypts and sends.
+//!
+//! RFC 4733 telephone events are taken out of the stream as digits; out of
+//! band digits (SIP INFO, H.245 UserInputIndication) join them through
+//! [`AudioPort::dtmf_sender`], so that the IVR and PIN entry read one
+//! stream of key presses whatever the protocol.
+
+use std::time::{Duration, Instant};
+
+use mixer::codec::{self, CodecError, CodecKind, EncoderOptions};
+use mixer::inbound::{FrameState, InboundAudio, InboundConfig};
+use mixer::{Frame, FRAME_SAMPLES};
+use relay::{EndpointId, Relay, TapSink};
+use tokio::sync::mpsc;
+
+/// Frames queued towards the room before new ones are dropped.
+const FROM_LEG_QUEUE: usize = 8;
+/// Frames queued towards the leg before new ones are dropped.
+const TO_LEG_QUEUE: usize = 16;
+/// Packets queued from the relay's worker before new ones are dropped.
+const PACKET_QUEUE: usize = 64;
+/// How long after its last packet a leg still counts as sending.
+const SENDING_GRACE: Duration = Duration::from_millis(200);
+/// Largest encoded frame.
+const MAX_PAYLOAD: usize = 1500;
+
+/// How a leg's audio is encoded on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioFormat {
+    /// The codec, both directions.
+    pub codec: CodecKind,
+    /// Its RTP payload type on this leg.
+    pub payload_type: u8,
+    /// RTP payload type of RFC 4733 telephone events, if negotiated.
+    pub telephone_event: Option<u8>,
+    /// Clock rate of the telephone events (8000 unless negotiated otherwise).
+    pub telephone_event_clock: u32,
+}
+
+impl AudioFormat {
+    /// The mixer codec for an SDP encoding name and clock rate, if the
+    /// mixer speaks it.
+    pub fn codec_for(name: &str, clock_rate: u32, channels: u8) -> Option<CodecKind> {
+        match (name.to_ascii_lowercase().as_str(), clock_rate) {
+            ("pcmu", 8000) => Some(CodecKind::Pcmu),
+            ("pcma", 8000) => Some(CodecKind::Pcma),
+            ("g722", 8000) => Some(CodecKind::G722),
+            ("opus", 48_000) => Some(CodecKind::Opus {
+                channels: channels.clamp(1, 2),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A leg's audio as frames: see the module docs. Dropping the port stops
+/// its task and the relay's tap.
+#[derive(Debug)]
+pub struct AudioPort {
+    /// What the leg says: one frame per 20 ms while it sends.
+    pub from_leg: mpsc::Receiver<Frame>,
+    /// What the leg hears: frames sent here are encoded and sent to it.
+    pub to_leg: mpsc::Sender<Frame>,
+    /// Key presses from the leg, in order.
+    pub dtmf: mpsc::Receiver<char>,
+    dtmf_tx: mpsc::Sender<char>,
+    task: tokio::task::JoinHandle<()>,
+    relay: Relay,
+    endpoint: EndpointId,
+}
+
+impl AudioPort {
+    /// Taps `endpoint` and starts decoding and encoding in `format`.
+    ///
+    /// # Errors
+    ///
+    /// The codec library refused to start (Opus), or the endpoint is gone.
+    pub fn start(relay: &Relay, endpoint: EndpointId, format: AudioFormat) -> Result<AudioPort, MediaError> {
+        let mut config = InboundConfig::new(format.payload_type);
+        config.telephone_event_payload_type = format.telephone_event;
+        config.telephone_event_clock_rate = Some(format.telephone_event_clock);
+        let inbound = InboundAudio::new(config, codec::decoder(format.codec)?);
+        let encoder = codec::encoder(format.codec, EncoderOptions::default())?;
+        let (packet_tx, packet_rx) = mpsc::channel(PACKET_QUEUE);
+        relay
+            .tap(endpoint, Some(Box::new(ChannelSink(packet_tx))))
+            .map_err(|e| MediaError::Relay(e.to_string()))?;
+        let (from_tx, from_leg) = mpsc::channel(FROM_LEG_QUEUE);
+        let (to_leg, to_rx) = mpsc::channel(TO_LEG_QUEUE);
+        let (dtmf_tx, dtmf) = mpsc::channel(32);
+        let leg = LegAudio {
+            relay: relay.clone(),
+            endpoint,
+            format,
+            inbound,
+            encoder,
+            out: Packetizer::new(format.codec.timestamp_step_20ms(), format.payload_type),
+            last_packet: None,
+            frame: [0; FRAME_SAMPLES],
+        };
+        let task = tokio::spawn(leg.run(packet_rx, from_tx, to_rx, dtmf_tx.clone()));
+        Ok(AudioPort {
+            from_leg,
+            to_leg,
+            dtmf,
+            dtmf_tx,
+            task,
+            relay: relay.clone(),
+            endpoint,
+        })
+    }
+
+    /// Where drivers put digits that arrive out of band (SIP INFO, H.245
+    /// UserInputIndication).
+    pub fn dtmf_sender(&self) -> mpsc::Sender<char> {
+        self.dtmf_tx.clone()
+    }
+}
+
+impl Drop for AudioPort {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = self.relay.tap(self.endpoint, None);
+    }
+}
+
+/// Why a leg's audio could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The codec could not be set up.
+    #[error("codec: {0}")]
+    Codec(#[from] CodecError),
+    /// The relay refused.
+    #[error("relay: {0}")]
+    Relay(String),
+}
+
+/// Queues what the relay's worker hands over; never blocks it.
+struct ChannelSink(mpsc::Sender<Vec<u8>>);
+
+impl TapSink for ChannelSink {
+    fn rtp(&mut self, packet: &[u8]) {
+        // Full: the leg's task is behind; dropping is what a late packet
+        // would meet in the jitter buffer anyway.
+        let _ = self.0.try_send(packet.to_vec());
+    }
+}
+
+/// Numbers outgoing frames into RTP packets: one SSRC, sequence numbers
+/// without gaps, timestamps that follow real time across pauses, the
+/// marker bit on the first packet of each talk spurt (RFC 3551 §4.1).
+#[derive(Debug)]
+struct Packetizer {
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    step: u32,
+    payload_type: u8,
+    last: Option<Instant>,
+}
+
+impl Packetizer {
+    fn new(step: u32, payload_type: u8) -> Self {
+        Self {
+            ssrc: rand::random::<u32>() | 1,
+            seq: rand::random(),
+            timestamp: rand::random(),
+            step,
+            payload_type,
+            last: None,
+        }
+    }
+
+    /// The RTP header for a frame sent at `now`.
+    fn header(&mut self, now: Instant) -> [u8; 12] {
+        let marker = match self.last {
+            None => true,
+            Some(last) => {
+                let gap = now.saturating_duration_since(last);
+                // Frames come every 20 ms; a longer pause is a new spurt
+                // and the timestamp jumps by the time that passed.
+                if gap > Duration::from_millis(30) {
+                    let frames = (gap.as_millis() as u32 + 10) / 20;
+                    self.timestamp = self.timestamp.wrapping_add(self.step.wrapping_mul(frames.max(1)));
+                    true
+                } else {
+                    self.timestamp = self.timestamp.wrapping_add(self.step);
+                    false
+                }
+            }
+        };
+        self.last = Some(now);
+        self.seq = self.seq.wrapping_add(1);
+        let mut h = [0u8; 12];
+        h[0] = 0x80;
+        h[1] = self.payload_type | if marker { 0x80 } else { 0 };
+        h[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        h[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        h
+    }
+}
+
+struct LegAudio {
+    relay: Relay,
+    endpoint: EndpointId,
+    format: AudioFormat,
+    inbound: InboundAudio,
+    encoder: Box<dyn codec::AudioEncoder>,
+    out: Packetizer,
+    last_packet: Option<Instant>,
+    frame: Frame,
+}
+
+impl LegAudio {
+    async fn run(
+        mut self,
+        mut packets: mpsc::Receiver<Vec<u8>>,
+        from_leg: mpsc::Sender<Frame>,
+        mut to_leg: mpsc::Receiver<Frame>,
+        dtmf: mpsc::Sender<char>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut payload = vec![0u8; MAX_PAYLOAD];
+        loop {
+            tokio::select! {
+                p = packets.recv() => match p {
+                    Some(p) => self.on_packet(&p),
+                    None => return,
+                },
+                f = to_leg.recv() => match f {
+                    Some(frame) => self.send(&frame, &mut payload),
+                    None => return,
+                },
+                _ = tick.tick() => {
+                    let now = Instant::now();
+                    let sending = self.last_packet.is_some_and(|t| now.duration_since(t) < SENDING_GRACE);
+                    if sending {
+                        let state = self.inbound.pull(now, &mut self.frame);
+                        if state != FrameState::Silence || self.last_packet.is_some() {
+                            // A full room queue drops the frame: the room is behind.
+                            let _ = from_leg.try_send(self.frame);
+                        }
+                    }
+                    while let Some(ev) = self.inbound.poll_dtmf() {
+                        let _ = dtmf.try_send(ev.digit);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_packet(&mut self, p: &[u8]) {
+        let Ok(h) = relay::rtp::parse_rtp(p) else { return };
+        let Some(payload) = p.get(h.payload_offset..h.payload_offset + h.payload_len) else {
+            return;
+        };
+        let now = Instant::now();
+        self.last_packet = Some(now);
+        self.inbound
+            .push_rtp(h.sequence, h.timestamp, h.marker, h.payload_type, payload, now);
+    }
+
+    fn send(&mut self, frame: &Frame, payload: &mut [u8]) {
+        let n = match self.encoder.encode(frame, payload) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, codec = self.format.codec.sdp_name(), "encoding failed");
+                return;
+            }
+        };
+        let header = self.out.header(Instant::now());
+        let mut packet = Vec::with_capacity(12 + n);
+        packet.extend_from_slice(&header);
+        packet.extend_from_slice(&payload[..n]);
+        let _ = self.relay.send_rtp(self.endpoint, packet);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packetizer_numbers_frames_and_marks_talk_spurts() {
+        let mut p = Packetizer::new(160, 0);
+        let t0 = Instant::now();
+        let h0 = p.header(t0);
+        assert_eq!(h0[1], 0x80, "first packet carries the marker");
+        let h1 = p.header(t0 + Duration::from_millis(20));
+        assert_eq!(h1[1], 0);
+        let seq = |h: &[u8; 12]| u16::from_be_bytes([h[2], h[3]]);
+        let ts = |h: &[u8; 12]| u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        assert_eq!(seq(&h1), seq(&h0).wrapping_add(1));
+        assert_eq!(ts(&h1), ts(&h0).wrapping_add(160));
+        // One second of silence: the timestamp follows the clock, marker set.
+        let h2 = p.header(t0 + Duration::from_millis(1020));
+        assert_eq!(h2[1], 0x80);
+        assert_eq!(seq(&h2), seq(&h1).wrapping_add(1), "no sequence gap for a pause");
+        assert_eq!(ts(&h2), ts(&h1).wrapping_add(160 * 50));
+        assert_eq!(&h2[8..12], &h0[8..12], "one SSRC");
+    }
+
+    #[test]
+    fn sdp_names_map_to_mixer_codecs() {
+        assert_eq!(AudioFormat::codec_for("PCMU", 8000, 1), Some(CodecKind::Pcmu));
+        assert_eq!(AudioFormat::codec_for("pcma", 8000, 1), Some(CodecKind::Pcma));
+        assert_eq!(AudioFormat::codec_for("G722", 8000, 1), Some(CodecKind::G722));
+        assert_eq!(
+            AudioFormat::codec_for("opus", 48_000, 2),
+            Some(CodecKind::Opus { channels: 2 })
+        );
+        assert_eq!(AudioFormat::codec_for("opus", 16_000, 1), None);
+        assert_eq!(AudioFormat::codec_for("G729", 8000, 1), None);
+    }
+}
