@@ -175,7 +175,7 @@ impl Default for SipConfig {
             default_expires: 3600,
             max_contacts: 10,
             nonce_lifetime_secs: 300,
-            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+            digest_algorithms: vec!["MD5".into()],
             max_transactions: 10_000,
             session_expires: 1800,
             min_se: 90,
