@@ -27,7 +27,6 @@ struct Ua {
     tone: f64,
     dir: PathBuf,
     rec: PathBuf,
-    sip_port: u16,
 }
 
 impl Ua {
@@ -60,7 +59,6 @@ impl Ua {
             tone,
             dir,
             rec,
-            sip_port,
         })
     }
 

@@ -146,9 +146,19 @@ impl Call {
             }
         }
         // RFC 4028: a Session-Expires below our Min-SE gets 422.
-        let min_se = self.core.shared.config().sip.min_se;
-        match sip::dialog::SessionTimer::negotiate(&self.invite, min_se) {
-            Ok(timer) => self.session_interval = timer.map(|t| t.interval),
+        let cfg = self.core.shared.config();
+        match sip::dialog::SessionTimer::negotiate(&self.invite, cfg.sip.min_se) {
+            // RFC 4028 §9: the UAS may shorten the interval (not below Min-SE), and may
+            // impose one when the caller supports timers but asked for none.
+            Ok(Some(t)) => self.session_interval = Some(t.interval.min(cfg.sip.session_expires).max(cfg.sip.min_se)),
+            Ok(None) => {
+                let msg = rsip::SipMessage::Request(self.invite.clone());
+                let supports = sip::message::header_values(&msg, "Supported")
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .any(|o| o.trim().eq_ignore_ascii_case("timer"));
+                self.session_interval = supports.then_some(cfg.sip.session_expires);
+            }
             Err(min) => {
                 let resp = self.response(422);
                 let resp = sip::message::with_header(resp, "Min-SE", &min.to_string());

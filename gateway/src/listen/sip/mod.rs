@@ -526,6 +526,7 @@ const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
 const USER_AGENT: &str = concat!("confgate/", env!("CARGO_PKG_VERSION"));
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::bad_request_text;
 
