@@ -12,6 +12,7 @@ use confgate_suite::{confgate_bin, free_port, ChildGuard, TempDir};
 fn runs_on_defaults_and_creates_its_state() {
     let dir = TempDir::new("defaults");
     let port = free_port();
+    let sip = confgate_suite::free_sip_port();
     let out = std::fs::File::create(dir.path().join("out")).unwrap();
     // Only the HTTP and SIP ports are moved off 8080 and 5060 (they may be taken on a test machine, and
     // tests run in parallel); everything else is the default.
@@ -19,10 +20,8 @@ fn runs_on_defaults_and_creates_its_state() {
         .arg("serve")
         .current_dir(dir.path())
         .env("CONFGATE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "CONFGATE_SIP__UDP_LISTEN",
-            format!("127.0.0.1:{}", confgate_suite::free_udp_port()),
-        )
+        .env("CONFGATE_SIP__UDP_LISTEN", format!("127.0.0.1:{sip}"))
+        .env("CONFGATE_SIP__TCP_LISTEN", format!("127.0.0.1:{sip}"))
         .stdout(out)
         .stderr(Stdio::null())
         .spawn()

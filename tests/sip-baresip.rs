@@ -62,10 +62,15 @@ impl Ua {
         })
     }
 
-    /// The account line: registered with confgate (digest) or not.
+    /// The account line: registered with confgate (digest) or not, over
+    /// UDP or TCP.
     fn account(&self, sip_port: u16, register: bool) -> Result<()> {
+        self.account_over(sip_port, register, "udp")
+    }
+
+    fn account_over(&self, sip_port: u16, register: bool, transport: &str) -> Result<()> {
         let line = format!(
-            "<sip:{name}@127.0.0.1:{sip_port}>;auth_pass={pw};answermode=auto;regint={reg};\
+            "<sip:{name}@127.0.0.1:{sip_port};transport={transport}>;auth_pass={pw};answermode=auto;regint={reg};\
              audio_codecs=opus/48000/2\n",
             name = self.name,
             pw = self.password,
@@ -147,8 +152,17 @@ fn report_failure(d: &Daemon, logs: &Path, names: &[&str], e: anyhow::Error) -> 
 
 #[test]
 fn two_registered_phones_call_each_other() {
+    phones_call_each_other("udp");
+}
+
+#[test]
+fn two_phones_registered_over_tcp_call_each_other() {
+    phones_call_each_other("tcp");
+}
+
+fn phones_call_each_other(transport: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = Daemon::start("sip-baresip-p2p").unwrap();
+    let d = Daemon::start(&format!("sip-baresip-p2p-{transport}")).unwrap();
     let logs = d.dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     add_user(&d, "alice", "alice-pass-1");
@@ -156,15 +170,15 @@ fn two_registered_phones_call_each_other() {
     let r = (|| -> Result<String> {
         let alice = Ua::new(d.dir.path(), "alice", "alice-pass-1", 440.0, 41000)?;
         let bob = Ua::new(d.dir.path(), "bob", "bob-pass-22", 660.0, 41200)?;
-        alice.account(d.sip_port, true)?;
-        bob.account(d.sip_port, true)?;
+        alice.account_over(d.sip_port, true, transport)?;
+        bob.account_over(d.sip_port, true, transport)?;
         let mut bob_p = bob.spawn(&logs, &["-t".into(), "40".into()])?;
         wait_for_log(&mut bob_p, &logs, "bob", "[1 binding]", Duration::from_secs(10))?;
         let mut alice_p = alice.spawn(
             &logs,
             &[
                 "-e".into(),
-                format!("/dial sip:bob@127.0.0.1:{}", d.sip_port),
+                format!("/dial sip:bob@127.0.0.1:{};transport={transport}", d.sip_port),
                 "-t".into(),
                 "7".into(),
             ],

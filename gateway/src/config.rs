@@ -130,8 +130,8 @@ impl Default for HttpConfig {
 pub struct SipConfig {
     /// UDP listen address (empty: no SIP over UDP).
     pub udp_listen: String,
-    /// TCP listen address (not served yet; validated).
-    pub tcp_listen: SocketAddr,
+    /// TCP listen address (empty: no SIP over TCP).
+    pub tcp_listen: String,
     /// The host (and port) put in Via, Contact and SDP-less headers; empty:
     /// the first media advertise address and the UDP port.
     pub advertise: String,
@@ -165,7 +165,7 @@ impl Default for SipConfig {
     fn default() -> Self {
         Self {
             udp_listen: "0.0.0.0:5060".into(),
-            tcp_listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            tcp_listen: "0.0.0.0:5060".into(),
             advertise: String::new(),
             t1_ms: 500,
             t2_ms: 4000,
@@ -472,6 +472,20 @@ impl Config {
                 "sip.udp_listen",
                 &sip.udp_listen,
                 "an IP address and a port (\"0.0.0.0:5060\"), or empty for no SIP over UDP",
+            ));
+        }
+        if !sip.tcp_listen.is_empty() && sip.udp_listen.is_empty() {
+            return Err(ConfigError::value(
+                "sip.tcp_listen",
+                &sip.tcp_listen,
+                "empty while sip.udp_listen is empty (SIP over TCP is served alongside SIP over UDP)",
+            ));
+        }
+        if !sip.tcp_listen.is_empty() && sip.tcp_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::value(
+                "sip.tcp_listen",
+                &sip.tcp_listen,
+                "an IP address and a port (\"0.0.0.0:5060\"), or empty for no SIP over TCP",
             ));
         }
         if !sip.advertise.is_empty() && sip.advertise.chars().any(|c| c.is_whitespace() || c == ';' || c == ',') {

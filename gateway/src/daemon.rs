@@ -117,6 +117,16 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         shared.metrics.set_listener("sip", true);
         Some(s)
     };
+    let sip_tcp = if config.sip.tcp_listen.is_empty() {
+        None
+    } else {
+        let addr: std::net::SocketAddr = config.sip.tcp_listen.parse().context("sip.tcp_listen")?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow!("cannot listen for SIP on tcp {addr}: {e}"))?;
+        shared.metrics.set_listener("sip_tcp", true);
+        Some(l)
+    };
     let media_address = advertise
         .first()
         .copied()
@@ -140,9 +150,11 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         });
     }
     let sip_addr = sip_socket.as_ref().and_then(|s| s.local_addr().ok());
+    let sip_tcp_addr = sip_tcp.as_ref().and_then(|s| s.local_addr().ok());
     if let Some(socket) = sip_socket {
         tasks.spawn(listen::sip::serve(
             socket,
+            sip_tcp,
             shared.clone(),
             media.clone(),
             media_address,
@@ -166,7 +178,10 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         println!("  loopback:     {}", p.display());
     }
     if let Some(a) = sip_addr {
-        println!("  SIP:          udp {a} (registrar, calls)");
+        match sip_tcp_addr {
+            Some(t) => println!("  SIP:          udp {a}, tcp {t} (registrar, calls)"),
+            None => println!("  SIP:          udp {a} (registrar, calls)"),
+        }
     }
     if created {
         println!("  admin token:  {token}   (shown once; 'confgate admin token' prints it again)");

@@ -79,6 +79,19 @@ pub fn free_udp_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// A loopback port that was free for both UDP and TCP a moment ago (SIP
+/// listens on both).
+pub fn free_sip_port() -> u16 {
+    for _ in 0..50 {
+        let Ok(udp) = std::net::UdpSocket::bind("127.0.0.1:0") else { continue };
+        let Ok(addr) = udp.local_addr() else { continue };
+        if TcpListener::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+    free_udp_port()
+}
+
 /// A child process killed by PID when dropped.
 #[derive(Debug)]
 pub struct ChildGuard(pub Child);
@@ -149,7 +162,7 @@ pub struct Daemon {
     pub dir: TempDir,
     /// HTTP port on 127.0.0.1.
     pub port: u16,
-    /// SIP UDP port on 127.0.0.1 (unless a test moved the listener).
+    /// SIP port (UDP and TCP) on 127.0.0.1 (unless a test moved the listener).
     pub sip_port: u16,
     /// Extra environment given to the daemon and to CLI commands.
     pub env: Vec<(String, String)>,
@@ -170,7 +183,7 @@ impl Daemon {
     pub fn start_with(name: &str, extra: &[(&str, &str)]) -> Result<Self> {
         let dir = TempDir::new(name);
         let port = free_port();
-        let sip_port = free_udp_port();
+        let sip_port = free_sip_port();
         let mut env = vec![
             (
                 "CONFGATE_SERVER__DATA_DIR".to_string(),
@@ -183,6 +196,7 @@ impl Daemon {
             // Tests run in parallel: no fixed ng port unless a test asks for one.
             ("CONFGATE_RELAY__NG_LISTEN".to_string(), String::new()),
             ("CONFGATE_SIP__UDP_LISTEN".to_string(), format!("127.0.0.1:{sip_port}")),
+            ("CONFGATE_SIP__TCP_LISTEN".to_string(), format!("127.0.0.1:{sip_port}")),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut d = Self {
@@ -217,6 +231,8 @@ impl Daemon {
     pub fn command(&self) -> Command {
         let mut c = Command::new(confgate_bin());
         c.current_dir(self.dir.path());
+        // The daemon reads every CONFGATE_* variable as configuration; this one is the suite's own.
+        c.env_remove("CONFGATE_KEEP_TEST_DIRS");
         for (k, v) in &self.env {
             c.env(k, v);
         }

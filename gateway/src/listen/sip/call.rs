@@ -25,7 +25,7 @@ use sip::transaction::ServerTxKey;
 use tokio::sync::mpsc;
 
 use super::register::warning;
-use super::{unix_now, CallInput, Core};
+use super::{unix_now, CallInput, Core, Transport};
 use crate::calls::{self, PinPrompt};
 use crate::conference::{Membership, RoomEvent};
 use crate::media::{AudioFormat, AudioPort};
@@ -54,6 +54,8 @@ struct Call {
     invite: rsip::Request,
     /// Where the INVITE came from: responses and in-dialog requests go here.
     source: SocketAddr,
+    /// What it came over: in-dialog requests go back the same way.
+    transport: Transport,
     local_tag: String,
     tx: mpsc::Sender<CallInput>,
     rx: mpsc::Receiver<CallInput>,
@@ -93,6 +95,7 @@ pub(super) async fn incoming(
     key: ServerTxKey,
     invite: rsip::Request,
     source: SocketAddr,
+    transport: Transport,
     tx: mpsc::Sender<CallInput>,
     rx: mpsc::Receiver<CallInput>,
 ) {
@@ -105,6 +108,7 @@ pub(super) async fn incoming(
         invite_key: key,
         invite,
         source,
+        transport,
         local_tag: sip::message::new_tag(),
         tx,
         rx,
@@ -480,7 +484,7 @@ impl Call {
 
     /// Sends the 200 with `sdp` and sets up the dialog.
     fn send_200(&mut self, sdp: &str) {
-        let contact = format!("<{}>", self.core.our_uri(""));
+        let contact = format!("<{}>", self.core.our_uri("", self.transport));
         let mut resp = self.response(200);
         resp = sip::message::with_header(resp, "Contact", &contact);
         resp = sip::message::with_header(resp, "Allow", super::ALLOW);
@@ -493,7 +497,7 @@ impl Call {
         }
         let resp = sip::message::with_body(resp, "application/sdp", sdp.as_bytes().to_vec());
         self.local_sdp = Some(sdp.to_string());
-        if let Ok(uri) = rsip::Uri::try_from(self.core.our_uri("").as_str()) {
+        if let Ok(uri) = rsip::Uri::try_from(self.core.our_uri("", self.transport).as_str()) {
             self.dialog = Dialog::uas(&self.invite, &self.local_tag, uri).ok();
         }
         self.core.add_dialog(&self.call_id, &self.local_tag, self.tx.clone());
@@ -762,7 +766,7 @@ impl Call {
             return sip::message::response_for(req, 500, None);
         };
         let mut resp = sip::message::response_for(req, 200, None);
-        resp = sip::message::with_header(resp, "Contact", &format!("<{}>", self.core.our_uri("")));
+        resp = sip::message::with_header(resp, "Contact", &format!("<{}>", self.core.our_uri("", self.transport)));
         if let Some(i) = self.session_interval {
             resp = sip::message::with_header(resp, "Require", "timer");
             resp = sip::message::with_header(resp, "Session-Expires", &format!("{i};refresher=uac"));
@@ -812,13 +816,13 @@ impl Call {
             self.refuse(reason);
             return;
         };
-        let mut req = dialog.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
+        let mut req = dialog.request(rsip::Method::Bye, &self.core.sent_by, self.transport.via(), None);
         let r = sip::status::response_for_reason(reason);
         if let Some(h) = r.reason_header {
             req = sip::message::with_header(req, "Reason", &h);
         }
         tracing::info!(call = self.id, reason = reason.code(), "SIP call ended by us");
-        self.core.send_request(req, self.source, self.tx.clone());
+        self.core.send_request(req, self.source, self.transport, self.tx.clone());
     }
 
     fn finish(&mut self, ended: Ended) {
@@ -880,6 +884,11 @@ impl Call {
             self.refuse(EndReason::Unreachable);
             return;
         };
+        let tb = Transport::from_token(&binding.transport);
+        if tb == Transport::Tcp && !self.core.tcp_connection(dest).await {
+            self.refuse(EndReason::Unreachable);
+            return;
+        }
         let (ea, eb) = match (
             self.core.relay.create_endpoint(self.id, true),
             self.core.relay.create_endpoint(self.id, true),
@@ -910,7 +919,7 @@ impl Call {
         let display = party.display_name().replace(['"', '\\', '\r', '\n'], "");
         let text = format!(
             "INVITE {contact} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {sent_by};branch={branch};rport\r\n\
+             Via: SIP/2.0/{via} {sent_by};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n\
              From: \"{display}\" <sip:{caller_user}@{realm}>;tag={tag_b}\r\n\
              To: <sip:{callee}@{realm}>\r\n\
@@ -921,11 +930,12 @@ impl Call {
              Content-Type: application/sdp\r\n\
              Content-Length: {len}\r\n\r\n{sdp_b}",
             contact = binding.contact.trim_start_matches('<').trim_end_matches('>'),
+            via = tb.via(),
             sent_by = self.core.sent_by,
             branch = sip::message::new_branch(),
             realm = self.core.realm,
             callee = user.user(),
-            our = self.core.our_uri(""),
+            our = self.core.our_uri("", tb),
             allow = super::ALLOW,
             len = sdp_b.len(),
         );
@@ -939,7 +949,7 @@ impl Call {
         };
         self.core.add_dialog(&call_id_b, &tag_b, self.tx.clone());
         self.peer_dialog_key = Some((call_id_b.clone(), tag_b.clone()));
-        let key_b = self.core.send_request(invite_b.clone(), dest, self.tx.clone());
+        let key_b = self.core.send_request(invite_b.clone(), dest, tb, self.tx.clone());
         tracing::info!(call = self.id, callee = %call::Pii(user.to_string()), "calling a registered phone");
 
         // Ringing until the callee answers, refuses, or the caller gives up.
@@ -948,7 +958,7 @@ impl Call {
             let input = tokio::select! {
                 i = self.rx.recv() => i,
                 _ = tokio::time::sleep_until(ring_deadline) => {
-                    self.cancel(&invite_b, dest);
+                    self.cancel(&invite_b, dest, tb);
                     self.refuse(EndReason::Timeout);
                     return;
                 }
@@ -980,7 +990,7 @@ impl Call {
                     return;
                 }
                 Some(CallInput::Cancel) => {
-                    self.cancel(&invite_b, dest);
+                    self.cancel(&invite_b, dest, tb);
                     self.core.respond(&self.invite_key, self.response(487));
                     return;
                 }
@@ -990,11 +1000,11 @@ impl Call {
         };
         let mut dialog_b = dialog_b;
         // RFC 3261 §13.2.2.4: the ACK for a 2xx is ours to send.
-        let ack = dialog_b.ack(1, &self.core.sent_by, "UDP", None);
-        self.core.send_stateless(dest, rsip::SipMessage::Request(ack));
+        let ack = dialog_b.ack(1, &self.core.sent_by, tb.via(), None);
+        self.core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
         let Some(answer_b) = answer_b else {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
-            self.core.send_request(bye, dest, self.tx.clone());
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+            self.core.send_request(bye, dest, tb, self.tx.clone());
             self.reply_warning(488, "the callee's answer has no usable audio");
             return;
         };
@@ -1003,8 +1013,8 @@ impl Call {
         let (sdp_a, answer_a) = match self.answer_offer(&offer, ea.rtp_port, &chosen) {
             Ok((sdp, Some(a))) => (sdp, a),
             Ok((_, None)) | Err(_) => {
-                let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
-                self.core.send_request(bye, dest, self.tx.clone());
+                let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+                self.core.send_request(bye, dest, tb, self.tx.clone());
                 self.refuse(EndReason::MediaIncompatible);
                 return;
             }
@@ -1016,14 +1026,14 @@ impl Call {
             && relay.subscribe(ea.id, eb.id).is_ok()
             && relay.subscribe(eb.id, ea.id).is_ok();
         if !wired {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
-            self.core.send_request(bye, dest, self.tx.clone());
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+            self.core.send_request(bye, dest, tb, self.tx.clone());
             self.refuse(EndReason::ServerError);
             return;
         }
         if self.cancelled() {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
-            self.core.send_request(bye, dest, self.tx.clone());
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+            self.core.send_request(bye, dest, tb, self.tx.clone());
             return;
         }
         self.send_200(&sdp_a);
@@ -1036,8 +1046,8 @@ impl Call {
                 i = self.rx.recv() => i,
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
                     self.bye(EndReason::Timeout);
-                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
-                    self.core.send_request(bye, dest, self.tx.clone());
+                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+                    self.core.send_request(bye, dest, tb, self.tx.clone());
                     return;
                 }
             };
@@ -1062,8 +1072,8 @@ impl Call {
                             return;
                         }
                     } else if let Some(Ended::ByPeer) = self.in_dialog(key, *req, None) {
-                        let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
-                        self.core.send_request(bye, dest, self.tx.clone());
+                        let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+                        self.core.send_request(bye, dest, tb, self.tx.clone());
                         return;
                     } else if let Some(ep) = self.endpoint {
                         // A re-INVITE may have moved the caller's media.
@@ -1072,8 +1082,8 @@ impl Call {
                 }
                 Some(CallInput::AckTimeout) => {
                     self.bye(EndReason::Timeout);
-                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, "UDP", None);
-                    self.core.send_request(bye, dest, self.tx.clone());
+                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+                    self.core.send_request(bye, dest, tb, self.tx.clone());
                     return;
                 }
                 Some(_) => {}
@@ -1083,9 +1093,9 @@ impl Call {
     }
 
     /// CANCELs our INVITE to the callee (RFC 3261 §9.1).
-    fn cancel(&self, invite: &rsip::Request, dest: SocketAddr) {
+    fn cancel(&self, invite: &rsip::Request, dest: SocketAddr, transport: Transport) {
         let c = sip::transaction::cancel_request(invite);
-        self.core.send_request(c, dest, self.tx.clone());
+        self.core.send_request(c, dest, transport, self.tx.clone());
     }
 }
 

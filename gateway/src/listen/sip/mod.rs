@@ -10,7 +10,10 @@
 //! belongs to them (in-dialog requests, ACKs, CANCELs, responses to their
 //! own requests) on a channel keyed by dialog or transaction.
 //!
-//! Not served yet: TCP, TLS and WebSocket transports, and trunks.
+//! UDP and TCP (RFC 3261 §18): a TCP connection is kept per peer address
+//! and reused both ways; what arrives on it is answered on it, and
+//! in-dialog requests of a call that came over TCP go back over the same
+//! connection. Not served yet: TLS and WebSocket transports, and trunks.
 
 mod call;
 mod register;
@@ -23,13 +26,53 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use relay::Relay;
 use sip::transaction::{ClientTxKey, Received, ServerTxKey, Timers, TransactionLayer, TxEvent};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::state::Shared;
 
 /// Largest datagram read (RFC 3261 §18.1.1 allows up to 65 535 over UDP).
 const MAX_DATAGRAM: usize = 65_535;
+/// A TCP connection with no traffic for this long is closed.
+const TCP_IDLE: Duration = Duration::from_secs(600);
+/// Most TCP connections at once; more are refused (closed at once).
+const MAX_TCP_CONNECTIONS: usize = 4096;
+/// Bytes queued towards one TCP peer before it counts as stuck and is dropped.
+const TCP_SEND_QUEUE: usize = 256;
+
+/// The transport a message came over and is answered on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// UDP datagrams.
+    Udp,
+    /// A TCP connection.
+    Tcp,
+}
+
+impl Transport {
+    /// The Via transport token (RFC 3261 §20.42).
+    pub(crate) fn via(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+
+    /// Reliable transports skip retransmissions (RFC 3261 §17).
+    fn reliable(self) -> bool {
+        self == Transport::Tcp
+    }
+
+    /// From a Via or binding transport token.
+    pub(crate) fn from_token(t: &str) -> Transport {
+        if t.eq_ignore_ascii_case("tcp") {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }
+    }
+}
 
 /// What the core hands to a call task.
 #[derive(Debug)]
@@ -65,6 +108,10 @@ pub(crate) struct Core {
     shared: Shared,
     relay: Relay,
     socket: UdpSocket,
+    /// Open TCP connections by peer address: where their bytes go.
+    tcp: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    /// Whether SIP over TCP is served.
+    tcp_enabled: bool,
     layer: Mutex<TransactionLayer>,
     wake: Notify,
     routes: Mutex<Routes>,
@@ -107,9 +154,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::bind(addr).await
 }
 
-/// Serves SIP on `socket` until `stop` changes.
+/// Serves SIP on `socket` (and `tcp`, when given) until `stop` changes.
 pub async fn serve(
     socket: UdpSocket,
+    tcp: Option<TcpListener>,
     shared: Shared,
     relay: Relay,
     media_address: std::net::IpAddr,
@@ -150,6 +198,8 @@ pub async fn serve(
         shared,
         relay,
         socket,
+        tcp: Mutex::new(HashMap::new()),
+        tcp_enabled: tcp.is_some(),
         layer: Mutex::new(layer),
         wake: Notify::new(),
         routes: Mutex::new(Routes::default()),
@@ -168,6 +218,9 @@ pub async fn serve(
         next_call: AtomicU64::new(1),
     });
     tracing::info!(listen = %local, sent_by = %core.sent_by, "SIP listener up");
+    if let Some(listener) = tcp {
+        tokio::spawn(accept_tcp(core.clone(), listener, stop.clone()));
+    }
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut purge = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -180,7 +233,7 @@ pub async fn serve(
         };
         tokio::select! {
             r = core.socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) => core.on_datagram(&buf[..n], from),
+                Ok((n, from)) => core.on_message(&buf[..n], from, Transport::Udp),
                 Err(e) => tracing::debug!(error = %e, "SIP receive failed"),
             },
             _ = core.wake.notified() => {}
@@ -220,7 +273,17 @@ impl Core {
                 return;
             }
             for t in transmits {
-                if let Err(e) = self.socket.try_send_to(&t.bytes, t.dest) {
+                if t.reliable {
+                    let conn = lock(&self.tcp).get(&t.dest).cloned();
+                    match conn {
+                        Some(c) => {
+                            if c.try_send(t.bytes).is_err() {
+                                tracing::debug!(dest = %t.dest, "SIP TCP peer not reading; message dropped");
+                            }
+                        }
+                        None => tracing::debug!(dest = %t.dest, "no TCP connection to the SIP peer any more"),
+                    }
+                } else if let Err(e) = self.socket.try_send_to(&t.bytes, t.dest) {
                     tracing::debug!(error = %e, dest = %t.dest, "SIP send failed");
                 }
             }
@@ -254,7 +317,7 @@ impl Core {
         }
     }
 
-    fn on_datagram(self: &Arc<Self>, bytes: &[u8], from: SocketAddr) {
+    fn on_message(self: &Arc<Self>, bytes: &[u8], from: SocketAddr, transport: Transport) {
         // RFC 5626 §3.5.1 keep-alives: a bare CRLF (or two) is not a message.
         if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
             return;
@@ -264,7 +327,7 @@ impl Core {
             Err(e) => {
                 self.shared.metrics.count_drop("sip_malformed");
                 tracing::debug!(error = %e, %from, "malformed SIP message");
-                self.reject_malformed(bytes, from, &e);
+                self.reject_malformed(bytes, from, transport, &e);
                 return;
             }
         };
@@ -272,10 +335,10 @@ impl Core {
         if let rsip::SipMessage::Request(r) = &mut msg {
             sip::message::stamp_received(r, from);
         }
-        let received = lock(&self.layer).receive(msg, from, false, Instant::now());
+        let received = lock(&self.layer).receive(msg, from, transport.reliable(), Instant::now());
         let Some(received) = received else { return };
         match received {
-            Received::Request { key, request } => self.on_request(key, request, from),
+            Received::Request { key, request } => self.on_request(key, request, from, transport),
             Received::Ack { request } => {
                 if let Some(tx) = self.dialog_of(&request) {
                     let _ = tx.try_send(CallInput::Ack(Box::new(request)));
@@ -307,9 +370,18 @@ impl Core {
 
     /// A message that does not parse: answer 400 naming what was wrong
     /// when it is a request whose headers still allow a response.
-    fn reject_malformed(&self, bytes: &[u8], from: SocketAddr, e: &sip::message::ParseError) {
+    fn reject_malformed(&self, bytes: &[u8], from: SocketAddr, transport: Transport, e: &sip::message::ParseError) {
         if let Some(resp) = bad_request_text(bytes, &e.to_string(), &self.realm) {
-            let _ = self.socket.try_send_to(resp.as_bytes(), from);
+            match transport {
+                Transport::Udp => {
+                    let _ = self.socket.try_send_to(resp.as_bytes(), from);
+                }
+                Transport::Tcp => {
+                    if let Some(c) = lock(&self.tcp).get(&from) {
+                        let _ = c.try_send(resp.into_bytes());
+                    }
+                }
+            }
         }
     }
 
@@ -320,13 +392,13 @@ impl Core {
         lock(&self.routes).dialogs.get(&(call_id, tag)).cloned()
     }
 
-    fn on_request(self: &Arc<Self>, key: ServerTxKey, request: rsip::Request, from: SocketAddr) {
+    fn on_request(self: &Arc<Self>, key: ServerTxKey, request: rsip::Request, from: SocketAddr, transport: Transport) {
         let msg = rsip::SipMessage::Request(request.clone());
         let in_dialog = sip::message::to_tag(&msg).is_some();
         match request.method {
             rsip::Method::Register => {
                 let core = self.clone();
-                tokio::spawn(async move { register::handle(core, key, request, from).await });
+                tokio::spawn(async move { register::handle(core, key, request, from, transport).await });
             }
             rsip::Method::Invite if !in_dialog => {
                 // The layer has sent 100 Trying already (RFC 3261 §17.2.1).
@@ -334,7 +406,7 @@ impl Core {
                 lock(&self.routes).invites.insert(key.clone(), tx.clone());
                 let core = self.clone();
                 let id = self.next_call.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(call::incoming(core, id, key, request, from, tx, rx));
+                tokio::spawn(call::incoming(core, id, key, request, from, transport, tx, rx));
             }
             rsip::Method::Options if !in_dialog => {
                 let resp = self.capabilities(sip::message::response_for(&request, 200, None));
@@ -387,11 +459,12 @@ impl Core {
         &self,
         request: rsip::Request,
         dest: SocketAddr,
+        transport: Transport,
         owner: mpsc::Sender<CallInput>,
     ) -> ClientTxKey {
         let request = sip::message::with_header(request, "User-Agent", USER_AGENT);
         let mut routes = lock(&self.routes);
-        let key = lock(&self.layer).send_request(request, dest, false, Instant::now());
+        let key = lock(&self.layer).send_request(request, dest, transport.reliable(), Instant::now());
         routes.clients.insert(key.clone(), owner);
         drop(routes);
         self.wake.notify_one();
@@ -399,8 +472,8 @@ impl Core {
     }
 
     /// Sends a message outside any transaction (the ACK for a 2xx).
-    pub(crate) fn send_stateless(&self, dest: SocketAddr, msg: rsip::SipMessage) {
-        lock(&self.layer).send_stateless(dest, false, &msg);
+    pub(crate) fn send_stateless(&self, dest: SocketAddr, transport: Transport, msg: rsip::SipMessage) {
+        lock(&self.layer).send_stateless(dest, transport.reliable(), &msg);
         self.wake.notify_one();
     }
 
@@ -456,14 +529,128 @@ impl Core {
         })
     }
 
-    /// A SIP URI for us, with `user`.
-    pub(crate) fn our_uri(&self, user: &str) -> String {
+    /// A SIP URI for us, with `user`, reached over `transport`.
+    pub(crate) fn our_uri(&self, user: &str, transport: Transport) -> String {
+        let param = match transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        };
         if user.is_empty() {
-            format!("sip:{}", self.sent_by)
+            format!("sip:{}{param}", self.sent_by)
         } else {
-            format!("sip:{user}@{}", self.sent_by)
+            format!("sip:{user}@{}{param}", self.sent_by)
         }
     }
+
+    /// A TCP connection to `dest`: the open one, or a new one (RFC 3261
+    /// §18.1.1: requests to a TCP contact reuse a connection when there is
+    /// one).
+    pub(crate) async fn tcp_connection(self: &Arc<Self>, dest: SocketAddr) -> bool {
+        if !self.tcp_enabled {
+            return false;
+        }
+        if lock(&self.tcp).contains_key(&dest) {
+            return true;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(dest)).await {
+            Ok(Ok(stream)) => {
+                let (tx, rx) = mpsc::channel(TCP_SEND_QUEUE);
+                lock(&self.tcp).insert(dest, tx.clone());
+                tokio::spawn(connection(self.clone(), stream, dest, tx, rx));
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Accepts SIP TCP connections until `stop` changes.
+async fn accept_tcp(core: Arc<Core>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let (tx, rx) = mpsc::channel(TCP_SEND_QUEUE);
+                    {
+                        let mut conns = lock(&core.tcp);
+                        if conns.len() >= MAX_TCP_CONNECTIONS {
+                            tracing::warn!(%peer, "too many SIP TCP connections; refused");
+                            continue;
+                        }
+                        conns.insert(peer, tx.clone());
+                    }
+                    tokio::spawn(connection(core.clone(), stream, peer, tx, rx));
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "SIP TCP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One SIP TCP connection: frames messages by Content-Length (RFC 3261
+/// §18.3), answers double-CRLF keep-alives with a CRLF (RFC 5626 §3.5.1),
+/// and closes on a framing error (after a 400 when one can be built), at
+/// end of stream or after [`TCP_IDLE`] without traffic.
+async fn connection(
+    core: Arc<Core>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tx: mpsc::Sender<Vec<u8>>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    'read: loop {
+        let n = match tokio::time::timeout(TCP_IDLE, rd.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => n,
+        };
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        loop {
+            let crlfs = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+            if crlfs > 0 {
+                if crlfs >= 4 {
+                    let _ = tx.try_send(b"\r\n".to_vec());
+                }
+                buf.drain(..crlfs);
+            }
+            match sip::message::stream_frame_len(&buf) {
+                Ok(Some(len)) => {
+                    let msg: Vec<u8> = buf.drain(..len.min(buf.len())).collect();
+                    core.on_message(&msg, peer, Transport::Tcp);
+                    core.flush();
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, %peer, "SIP TCP framing error; closing");
+                    core.reject_malformed(&buf, peer, Transport::Tcp, &e);
+                    // Let the writer send the 400 before the connection goes.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    break 'read;
+                }
+            }
+        }
+    }
+    {
+        let mut conns = lock(&core.tcp);
+        if conns.get(&peer).is_some_and(|c| c.same_channel(&tx)) {
+            conns.remove(&peer);
+        }
+    }
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
 }
 
 /// A 400 for a request that does not parse, built from its raw text

@@ -10,15 +10,21 @@ use rsip::prelude::*;
 use sip::registrar::{ExpiryPolicy, RegisterRequest};
 use sip::transaction::ServerTxKey;
 
-use super::{unix_now, Core};
+use super::{unix_now, Core, Transport};
 
 /// Answers one REGISTER.
-pub(super) async fn handle(core: Arc<Core>, key: ServerTxKey, request: rsip::Request, from: SocketAddr) {
-    let response = answer(&core, &request, from).await;
+pub(super) async fn handle(
+    core: Arc<Core>,
+    key: ServerTxKey,
+    request: rsip::Request,
+    from: SocketAddr,
+    transport: Transport,
+) {
+    let response = answer(&core, &request, from, transport).await;
     core.respond(&key, response);
 }
 
-async fn answer(core: &Core, request: &rsip::Request, from: SocketAddr) -> rsip::Response {
+async fn answer(core: &Core, request: &rsip::Request, from: SocketAddr, transport: Transport) -> rsip::Response {
     let msg = rsip::SipMessage::Request(request.clone());
     let Some(to) = sip::message::to_uri(&msg) else {
         return bad_request(request, "To: no SIP URI");
@@ -86,7 +92,7 @@ async fn answer(core: &Core, request: &rsip::Request, from: SocketAddr) -> rsip:
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .record_success(Some(from.ip()));
-    let register = match RegisterRequest::from_request(request, from, "UDP") {
+    let register = match RegisterRequest::from_request(request, from, transport.via()) {
         Ok(r) => r,
         Err(e) => return error_response(core, request, &e),
     };
