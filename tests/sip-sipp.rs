@@ -19,28 +19,64 @@ fn scenario(name: &str) -> PathBuf {
 
 /// Runs SIPp once (one call) and returns its exit status and its error log.
 fn sipp(d: &Daemon, scenario_file: &str, extra: &[&str], timeout: Duration) -> (bool, String) {
-    let port = free_udp_port();
+    spawn_sipp(d, scenario_file, free_udp_port(), true, extra).finish(timeout)
+}
+
+/// A SIPp process running one scenario, with its error and message logs.
+struct Sipp {
+    child: ChildGuard,
+    err_file: PathBuf,
+    msg_file: PathBuf,
+}
+
+/// Starts SIPp on `127.0.0.1:port`: as a UAC towards the daemon's SIP port
+/// when `to_daemon`, else as a UAS (a phone waiting for calls).
+fn spawn_sipp(d: &Daemon, scenario_file: &str, port: u16, to_daemon: bool, extra: &[&str]) -> Sipp {
     let media = free_udp_port();
     let err_file = d.dir.path().join(format!("sipp-{scenario_file}-{port}.err"));
+    let msg_file = d.dir.path().join(format!("sipp-{scenario_file}-{port}.msg"));
     let mut cmd = Command::new("sipp");
-    cmd.current_dir(d.dir.path())
-        .arg("-sf")
-        .arg(scenario(scenario_file))
-        .arg(format!("127.0.0.1:{}", d.sip_port))
-        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string()])
+    cmd.current_dir(d.dir.path()).arg("-sf").arg(scenario(scenario_file));
+    if to_daemon {
+        cmd.arg(format!("127.0.0.1:{}", d.sip_port));
+    }
+    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string()])
         .args(["-m", "1", "-l", "1", "-timeout", "30s", "-timeout_error", "-nostdin"])
         .args(["-trace_err", "-error_file", err_file.to_str().unwrap()])
+        .args(["-trace_msg", "-message_file", msg_file.to_str().unwrap()])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let child = ChildGuard(cmd.spawn().expect("sipp is installed (Debian package sip-tester)"));
-    let (status, _, stderr) = child.output_timeout(timeout).unwrap();
-    let log = std::fs::read_to_string(&err_file).unwrap_or_default();
-    (
-        status.success(),
-        format!("exit {status}; stderr: {stderr}; error log: {log}"),
-    )
+    Sipp {
+        child,
+        err_file,
+        msg_file,
+    }
+}
+
+impl Sipp {
+    /// Waits for SIPp to end (killed after `timeout`): whether the scenario
+    /// passed, and its logs (errors, then the last messages it exchanged).
+    fn finish(self, timeout: Duration) -> (bool, String) {
+        let Sipp {
+            child,
+            err_file,
+            msg_file,
+        } = self;
+        let (ok, status, stderr) = match child.output_timeout(timeout) {
+            Ok((status, _, stderr)) => (status.success(), status.to_string(), stderr),
+            Err(e) => (false, e.to_string(), String::new()),
+        };
+        let log = std::fs::read_to_string(&err_file).unwrap_or_default();
+        let msgs = std::fs::read_to_string(&msg_file).unwrap_or_default();
+        let tail: String = msgs.chars().skip(msgs.chars().count().saturating_sub(6000)).collect();
+        (
+            ok,
+            format!("exit {status}; stderr: {stderr}; error log: {log}\n--- last messages:\n{tail}"),
+        )
+    }
 }
 
 fn injection(d: &Daemon, user: &str, password: &str) -> String {
@@ -113,7 +149,7 @@ fn linear_to_ulaw(sample: i16) -> u8 {
         mask >>= 1;
     }
     let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as i32 | mantissa) as u8
+    !(sign | (exponent << 4) | mantissa) as u8
 }
 
 #[test]
@@ -138,10 +174,15 @@ fn call_into_a_conference_is_heard_by_a_bot() {
     ulaw_tone(&tone, 800.0);
     let (ok, log) = sipp(&d, "call-conference.xml", &["-s", "5001"], Duration::from_secs(40));
     assert!(ok, "SIPp call: INVITE → 200 → ACK → media → BYE → 200: {log}");
+    assert_bot_heard(bot, &rec, 800.0);
+}
+
+/// Waits for the bot to end and checks that it heard a tone at `hz` (the
+/// loudest 2 s of its recording: the call lasts only part of its stay).
+fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
     let (st, _, err) = bot.output_timeout(Duration::from_secs(30)).unwrap();
     assert!(st.success(), "bot: {st} {err}");
-    let (rate, heard) = read_wav(&rec).unwrap();
-    // The call lasted ~5 s of the bot's 7: look at the loudest 2 s window.
+    let (rate, heard) = read_wav(rec).unwrap();
     let window = rate as usize * 2;
     let best = (0..heard.len().saturating_sub(window))
         .step_by(rate as usize / 4)
@@ -150,7 +191,7 @@ fn call_into_a_conference_is_heard_by_a_bot() {
     let part = &heard[best..best + window];
     let f = dominant_frequency(part, rate);
     assert!(rms(part) > 500.0, "the bot hears the SIP caller: rms {}", rms(part));
-    assert!((f - 800.0).abs() <= 10.0, "dominant frequency {f} Hz");
+    assert!((f - hz).abs() <= 10.0, "dominant frequency {f} Hz, expected {hz} Hz");
 }
 
 fn add_user(d: &Daemon, user: &str, password: &str) {
@@ -165,4 +206,251 @@ fn add_user(d: &Daemon, user: &str, password: &str) {
         "user add {user}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Starts a bot in `conf` that records what it hears for `secs` seconds.
+fn listening_bot(d: &Daemon, conf: &str, pin: Option<&str>, secs: u32) -> (ChildGuard, PathBuf) {
+    let rec = d.dir.path().join(format!("bot-{conf}.wav"));
+    let secs = secs.to_string();
+    let mut args = vec![
+        "--conference",
+        conf,
+        "--name",
+        "Listener",
+        "--record",
+        rec.to_str().unwrap(),
+        "--duration",
+        &secs,
+    ];
+    if let Some(pin) = pin {
+        args.extend(["--pin", pin]);
+    }
+    let bot = d.bot(&args).unwrap();
+    (bot, rec)
+}
+
+#[test]
+fn pin_by_sip_info_lets_the_caller_into_a_closed_conference() {
+    let d = Daemon::start("sipp-pin-info").unwrap();
+    d.cli_ok(&["conference", "add", "5101", "--closed", "--pin", "4321"])
+        .unwrap();
+    let (bot, rec) = listening_bot(&d, "5101", Some("4321"), 11);
+    std::thread::sleep(Duration::from_millis(500));
+    ulaw_tone(&d.dir.path().join("tone.ulaw"), 800.0);
+    let (ok, log) = sipp(&d, "call-pin-info.xml", &["-s", "5101"], Duration::from_secs(40));
+    assert!(
+        ok,
+        "INVITE → 200 → ACK → INFO 4, 3, 2, 1, # (each 200) → media → BYE: {log}"
+    );
+    // Only a caller let in by its PIN is heard in the room.
+    assert_bot_heard(bot, &rec, 800.0);
+}
+
+#[test]
+fn three_wrong_pins_by_sip_info_end_the_call_with_a_bye() {
+    let d = Daemon::start("sipp-pin-wrong").unwrap();
+    d.cli_ok(&["conference", "add", "5102", "--closed", "--pin", "4321"])
+        .unwrap();
+    let (ok, log) = sipp(&d, "call-pin-info-wrong.xml", &["-s", "5102"], Duration::from_secs(60));
+    assert!(ok, "three wrong PINs by INFO, then a BYE from confgate: {log}");
+}
+
+#[test]
+fn pin_by_rfc4733_events_lets_the_caller_into_a_closed_conference() {
+    // PIN 1234: SIPp replays its pcaps as captured (one SSRC, the capture's
+    // timestamps); only 1, 2, 3, 4, # follow each other with growing RTP
+    // timestamps, as a real sender's events do (RFC 4733 §2.5.1.2).
+    let d = Daemon::start("sipp-pin-4733").unwrap();
+    d.cli_ok(&["conference", "add", "5103", "--closed", "--pin", "1234"])
+        .unwrap();
+    let (bot, rec) = listening_bot(&d, "5103", Some("1234"), 13);
+    std::thread::sleep(Duration::from_millis(500));
+    ulaw_tone(&d.dir.path().join("tone.ulaw"), 800.0);
+    let (ok, log) = sipp(&d, "call-pin-rfc4733.xml", &["-s", "5103"], Duration::from_secs(40));
+    assert!(
+        ok,
+        "INVITE with telephone-event/8000 → 200 → ACK → events 1 2 3 4 # → media → BYE: {log}"
+    );
+    assert_bot_heard(bot, &rec, 800.0);
+}
+
+#[test]
+fn cancel_before_the_answer_gets_487_and_reaches_the_phone() {
+    let d = Daemon::start("sipp-cancel").unwrap();
+    add_user(&d, "alice", "alice-secret-1");
+    // Alice's phone registers from the port it then takes calls on.
+    let phone = free_udp_port();
+    let inf = injection(&d, "alice", "alice-secret-1");
+    let (ok, log) = spawn_sipp(
+        &d,
+        "register.xml",
+        phone,
+        true,
+        &["-inf", &inf, "-au", "alice", "-ap", "alice-secret-1"],
+    )
+    .finish(Duration::from_secs(30));
+    assert!(ok, "alice's phone registers: {log}");
+    let callee = spawn_sipp(&d, "callee-ring-cancelled.xml", phone, false, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (caller_ok, caller_log) = sipp(&d, "call-cancel-caller.xml", &["-s", "alice"], Duration::from_secs(40));
+    let (callee_ok, callee_log) = callee.finish(Duration::from_secs(40));
+    assert!(
+        caller_ok,
+        "caller: INVITE → 180 → CANCEL → 200 (CANCEL), 487 (INVITE) → ACK: {caller_log}"
+    );
+    assert!(callee_ok, "phone: INVITE → 180 → CANCEL → 200, 487 → ACK: {callee_log}");
+}
+
+#[test]
+fn ending_the_conference_over_the_api_sends_bye_to_the_sip_caller() {
+    let d = Daemon::start("sipp-server-bye").unwrap();
+    d.cli_ok(&["conference", "add", "5104"]).unwrap();
+    ulaw_tone(&d.dir.path().join("tone.ulaw"), 800.0);
+    let call = spawn_sipp(&d, "call-ended-by-server.xml", free_udp_port(), true, &["-s", "5104"]);
+    // Wait until the SIP caller is in the room.
+    let mut present = false;
+    for _ in 0..60 {
+        let (s, body) = d.api("GET", "/api/v1/conferences/5104/participants", None).unwrap();
+        assert_eq!(s, 200, "{body}");
+        if body["participants"].as_array().is_some_and(|p| !p.is_empty()) {
+            present = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (s, body) = d.api("POST", "/api/v1/conferences/5104/end", None).unwrap();
+    let (ok, log) = call.finish(Duration::from_secs(40));
+    assert!(present, "the SIP caller never appeared among the participants: {log}");
+    assert_eq!(s, 204, "end the conference: {body}");
+    assert!(ok, "SIPp gets a BYE from confgate and answers 200: {log}");
+}
+
+#[test]
+fn hold_and_resume_by_reinvite() {
+    let d = Daemon::start("sipp-hold").unwrap();
+    d.cli_ok(&["conference", "add", "5105"]).unwrap();
+    let (ok, log) = sipp(&d, "call-hold-resume.xml", &["-s", "5105"], Duration::from_secs(40));
+    assert!(
+        ok,
+        "re-INVITE sendonly → 200 recvonly; re-INVITE sendrecv → 200 sendrecv: {log}"
+    );
+}
+
+#[test]
+fn options_out_of_dialog_gets_200_with_allow() {
+    let d = Daemon::start("sipp-options").unwrap();
+    let (ok, log) = sipp(&d, "options.xml", &[], Duration::from_secs(30));
+    assert!(ok, "OPTIONS → 200 with Allow and a To tag: {log}");
+}
+
+/// Sends one datagram to the daemon's SIP port from a fresh socket and
+/// returns the first answer within `wait`, if any.
+fn exchange(d: &Daemon, bytes: &[u8], wait: Duration) -> Option<String> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let text = String::from_utf8_lossy(bytes).replace("LOCALPORT", &port.to_string());
+    let bytes = if bytes.is_ascii() {
+        text.into_bytes()
+    } else {
+        bytes.to_vec()
+    };
+    sock.send_to(&bytes, ("127.0.0.1", d.sip_port)).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    match sock.recv(&mut buf) {
+        Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// An OPTIONS request from `127.0.0.1:LOCALPORT` with `cseq`, extra header
+/// lines, a body and a Content-Length that may lie.
+fn options_request(tag: &str, cseq: &str, extra: &str, body: &str, content_length: usize) -> String {
+    format!(
+        "OPTIONS sip:{SERVER} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:LOCALPORT;branch=z9hG4bK-{tag};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=probe-{tag}\r\n\
+         To: <sip:{SERVER}>\r\n\
+         Call-ID: {tag}@127.0.0.1\r\n\
+         CSeq: {cseq}\r\n\
+         {extra}Content-Length: {content_length}\r\n\r\n{body}"
+    )
+}
+
+/// The value of header `name` in a SIP message, if present.
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.split("\r\n\r\n").next()?.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Asserts a 400 for the request tagged `tag` whose Warning names `what`.
+fn assert_bad_request(answer: Option<String>, tag: &str, what: &str) {
+    let answer = answer.unwrap_or_else(|| panic!("{tag}: no answer, expected 400 Bad Request"));
+    assert!(answer.starts_with("SIP/2.0 400 "), "{tag}: {answer}");
+    assert_eq!(
+        header(&answer, "Call-ID"),
+        Some(format!("{tag}@127.0.0.1").as_str()),
+        "{answer}"
+    );
+    assert!(
+        header(&answer, "To").is_some_and(|t| t.contains(";tag=")),
+        "{tag}: a final response has a To tag (RFC 3261 §8.2.6.2): {answer}"
+    );
+    let warning = header(&answer, "Warning").unwrap_or_else(|| panic!("{tag}: no Warning header: {answer}"));
+    assert!(warning.starts_with("399 "), "{tag}: Warning {warning}");
+    assert!(warning.contains(what), "{tag}: the Warning names {what}: {warning}");
+}
+
+/// After bad input the daemon still answers a good OPTIONS with 200.
+fn assert_still_serving(d: &Daemon) {
+    let ok = exchange(
+        d,
+        options_request("good", "9 OPTIONS", "", "", 0).as_bytes(),
+        Duration::from_secs(2),
+    )
+    .expect("a good OPTIONS after malformed input gets an answer");
+    assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+    assert!(header(&ok, "Allow").is_some_and(|a| a.contains("INVITE")), "{ok}");
+}
+
+#[test]
+fn malformed_messages_get_400_naming_the_header_or_silence() {
+    let d = Daemon::start("sipp-malformed").unwrap();
+    let wait = Duration::from_millis(1500);
+    // Garbage: no request line and no Via to send an answer to; dropped silently.
+    for garbage in [
+        &b"\x00\xff\x13\x37 not SIP at all\r\n\r\n"[..],
+        b"hello world\r\n\r\n",
+        &[0xc3; 300],
+    ] {
+        let answer = exchange(&d, garbage, wait);
+        assert!(answer.is_none(), "garbage {garbage:?} must be dropped, got {answer:?}");
+    }
+    // A CSeq whose method is not the request's (RFC 3261 §8.1.1.5, RFC 4475 §3.1.2.17).
+    let mismatch = options_request("cseq-method", "1 INVITE", "", "", 0);
+    assert_bad_request(exchange(&d, mismatch.as_bytes(), wait), "cseq-method", "CSeq");
+    // A CSeq without a method.
+    let no_method = options_request("cseq-nomethod", "7", "", "", 0);
+    assert_bad_request(exchange(&d, no_method.as_bytes(), wait), "cseq-nomethod", "CSeq");
+    // A Content-Length larger than the body: RFC 3261 §18.3, a request SHOULD get 400.
+    let body = "hello";
+    let long = options_request("content-length", "8 OPTIONS", "Content-Type: text/plain\r\n", body, 500);
+    assert_bad_request(exchange(&d, long.as_bytes(), wait), "content-length", "Content-Length");
+    assert_still_serving(&d);
+}
+
+#[test]
+fn unparsable_cseq_number_gets_400_naming_cseq() {
+    let d = Daemon::start("sipp-cseq-number").unwrap();
+    let wait = Duration::from_millis(1500);
+    // RFC 4475 §3.1.2.4 (scalar02): a CSeq number above 2^32-1 is answered
+    // 400 Bad Request; RFC 3261 §8.1.1.5: it must be a 32-bit unsigned integer.
+    let overlarge = options_request("cseq-overlarge", "36893488147419103232 OPTIONS", "", "", 0);
+    assert_bad_request(exchange(&d, overlarge.as_bytes(), wait), "cseq-overlarge", "CSeq");
+    let letters = options_request("cseq-letters", "abc OPTIONS", "", "", 0);
+    assert_bad_request(exchange(&d, letters.as_bytes(), wait), "cseq-letters", "CSeq");
+    assert_still_serving(&d);
 }

@@ -76,6 +76,27 @@ pub enum RoomEvent {
     Notice(RoomNotice),
 }
 
+/// What a participant hears in one 20 ms tick.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    /// The audio.
+    pub frame: Frame,
+    /// Set when this is the room's shared mix of a tick: the same frame for
+    /// every participant who is not speaking and hears no prompt, so that
+    /// legs which encode it (RTP legs) encode it once per codec for all of
+    /// them ([`crate::media::SharedEncoders`]).
+    pub shared: Option<SharedMix>,
+}
+
+/// The room's shared mix of one tick and the encoders that serve it.
+#[derive(Debug, Clone)]
+pub struct SharedMix {
+    /// The tick's number in this room.
+    pub tick: u64,
+    /// The room's shared encoders.
+    pub encoders: crate::media::SharedEncoders,
+}
+
 /// A participant's handle on its room.
 #[derive(Debug)]
 pub struct Membership {
@@ -87,7 +108,7 @@ pub struct Membership {
     /// the lobby are discarded.
     pub audio_in: mpsc::Sender<(ParticipantId, Frame)>,
     /// What the participant hears.
-    pub audio_out: mpsc::Receiver<Frame>,
+    pub audio_out: mpsc::Receiver<Heard>,
     /// Room events.
     pub events: mpsc::Receiver<RoomEvent>,
     control: mpsc::Sender<RoomCmd>,
@@ -201,7 +222,7 @@ struct Member {
     video_stopped: bool,
     /// A prompt being played into this participant's audio.
     prompt: Option<mixer::prompts::PromptPlayer>,
-    audio_out: mpsc::Sender<Frame>,
+    audio_out: mpsc::Sender<Heard>,
     events: mpsc::Sender<RoomEvent>,
     lobby_deadline: Option<tokio::time::Instant>,
 }
@@ -483,6 +504,10 @@ struct Room {
     switcher: mixer::vad::SpeakerSwitcher,
     speaking_now: Vec<(InputId, bool, f32)>,
     ended: bool,
+    /// Ticks so far (names the shared mix of each).
+    ticks: u64,
+    /// Encoders of the shared mix, one per codec, used by the RTP legs.
+    encoders: crate::media::SharedEncoders,
 }
 
 /// How long a new loudest speaker must lead before it becomes the active speaker.
@@ -518,6 +543,8 @@ impl Room {
             switcher: mixer::vad::SpeakerSwitcher::new(Duration::from_millis(SPEAKER_HOLD_MS)),
             speaking_now: Vec::with_capacity(8),
             ended: false,
+            ticks: 0,
+            encoders: crate::media::SharedEncoders::default(),
         }
     }
 
@@ -829,12 +856,20 @@ impl Room {
 
     fn tick(&mut self) -> bool {
         let mixed = self.mixer.tick();
+        self.ticks += 1;
         let mut prompting = false;
         for (id, m) in self.members.iter_mut() {
             let prompt = m.prompt.as_mut().and_then(|p| p.next_frame());
             if m.prompt.as_ref().is_some_and(|p| !p.finished()) {
                 prompting = true;
             }
+            let shared =
+                (mixed && !m.in_lobby && prompt.is_none() && self.mixer.hears_shared_mix(InputId(id.0))).then(|| {
+                    SharedMix {
+                        tick: self.ticks,
+                        encoders: self.encoders.clone(),
+                    }
+                });
             let mut out = if m.in_lobby || !mixed {
                 match prompt {
                     Some(_) => [0; FRAME_SAMPLES],
@@ -851,7 +886,7 @@ impl Room {
             if m.prompt.as_ref().is_some_and(|p| p.finished()) {
                 m.prompt = None;
             }
-            if m.audio_out.try_send(out).is_err() {
+            if m.audio_out.try_send(Heard { frame: out, shared }).is_err() {
                 self.owner.metrics.count_drop("participant_queue_full");
             }
         }
@@ -944,8 +979,8 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            assert_eq!(heard_a[0], 300, "A hears B only");
-            assert_eq!(heard_b[0], 1000, "B hears A only");
+            assert_eq!(heard_a.frame[0], 300, "A hears B only");
+            assert_eq!(heard_b.frame[0], 1000, "B hears A only");
         }
         a.leave().await;
         b.leave().await;

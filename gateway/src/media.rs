@@ -13,6 +13,9 @@
 //! [`AudioPort::dtmf_sender`], so that the IVR and PIN entry read one
 //! stream of key presses whatever the protocol.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mixer::codec::{self, CodecError, CodecKind, EncoderOptions};
@@ -20,6 +23,8 @@ use mixer::inbound::{FrameState, InboundAudio, InboundConfig};
 use mixer::{Frame, FRAME_SAMPLES};
 use relay::{EndpointId, Relay, TapSink};
 use tokio::sync::mpsc;
+
+use crate::conference::Heard;
 
 /// Frames queued towards the room before new ones are dropped.
 const FROM_LEG_QUEUE: usize = 8;
@@ -67,8 +72,9 @@ impl AudioFormat {
 pub struct AudioPort {
     /// What the leg says: one frame per 20 ms while it sends.
     pub from_leg: mpsc::Receiver<Frame>,
-    /// What the leg hears: frames sent here are encoded and sent to it.
-    pub to_leg: mpsc::Sender<Frame>,
+    /// What the leg hears: frames sent here are encoded and sent to it
+    /// (a room's shared mix through the room's shared encoders).
+    pub to_leg: mpsc::Sender<Heard>,
     /// Key presses from the leg, in order.
     pub dtmf: mpsc::Receiver<char>,
     dtmf_tx: mpsc::Sender<char>,
@@ -129,6 +135,65 @@ impl Drop for AudioPort {
     fn drop(&mut self) {
         self.task.abort();
         let _ = self.relay.tap(self.endpoint, None);
+    }
+}
+
+/// Encoders of one room's shared mix, one per codec: the first leg that
+/// needs a tick's shared mix in a codec encodes it, the others copy the
+/// payload. All listeners on one codec thus cost one encode per tick, and
+/// each leg keeps its own RTP numbering. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct SharedEncoders {
+    inner: Arc<Mutex<HashMap<CodecKind, SharedEncoder>>>,
+    encodes: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for SharedEncoders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedEncoders")
+            .field("encodes", &self.encodes.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+struct SharedEncoder {
+    encoder: Box<dyn codec::AudioEncoder>,
+    tick: u64,
+    payload: Vec<u8>,
+}
+
+impl SharedEncoders {
+    /// The shared mix of `tick` (`frame`) encoded in `codec`, written to
+    /// `out`; encoded only by the first caller for that tick and codec.
+    ///
+    /// # Errors
+    ///
+    /// The codec failed (libopus).
+    pub fn encode(&self, codec: CodecKind, tick: u64, frame: &Frame, out: &mut [u8]) -> Result<usize, CodecError> {
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = match map.entry(codec) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(SharedEncoder {
+                encoder: codec::encoder(codec, EncoderOptions::default())?,
+                tick: 0,
+                payload: Vec::with_capacity(MAX_PAYLOAD),
+            }),
+        };
+        if entry.tick != tick || entry.payload.is_empty() {
+            entry.payload.resize(MAX_PAYLOAD, 0);
+            let n = entry.encoder.encode(frame, &mut entry.payload)?;
+            entry.payload.truncate(n);
+            entry.tick = tick;
+            self.encodes.fetch_add(1, Ordering::Relaxed);
+        }
+        let n = entry.payload.len().min(out.len());
+        out[..n].copy_from_slice(&entry.payload[..n]);
+        Ok(n)
+    }
+
+    /// Encodes done so far (for tests and metrics).
+    pub fn encodes(&self) -> u64 {
+        self.encodes.load(Ordering::Relaxed)
     }
 }
 
@@ -226,7 +291,7 @@ impl LegAudio {
         mut self,
         mut packets: mpsc::Receiver<Vec<u8>>,
         from_leg: mpsc::Sender<Frame>,
-        mut to_leg: mpsc::Receiver<Frame>,
+        mut to_leg: mpsc::Receiver<Heard>,
         dtmf: mpsc::Sender<char>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -239,7 +304,7 @@ impl LegAudio {
                     None => return,
                 },
                 f = to_leg.recv() => match f {
-                    Some(frame) => self.send(&frame, &mut payload),
+                    Some(heard) => self.send(&heard, &mut payload),
                     None => return,
                 },
                 _ = tick.tick() => {
@@ -271,8 +336,12 @@ impl LegAudio {
             .push_rtp(h.sequence, h.timestamp, h.marker, h.payload_type, payload, now);
     }
 
-    fn send(&mut self, frame: &Frame, payload: &mut [u8]) {
-        let n = match self.encoder.encode(frame, payload) {
+    fn send(&mut self, heard: &Heard, payload: &mut [u8]) {
+        let encoded = match &heard.shared {
+            Some(mix) => mix.encoders.encode(self.format.codec, mix.tick, &heard.frame, payload),
+            None => self.encoder.encode(&heard.frame, payload),
+        };
+        let n = match encoded {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, codec = self.format.codec.sdp_name(), "encoding failed");
@@ -309,6 +378,26 @@ mod tests {
         assert_eq!(seq(&h2), seq(&h1).wrapping_add(1), "no sequence gap for a pause");
         assert_eq!(ts(&h2), ts(&h1).wrapping_add(160 * 50));
         assert_eq!(&h2[8..12], &h0[8..12], "one SSRC");
+    }
+
+    #[test]
+    fn listeners_on_one_codec_share_one_encode_per_tick() {
+        let enc = SharedEncoders::default();
+        let frame: Frame = std::array::from_fn(|i| ((i as f32 * 0.1).sin() * 8000.0) as i16);
+        let mut a = [0u8; MAX_PAYLOAD];
+        let mut b = [0u8; MAX_PAYLOAD];
+        let opus = CodecKind::Opus { channels: 1 };
+        // Three listeners on Opus and two on PCMU hear tick 1, then tick 2.
+        for tick in 1..=2 {
+            let na = enc.encode(opus, tick, &frame, &mut a).unwrap();
+            let nb = enc.encode(opus, tick, &frame, &mut b).unwrap();
+            assert_eq!(&a[..na], &b[..nb], "the same payload for every Opus listener");
+            enc.encode(opus, tick, &frame, &mut b).unwrap();
+            let nu = enc.encode(CodecKind::Pcmu, tick, &frame, &mut a).unwrap();
+            assert_eq!(nu, 160);
+            enc.encode(CodecKind::Pcmu, tick, &frame, &mut a).unwrap();
+        }
+        assert_eq!(enc.encodes(), 4, "one encode per codec per tick, not one per listener");
     }
 
     #[test]

@@ -274,9 +274,9 @@ impl Session {
                     Ok(0) | Err(_) => return Done::Close,
                     Ok(n) => self.decoder.extend(&self.read_buf[..n]),
                 },
-                Some(frame) = m.audio_out.recv() => {
+                Some(heard) = m.audio_out.recv() => {
                     self.out.clear();
-                    encode_audio(&frame, &mut self.out);
+                    encode_audio(&heard.frame, &mut self.out);
                     if self.stream.write_all(&self.out).await.is_err() {
                         return Done::Close;
                     }

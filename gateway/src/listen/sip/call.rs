@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use super::register::warning;
 use super::{unix_now, CallInput, Core, Transport};
 use crate::calls::{self, PinPrompt};
-use crate::conference::{Membership, RoomEvent};
+use crate::conference::{Heard, Membership, RoomEvent};
 use crate::media::{AudioFormat, AudioPort};
 use crate::router::Decision;
 
@@ -591,7 +591,7 @@ impl Call {
             tokio::select! {
                 _ = tick.tick() => {
                     if let Some(f) = player.next_frame() {
-                        let _ = port.to_leg.try_send(*f);
+                        let _ = port.to_leg.try_send(Heard { frame: *f, shared: None });
                     }
                 }
                 d = port.dtmf.recv() => match d {
@@ -661,9 +661,9 @@ impl Call {
                     None => break Ended::ByUs(EndReason::ServerError),
                 },
                 f = m.audio_out.recv() => match f {
-                    Some(f) => {
+                    Some(heard) => {
                         if !self.held {
-                            let _ = port.to_leg.try_send(f);
+                            let _ = port.to_leg.try_send(heard);
                         }
                     }
                     None => break Ended::ByUs(EndReason::ConferenceEnded),
@@ -822,7 +822,8 @@ impl Call {
             req = sip::message::with_header(req, "Reason", &h);
         }
         tracing::info!(call = self.id, reason = reason.code(), "SIP call ended by us");
-        self.core.send_request(req, self.source, self.transport, self.tx.clone());
+        self.core
+            .send_request(req, self.source, self.transport, self.tx.clone());
     }
 
     fn finish(&mut self, ended: Ended) {
@@ -1127,7 +1128,10 @@ impl PinPrompt for SipPin<'_> {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             while let Some(f) = p.next_frame() {
                 tick.tick().await;
-                let _ = self.port.to_leg.try_send(*f);
+                let _ = self.port.to_leg.try_send(Heard {
+                    frame: *f,
+                    shared: None,
+                });
             }
         }
         match self

@@ -409,7 +409,11 @@ impl Core {
                 tokio::spawn(call::incoming(core, id, key, request, from, transport, tx, rx));
             }
             rsip::Method::Options if !in_dialog => {
-                let resp = self.capabilities(sip::message::response_for(&request, 200, None));
+                let resp = self.capabilities(sip::message::response_for(
+                    &request,
+                    200,
+                    Some(&sip::message::new_tag()),
+                ));
                 self.respond(&key, resp);
             }
             _ if in_dialog => match self.dialog_of(&request) {
@@ -419,19 +423,32 @@ impl Core {
                         .is_err()
                     {
                         // The call is busy or gone: RFC 3261 §12.2.2 / §14.2.
-                        self.respond(&key, sip::message::response_for(&request, 500, None));
+                        self.respond(
+                            &key,
+                            sip::message::response_for(&request, 500, Some(&sip::message::new_tag())),
+                        );
                     }
                 }
                 None => {
-                    self.respond(&key, sip::message::response_for(&request, 481, None));
+                    self.respond(
+                        &key,
+                        sip::message::response_for(&request, 481, Some(&sip::message::new_tag())),
+                    );
                 }
             },
             rsip::Method::Bye | rsip::Method::Info | rsip::Method::Update | rsip::Method::PRack => {
-                self.respond(&key, sip::message::response_for(&request, 481, None));
+                self.respond(
+                    &key,
+                    sip::message::response_for(&request, 481, Some(&sip::message::new_tag())),
+                );
             }
             _ => {
                 // RFC 3261 §8.2.1: 405 with the methods we do take.
-                let resp = self.capabilities(sip::message::response_for(&request, 405, None));
+                let resp = self.capabilities(sip::message::response_for(
+                    &request,
+                    405,
+                    Some(&sip::message::new_tag()),
+                ));
                 self.respond(&key, resp);
             }
         }
@@ -663,7 +680,8 @@ fn bad_request_text(bytes: &[u8], problem: &str, host: &str) -> Option<String> {
     let head = text.split("\r\n\r\n").next()?;
     let mut lines = head.split("\r\n");
     let start = lines.next()?;
-    if !start.trim_end().ends_with("SIP/2.0") || start.starts_with("SIP/") {
+    // Responses are never answered, nor is an ACK (RFC 3261 §17.1.1.3: no response to ACK).
+    if !start.trim_end().ends_with("SIP/2.0") || start.starts_with("SIP/") || start.starts_with("ACK ") {
         return None;
     }
     let mut vias = Vec::new();
@@ -683,7 +701,8 @@ fn bad_request_text(bytes: &[u8], problem: &str, host: &str) -> Option<String> {
         }
     }
     let (from, to, call_id, cseq) = (from?, to?, call_id?, cseq?);
-    if vias.is_empty() || cseq.split_whitespace().next()?.parse::<u32>().is_err() {
+    // The CSeq line is copied as it is, even when its number is the fault.
+    if vias.is_empty() || cseq.is_empty() {
         return None;
     }
     let to = if to.contains(";tag=") {
@@ -729,6 +748,17 @@ mod tests {
         assert!(r.contains("Warning: 399 srv \"body shorter than Content-Length\""));
         // Responses and requests without the headers needed are not answered.
         assert!(bad_request_text(b"SIP/2.0 200 OK\r\n\r\n", "x", "srv").is_none());
+        let ack = req.replace("INVITE sip:1@x", "ACK sip:1@x");
+        assert!(
+            bad_request_text(ack.as_bytes(), "x", "srv").is_none(),
+            "no response to an ACK"
+        );
+        let huge = req.replace("CSeq: 1 INVITE", "CSeq: 36893488147419103232 INVITE");
+        let r = bad_request_text(huge.as_bytes(), "bad CSeq", "srv").unwrap();
+        assert!(
+            r.contains("CSeq: 36893488147419103232 INVITE\r\n"),
+            "a CSeq that does not parse is echoed"
+        );
         assert!(bad_request_text(b"INVITE sip:1@x SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n", "x", "srv").is_none());
         assert!(bad_request_text(&[0xff, 0xfe], "x", "srv").is_none());
     }
