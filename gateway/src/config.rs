@@ -159,6 +159,53 @@ pub struct SipConfig {
     pub session_expires: u32,
     /// Shortest session timer interval accepted (RFC 4028 Min-SE), seconds.
     pub min_se: u32,
+    /// SIP trunks (`[[sip.trunks]]`): providers that calls go out through
+    /// (gateway routes with target `sip:<name>`) and come in from.
+    pub trunks: Vec<TrunkConfig>,
+}
+
+/// `[[sip.trunks]]`: a SIP provider or PBX.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkConfig {
+    /// The trunk's name (routes say `sip:<name>`).
+    pub name: String,
+    /// The provider's SIP server, `host[:port]` (port 5060 when absent).
+    pub host: String,
+    /// `udp` or `tcp`.
+    #[serde(default = "default_trunk_transport")]
+    pub transport: String,
+    /// Where requests are sent instead of `host` (`host[:port]`), if set.
+    #[serde(default)]
+    pub outbound_proxy: String,
+    /// Digest user name at the provider (empty: no authentication).
+    #[serde(default)]
+    pub username: String,
+    /// Digest password at the provider.
+    #[serde(default)]
+    pub password: String,
+    /// The domain in From, To and Request-URIs towards the provider
+    /// (default: `host` without its port).
+    #[serde(default)]
+    pub domain: String,
+    /// Register to the provider (RFC 3261 §10) and keep the registration.
+    #[serde(default)]
+    pub register: bool,
+    /// Registration time asked for, seconds.
+    #[serde(default = "default_trunk_expires")]
+    pub register_expires: u32,
+    /// Addresses (CIDR) whose calls are taken as coming from this trunk:
+    /// not challenged, named by their calling number.
+    #[serde(default)]
+    pub inbound_from: Vec<String>,
+}
+
+fn default_trunk_transport() -> String {
+    "udp".into()
+}
+
+fn default_trunk_expires() -> u32 {
+    3600
 }
 
 impl Default for SipConfig {
@@ -176,9 +223,46 @@ impl Default for SipConfig {
             max_contacts: 10,
             nonce_lifetime_secs: 300,
             digest_algorithms: vec!["MD5".into()],
-            max_transactions: 10_000,
+            max_transactions: 100_000,
             session_expires: 1800,
             min_se: 90,
+            trunks: Vec::new(),
+        }
+    }
+}
+
+/// Whether `s` is `host` or `host:port` (a name, an IPv4 address or a
+/// bracketed IPv6 address, an optional port 1–65535).
+fn valid_host_port(s: &str) -> bool {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, tail)) => {
+                if h.parse::<std::net::Ipv6Addr>().is_err() {
+                    return false;
+                }
+                (None, tail.strip_prefix(':'))
+            }
+            None => return false,
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(s), None),
+        }
+    };
+    if let Some(p) = port {
+        if !p.parse::<u16>().is_ok_and(|p| p > 0) {
+            return false;
+        }
+    }
+    match host {
+        None => true,
+        Some(h) => {
+            !h.is_empty()
+                && h.len() <= 253
+                && h.split('.').all(|l| {
+                    !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
         }
     }
 }
@@ -576,6 +660,82 @@ impl Config {
                 "at least sip.min_se, at most 86400",
             ));
         }
+        let mut names = BTreeSet::new();
+        for (i, t) in sip.trunks.iter().enumerate() {
+            let key = |k: &str| format!("sip.trunks[{i}].{k}");
+            let name_ok = !t.name.is_empty()
+                && t.name.len() <= 64
+                && t.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !name_ok || !names.insert(t.name.clone()) {
+                return Err(ConfigError::value(
+                    &key("name"),
+                    &t.name,
+                    "a unique name of letters, digits, '-', '_' and '.'",
+                ));
+            }
+            if !valid_host_port(&t.host) {
+                return Err(ConfigError::value(
+                    &key("host"),
+                    &t.host,
+                    "a host name or IP address, optionally with :port",
+                ));
+            }
+            if !t.outbound_proxy.is_empty() && !valid_host_port(&t.outbound_proxy) {
+                return Err(ConfigError::value(
+                    &key("outbound_proxy"),
+                    &t.outbound_proxy,
+                    "empty, or a host name or IP address, optionally with :port",
+                ));
+            }
+            if !matches!(t.transport.as_str(), "udp" | "tcp") {
+                return Err(ConfigError::value(
+                    &key("transport"),
+                    &t.transport,
+                    "\"udp\" or \"tcp\"",
+                ));
+            }
+            if !t.domain.is_empty() && !valid_host_port(&t.domain) {
+                return Err(ConfigError::value(
+                    &key("domain"),
+                    &t.domain,
+                    "empty, or a host or domain name",
+                ));
+            }
+            if t.register && (t.username.is_empty() || t.password.is_empty()) {
+                return Err(ConfigError::new(
+                    key("register"),
+                    "registering to the provider needs 'username' and 'password'",
+                ));
+            }
+            if t.username
+                .chars()
+                .any(|c| c.is_control() || c == '"' || c == '@' || c.is_whitespace())
+            {
+                return Err(ConfigError::value(
+                    &key("username"),
+                    &t.username,
+                    "a user name without spaces, quotes or '@'",
+                ));
+            }
+            if !(60..=86_400).contains(&t.register_expires) {
+                return Err(ConfigError::value(
+                    &key("register_expires"),
+                    t.register_expires,
+                    "60 to 86400",
+                ));
+            }
+            for net in &t.inbound_from {
+                if crate::router::IpNet::parse(net).is_none() {
+                    return Err(ConfigError::value(
+                        &key("inbound_from"),
+                        net,
+                        "networks in CIDR form, like 192.0.2.0/24, or single addresses",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -773,6 +933,18 @@ impl Config {
         if !(1..=16).contains(&c.max_speakers) {
             return Err(ConfigError::value("conference.max_speakers", c.max_speakers, "1 to 16"));
         }
+        // A route to a trunk names one that exists.
+        for (i, route) in self.routing.routes.iter().enumerate() {
+            if let Some(("sip", trunk)) = route.target.split_once(':') {
+                if !self.sip.trunks.iter().any(|t| t.name == trunk) {
+                    return Err(ConfigError::value(
+                        &format!("routing.routes[{i}].target"),
+                        &route.target,
+                        "a 'sip:<trunk>' target names one of the [[sip.trunks]]",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -816,6 +988,30 @@ impl Config {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_name_existing_trunks_and_trunks_are_checked() {
+        let e = load_str(
+            "[[routing.routes]]\nname = \"a\"\nprefix = \"9\"\ntarget = \"sip:nope\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "routing.routes[0].target");
+        let ok = "[[sip.trunks]]\nname = \"carrier\"\nhost = \"sip.example:5080\"\n\
+                  [[routing.routes]]\nname = \"a\"\nprefix = \"9\"\ntarget = \"sip:carrier\"\n";
+        let c = load_str(ok, &[]).unwrap();
+        assert_eq!(c.sip.trunks[0].transport, "udp");
+        let e = load_str("[[sip.trunks]]\nname = \"t\"\nhost = \"bad host\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "sip.trunks[0].host");
+        let e = load_str("[[sip.trunks]]\nname = \"t\"\nhost = \"h\"\nregister = true\n", &[]).unwrap_err();
+        assert_eq!(e.key, "sip.trunks[0].register");
+        let e = load_str(
+            "[[sip.trunks]]\nname = \"t\"\nhost = \"h\"\ninbound_from = [\"x\"]\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "sip.trunks[0].inbound_from");
+    }
 
     fn load_str(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let dir = std::env::temp_dir().join(format!("confgate-cfg-{}-{}", std::process::id(), rand::random::<u64>()));

@@ -663,20 +663,25 @@ impl Directory {
         user: &str,
         algorithm: sip::digest::Algorithm,
     ) -> Result<Option<String>, DirectoryError> {
+        let (md5, sha256) = self.digest_ha1s(user).await?;
+        Ok(match algorithm {
+            sip::digest::Algorithm::Md5 => md5,
+            _ => sha256,
+        })
+    }
+
+    /// Both stored digest HA1s of `user` (MD5, SHA-256), in one query.
+    pub async fn digest_ha1s(&self, user: &str) -> Result<(Option<String>, Option<String>), DirectoryError> {
         let Ok(u) = self.local_user("user", user) else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        let column = match algorithm {
-            sip::digest::Algorithm::Md5 => "digest_md5",
-            _ => "digest_sha256",
-        };
-        let row = sqlx::query(&format!("SELECT {column} AS ha1 FROM accounts WHERE user_name = $1"))
+        let row = sqlx::query("SELECT digest_md5, digest_sha256 FROM accounts WHERE user_name = $1")
             .bind(&u)
             .fetch_optional(&self.pool)
             .await?;
         Ok(match row {
-            Some(r) => r.try_get::<Option<String>, _>("ha1")?,
-            None => None,
+            Some(r) => (r.try_get("digest_md5")?, r.try_get("digest_sha256")?),
+            None => (None, None),
         })
     }
 

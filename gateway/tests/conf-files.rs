@@ -176,11 +176,11 @@ fn reference_file_documents_every_key() {
                 problems.push(format!("{section}.{key}: appears {} times (lines {at:?})", found.len()));
             }
             let k = &found[0];
-            // Only the host-dependent server name, and the routes (an array of tables
+            // Only the host-dependent server name, and the routes and trunks (arrays of tables
             // that an uncommented `routes = []` would forbid adding), stay commented out.
             let must_be_commented = matches!(
                 (section.as_str(), key.as_str()),
-                ("server", "name") | ("routing", "routes")
+                ("server", "name") | ("routing", "routes") | ("sip", "trunks")
             );
             if k.commented != must_be_commented {
                 problems.push(format!(

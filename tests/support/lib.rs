@@ -83,7 +83,9 @@ pub fn free_udp_port() -> u16 {
 /// listens on both).
 pub fn free_sip_port() -> u16 {
     for _ in 0..50 {
-        let Ok(udp) = std::net::UdpSocket::bind("127.0.0.1:0") else { continue };
+        let Ok(udp) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+            continue;
+        };
         let Ok(addr) = udp.local_addr() else { continue };
         if TcpListener::bind(addr).is_ok() {
             return addr.port();
@@ -179,8 +181,26 @@ impl Daemon {
         Self::start_with(name, &[])
     }
 
+    /// Starts a daemon with a configuration file (written into its
+    /// directory as `confgate.toml`) and extra environment variables. The
+    /// environment still sets the test's ports and state directory.
+    pub fn start_with_config(name: &str, extra: &[(&str, &str)], config: &str) -> Result<Self> {
+        let mut d = Self::prepare(name, extra);
+        let path = d.dir.path().join("confgate.toml");
+        std::fs::write(&path, config)?;
+        let path = path.display().to_string();
+        d.spawn(&["--config", &path])?;
+        Ok(d)
+    }
+
     /// Starts a daemon with extra environment variables.
     pub fn start_with(name: &str, extra: &[(&str, &str)]) -> Result<Self> {
+        let mut d = Self::prepare(name, extra);
+        d.spawn(&[])?;
+        Ok(d)
+    }
+
+    fn prepare(name: &str, extra: &[(&str, &str)]) -> Self {
         let dir = TempDir::new(name);
         let port = free_port();
         let sip_port = free_sip_port();
@@ -199,15 +219,13 @@ impl Daemon {
             ("CONFGATE_SIP__TCP_LISTEN".to_string(), format!("127.0.0.1:{sip_port}")),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut d = Self {
+        Self {
             dir,
             port,
             sip_port,
             env,
             child: None,
-        };
-        d.spawn(&[])?;
-        Ok(d)
+        }
     }
 
     /// Starts (again) the daemon process with extra arguments after `serve`.

@@ -89,6 +89,7 @@ struct Call {
 }
 
 /// Handles one incoming INVITE to the end of its call.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn incoming(
     core: Arc<Core>,
     id: u64,
@@ -195,7 +196,10 @@ impl Call {
             Decision::Federation { .. } => {
                 self.reply_warning(503, "calls to other servers are not served by this release")
             }
-            Decision::Gateway { .. } => self.reply_warning(503, "gateway routes are not served by this release"),
+            Decision::Gateway { target, number, .. } => match target.split_once(':') {
+                Some(("sip", trunk)) => self.bridge_to_trunk(party, trunk, &number).await,
+                _ => self.reply_warning(503, "H.323 gateway routes are not served by this release"),
+            },
             Decision::Direct(_) => self.reply_warning(503, "direct dialing of addresses is not served by this release"),
         }
     }
@@ -222,6 +226,18 @@ impl Call {
             false
         };
         let auth = sip::message::header_value(&msg, "Proxy-Authorization");
+        if let Some(trunk) = super::trunk::inbound(&self.core, self.source.ip()) {
+            // A call from a trunk: the caller is its calling number, not challenged.
+            let number = if from_user.is_empty() {
+                "unknown".to_string()
+            } else {
+                from_user.clone()
+            };
+            tracing::info!(call = self.id, trunk = %trunk.name, "call from a trunk");
+            let mut party = Party::anonymous(number.chars().take(64).collect::<String>(), Protocol::Sip);
+            party.remote = Some(self.source);
+            return Some(party);
+        }
         if local_account {
             let Some(auth) = auth else {
                 self.challenge(false);
@@ -866,6 +882,68 @@ impl Call {
             self.refuse(EndReason::Unreachable);
             return;
         };
+        let Some(dest) = binding.source.or_else(|| contact_address(&binding.contact)) else {
+            self.refuse(EndReason::Unreachable);
+            return;
+        };
+        let caller = party
+            .account()
+            .map(|a| a.user().to_string())
+            .unwrap_or_else(|| "anonymous".into());
+        let target = Outbound {
+            request_uri: binding
+                .contact
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string(),
+            to: format!("sip:{}@{}", user.user(), self.core.realm),
+            from: format!("sip:{caller}@{}", self.core.realm),
+            dest,
+            transport: Transport::from_token(&binding.transport),
+            credentials: None,
+            label: user.to_string(),
+        };
+        self.bridge(party, target).await;
+    }
+
+    /// A call out through a SIP trunk (a gateway route): INVITE
+    /// `sip:<number>@<domain>` to the provider, answering its digest
+    /// challenge with the trunk's credentials.
+    async fn bridge_to_trunk(&mut self, party: Party, trunk_name: &str, number: &str) {
+        let cfg = self.core.shared.config();
+        let Some(trunk) = cfg.sip.trunks.iter().find(|t| t.name == trunk_name).cloned() else {
+            self.reply_warning(503, "the route's trunk is not configured");
+            return;
+        };
+        let Some(dest) = super::trunk::resolve(&trunk).await else {
+            tracing::warn!(trunk = %trunk.name, host = %trunk.host, "cannot resolve the trunk's address");
+            self.refuse(EndReason::Unreachable);
+            return;
+        };
+        let domain = super::trunk::domain(&trunk);
+        let from_user = if trunk.username.is_empty() {
+            party
+                .account()
+                .map(|a| a.user().to_string())
+                .unwrap_or_else(|| "anonymous".into())
+        } else {
+            trunk.username.clone()
+        };
+        let target = Outbound {
+            request_uri: format!("sip:{number}@{domain}"),
+            to: format!("sip:{number}@{domain}"),
+            from: format!("sip:{from_user}@{domain}"),
+            dest,
+            transport: Transport::from_token(&trunk.transport),
+            credentials: (!trunk.username.is_empty()).then(|| (trunk.username.clone(), trunk.password.clone())),
+            label: format!("{number} via {}", trunk.name),
+        };
+        self.bridge(party, target).await;
+    }
+
+    /// Calls `target` for the caller and, once it answers, forwards media
+    /// between the two without decoding.
+    async fn bridge(&mut self, party: Party, target: Outbound) {
         let Some(offer) = self.offer.clone() else {
             // Calls between phones need the caller's offer to pass on.
             self.reply_warning(488, "calls between phones need an SDP offer in the INVITE");
@@ -881,11 +959,8 @@ impl Call {
             self.reply_warning(488, "no audio stream in the offer");
             return;
         }
-        let Some(dest) = binding.source.or_else(|| contact_address(&binding.contact)) else {
-            self.refuse(EndReason::Unreachable);
-            return;
-        };
-        let tb = Transport::from_token(&binding.transport);
+        let dest = target.dest;
+        let tb = target.transport;
         if tb == Transport::Tcp && !self.core.tcp_connection(dest).await {
             self.refuse(EndReason::Unreachable);
             return;
@@ -908,50 +983,51 @@ impl Call {
         self.peer_endpoint = Some(eb.id);
 
         // The INVITE to the callee.
-        // The caller's own codecs with its payload types.
         let params_b = self.offer_params(eb.rtp_port, &codecs, None);
         let sdp_b = sip::sdp::offer(&params_b);
         let call_id_b = sip::message::new_call_id(&self.core.realm);
         let tag_b = sip::message::new_tag();
-        let caller_user = party
-            .account()
-            .map(|a| a.user().to_string())
-            .unwrap_or_else(|| "anonymous".into());
         let display = party.display_name().replace(['"', '\\', '\r', '\n'], "");
-        let text = format!(
-            "INVITE {contact} SIP/2.0\r\n\
-             Via: SIP/2.0/{via} {sent_by};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n\
-             From: \"{display}\" <sip:{caller_user}@{realm}>;tag={tag_b}\r\n\
-             To: <sip:{callee}@{realm}>\r\n\
-             Call-ID: {call_id_b}\r\n\
-             CSeq: 1 INVITE\r\n\
-             Contact: <{our}>\r\n\
-             Allow: {allow}\r\n\
-             Content-Type: application/sdp\r\n\
-             Content-Length: {len}\r\n\r\n{sdp_b}",
-            contact = binding.contact.trim_start_matches('<').trim_end_matches('>'),
-            via = tb.via(),
-            sent_by = self.core.sent_by,
-            branch = sip::message::new_branch(),
-            realm = self.core.realm,
-            callee = user.user(),
-            our = self.core.our_uri("", tb),
-            allow = super::ALLOW,
-            len = sdp_b.len(),
-        );
-        let invite_b = match sip::message::parse(text.as_bytes()) {
-            Ok(rsip::SipMessage::Request(r)) => r,
-            _ => {
-                tracing::warn!(contact = %call::Pii(binding.contact.clone()), "cannot build an INVITE to this contact");
-                self.refuse(EndReason::Unreachable);
-                return;
+        let build = |cseq: u32, auth: Option<(&str, String)>| -> Option<rsip::Request> {
+            let auth = auth.map(|(h, v)| format!("{h}: {v}\r\n")).unwrap_or_default();
+            let text = format!(
+                "INVITE {ruri} SIP/2.0\r\n\
+                 Via: SIP/2.0/{via} {sent_by};branch={branch};rport\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: \"{display}\" <{from}>;tag={tag_b}\r\n\
+                 To: <{to}>\r\n\
+                 Call-ID: {call_id_b}\r\n\
+                 CSeq: {cseq} INVITE\r\n\
+                 Contact: <{our}>\r\n\
+                 Allow: {allow}\r\n\
+                 {auth}\
+                 Content-Type: application/sdp\r\n\
+                 Content-Length: {len}\r\n\r\n{sdp_b}",
+                ruri = target.request_uri,
+                via = tb.via(),
+                sent_by = self.core.sent_by,
+                branch = sip::message::new_branch(),
+                from = target.from,
+                to = target.to,
+                our = self.core.our_uri("", tb),
+                allow = super::ALLOW,
+                len = sdp_b.len(),
+            );
+            match sip::message::parse(text.as_bytes()) {
+                Ok(rsip::SipMessage::Request(r)) => Some(r),
+                _ => None,
             }
+        };
+        let mut cseq_b = 1;
+        let Some(mut invite_b) = build(cseq_b, None) else {
+            tracing::warn!(target = %call::Pii(target.request_uri.clone()), "cannot build an INVITE to this target");
+            self.refuse(EndReason::Unreachable);
+            return;
         };
         self.core.add_dialog(&call_id_b, &tag_b, self.tx.clone());
         self.peer_dialog_key = Some((call_id_b.clone(), tag_b.clone()));
-        let key_b = self.core.send_request(invite_b.clone(), dest, tb, self.tx.clone());
-        tracing::info!(call = self.id, callee = %call::Pii(user.to_string()), "calling a registered phone");
+        let mut key_b = self.core.send_request(invite_b.clone(), dest, tb, self.tx.clone());
+        tracing::info!(call = self.id, callee = %call::Pii(target.label.clone()), "calling out");
 
         // Ringing until the callee answers, refuses, or the caller gives up.
         let ring_deadline = tokio::time::Instant::now() + RING_TIMEOUT;
@@ -980,6 +1056,29 @@ impl Call {
                             .and_then(|sdp| sip::sdp::parse_answer(&sdp, &params_b).ok())
                             .and_then(|n| n.audio);
                         break (d, answer);
+                    } else if (code == 401 || code == 407) && cseq_b == 1 && target.credentials.is_some() {
+                        // RFC 3261 §22.2: answer the challenge once, in a new INVITE of the same dialog attempt.
+                        let (user, password) = target.credentials.clone().unwrap_or_default();
+                        let msg = rsip::SipMessage::Response((*resp).clone());
+                        let (ask, answer) = if code == 401 {
+                            ("WWW-Authenticate", "Authorization")
+                        } else {
+                            ("Proxy-Authenticate", "Proxy-Authorization")
+                        };
+                        let challenges = sip::message::header_values(&msg, ask);
+                        let refs: Vec<&str> = challenges.iter().map(String::as_str).collect();
+                        let cnonce = format!("{:016x}", rand::random::<u64>());
+                        let value = sip::digest::preferred_challenge(&refs).and_then(|c| {
+                            sip::digest::respond(c, "INVITE", &target.request_uri, &user, &password, &cnonce, 1).ok()
+                        });
+                        let rebuilt = value.and_then(|v| build(2, Some((answer, v))));
+                        let Some(next) = rebuilt else {
+                            self.refuse(EndReason::Forbidden);
+                            return;
+                        };
+                        cseq_b = 2;
+                        invite_b = next;
+                        key_b = self.core.send_request(invite_b.clone(), dest, tb, self.tx.clone());
                     } else if code >= 300 {
                         let reason = sip::status::reason_for_status(code);
                         self.refuse(reason);
@@ -1001,7 +1100,7 @@ impl Call {
         };
         let mut dialog_b = dialog_b;
         // RFC 3261 §13.2.2.4: the ACK for a 2xx is ours to send.
-        let ack = dialog_b.ack(1, &self.core.sent_by, tb.via(), None);
+        let ack = dialog_b.ack(cseq_b, &self.core.sent_by, tb.via(), None);
         self.core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
         let Some(answer_b) = answer_b else {
             let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
@@ -1098,6 +1197,24 @@ impl Call {
         let c = sip::transaction::cancel_request(invite);
         self.core.send_request(c, dest, transport, self.tx.clone());
     }
+}
+
+/// Where a bridged call goes.
+struct Outbound {
+    /// Request-URI of the INVITE.
+    request_uri: String,
+    /// To URI.
+    to: String,
+    /// From URI (ours, as the callee's side should see the caller).
+    from: String,
+    /// Where the INVITE is sent.
+    dest: SocketAddr,
+    /// Over what.
+    transport: Transport,
+    /// Digest credentials for a challenge, if any.
+    credentials: Option<(String, String)>,
+    /// For the log.
+    label: String,
 }
 
 /// The address in a Contact URI when its host is an IP literal.

@@ -13,10 +13,13 @@
 //! UDP and TCP (RFC 3261 §18): a TCP connection is kept per peer address
 //! and reused both ways; what arrives on it is answered on it, and
 //! in-dialog requests of a call that came over TCP go back over the same
-//! connection. Not served yet: TLS and WebSocket transports, and trunks.
+//! connection. Trunks ([`trunk`]) register to their provider, carry the
+//! calls of gateway routes out, and bring the provider's calls in. Not
+//! served yet: TLS and WebSocket transports.
 
 mod call;
 mod register;
+mod trunk;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -220,6 +223,9 @@ pub async fn serve(
     tracing::info!(listen = %local, sent_by = %core.sent_by, "SIP listener up");
     if let Some(listener) = tcp {
         tokio::spawn(accept_tcp(core.clone(), listener, stop.clone()));
+    }
+    for t in cfg.sip.trunks.iter().filter(|t| t.register) {
+        tokio::spawn(trunk::keep_registered(core.clone(), t.clone(), stop.clone()));
     }
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut purge = tokio::time::interval(Duration::from_secs(60));
@@ -529,17 +535,7 @@ impl Core {
                     .map(|(_, v)| v)
             })
             .unwrap_or_default();
-        let dir = &self.shared.directory;
-        let md5 = dir
-            .digest_ha1(&username, sip::digest::Algorithm::Md5)
-            .await
-            .ok()
-            .flatten();
-        let sha256 = dir
-            .digest_ha1(&username, sip::digest::Algorithm::Sha256)
-            .await
-            .ok()
-            .flatten();
+        let (md5, sha256) = self.shared.directory.digest_ha1s(&username).await.unwrap_or_default();
         lock(&self.nonces).verify(authorization, method, &self.realm, unix_now(), |alg, _user| match alg {
             sip::digest::Algorithm::Md5 => md5.clone(),
             _ => sha256.clone(),
