@@ -454,3 +454,63 @@ fn unparsable_cseq_number_gets_400_naming_cseq() {
     assert_bad_request(exchange(&d, letters.as_bytes(), wait), "cseq-letters", "CSeq");
     assert_still_serving(&d);
 }
+
+/// An INVITE into conference 5001 from `127.0.0.1:LOCALPORT` with extra header lines.
+fn invite_request(tag: &str, extra: &str) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:5001@{SERVER} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.1:LOCALPORT;branch=z9hG4bK-{tag};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=probe-{tag}\r\n\
+         To: <sip:5001@{SERVER}>\r\n\
+         Call-ID: {tag}@127.0.0.1\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:probe@127.0.0.1:LOCALPORT>\r\n\
+         {extra}Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// Reads responses until a final one (the INVITE's 100 Trying comes first).
+fn final_response(d: &Daemon, request: &str) -> Option<String> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let text = request.replace("LOCALPORT", &port.to_string());
+    sock.send_to(text.as_bytes(), ("127.0.0.1", d.sip_port)).unwrap();
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let n = sock.recv(&mut buf).ok()?;
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !msg.starts_with("SIP/2.0 1") {
+            return Some(msg);
+        }
+    }
+}
+
+#[test]
+fn required_extensions_we_lack_get_420_naming_them() {
+    let d = Daemon::start("sipp-require").unwrap();
+    d.cli_ok(&["conference", "add", "5001"]).unwrap();
+    // RFC 3261 §8.2.2.3: 420 Bad Extension with the unsupported option tags.
+    let r = final_response(&d, &invite_request("req1", "Require: foo, timer\r\n")).expect("an answer");
+    assert!(r.starts_with("SIP/2.0 420 "), "{r}");
+    assert_eq!(header(&r, "Unsupported"), Some("foo"), "{r}");
+    // A session timer below Min-SE: 422 with our Min-SE (RFC 4028 §8.1).
+    let r = final_response(
+        &d,
+        &invite_request("req2", "Supported: timer\r\nSession-Expires: 30\r\n"),
+    )
+    .expect("an answer");
+    assert!(r.starts_with("SIP/2.0 422 "), "{r}");
+    assert_eq!(header(&r, "Min-SE"), Some("90"), "{r}");
+    // 100rel and timer are supported: the call is answered.
+    let r = final_response(&d, &invite_request("req3", "Require: 100rel\r\nSupported: timer\r\n")).expect("an answer");
+    assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    assert!(
+        header(&r, "Session-Expires").is_some_and(|v| v.starts_with("1800")),
+        "{r}"
+    );
+}

@@ -31,6 +31,9 @@ use crate::conference::{Heard, Membership, RoomEvent};
 use crate::media::{AudioFormat, AudioPort};
 use crate::router::Decision;
 
+/// SIP extensions (option tags) a caller may require (RFC 3261 §19.2).
+const SUPPORTED: [&str; 2] = ["timer", "100rel"];
+
 /// How long the IVR waits for the digits of one answer.
 const DIGIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest conference id or PIN typed at the IVR.
@@ -86,6 +89,8 @@ struct Call {
     peer_endpoint: Option<EndpointId>,
     /// The callee's dialog (Call-ID, our tag), routed to this task.
     peer_dialog_key: Option<(String, String)>,
+    /// The caller requires reliable provisional responses (RFC 3262): send none but 100.
+    requires_100rel: bool,
 }
 
 /// Handles one incoming INVITE to the end of its call.
@@ -130,6 +135,7 @@ pub(super) async fn incoming(
         current_codec: None,
         peer_endpoint: None,
         peer_dialog_key: None,
+        requires_100rel: false,
     };
     use tracing::Instrument;
     let span = tracing::info_span!("sip_call", call = id);
@@ -150,6 +156,26 @@ impl Call {
                 }
             }
         }
+        // RFC 3261 §8.2.2.3: an extension we do not support, required by the caller: 420.
+        // 100rel is supported in the one way this server needs it: it never sends a
+        // provisional response other than 100 to a caller that requires reliability.
+        let msg = rsip::SipMessage::Request(self.invite.clone());
+        let unsupported: Vec<String> = sip::message::header_values(&msg, "Require")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|o| o.trim().to_ascii_lowercase())
+            .filter(|o| !o.is_empty() && !SUPPORTED.contains(&o.as_str()))
+            .collect();
+        if !unsupported.is_empty() {
+            let resp = self.response(420);
+            let resp = sip::message::with_header(resp, "Unsupported", &unsupported.join(", "));
+            self.core.respond(&self.invite_key, resp);
+            return;
+        }
+        self.requires_100rel = sip::message::header_values(&msg, "Require")
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|o| o.trim().eq_ignore_ascii_case("100rel"));
         // RFC 4028: a Session-Expires below our Min-SE gets 422.
         let cfg = self.core.shared.config();
         match sip::dialog::SessionTimer::negotiate(&self.invite, cfg.sip.min_se) {
@@ -1044,7 +1070,9 @@ impl Call {
                 Some(CallInput::Response(k, resp)) if k == key_b => {
                     let code = resp.status_code.code();
                     if (180..=183).contains(&code) {
-                        self.core.respond(&self.invite_key, self.response(180));
+                        if !self.requires_100rel {
+                            self.core.respond(&self.invite_key, self.response(180));
+                        }
                     } else if (200..300).contains(&code) {
                         let Ok(d) = Dialog::uac(&invite_b, &resp) else {
                             self.refuse(EndReason::ServerError);
