@@ -160,9 +160,45 @@ fn two_phones_registered_over_tcp_call_each_other() {
     phones_call_each_other("tcp");
 }
 
+#[test]
+fn two_phones_registered_over_tls_call_each_other() {
+    phones_call_each_other("tls");
+}
+
+/// A self-signed certificate for 127.0.0.1, written as PEM files.
+fn test_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let (c, k) = (dir.join("sip-cert.pem"), dir.join("sip-key.pem"));
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
+    (c, k)
+}
+
 fn phones_call_each_other(transport: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let d = Daemon::start(&format!("sip-baresip-p2p-{transport}")).unwrap();
+    let name = format!("sip-baresip-p2p-{transport}");
+    let d = if transport == "tls" {
+        let scratch = confgate_suite::TempDir::new(&format!("{name}-cert"));
+        let (cert, key) = test_certificate(scratch.path());
+        let tls_port = confgate_suite::free_port().to_string();
+        let d = Daemon::start_with(
+            &name,
+            &[
+                ("CONFGATE_SIP__TLS_LISTEN", &format!("127.0.0.1:{tls_port}")),
+                ("CONFGATE_SIP__TLS_CERTIFICATE", cert.to_str().unwrap()),
+                ("CONFGATE_SIP__TLS_PRIVATE_KEY", key.to_str().unwrap()),
+            ],
+        )
+        .unwrap();
+        // The files are read at start-up only.
+        drop(scratch);
+        (d, tls_port.parse::<u16>().unwrap())
+    } else {
+        let d = Daemon::start(&name).unwrap();
+        let p = d.sip_port;
+        (d, p)
+    };
+    let (d, port) = d;
     let logs = d.dir.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     add_user(&d, "alice", "alice-pass-1");
@@ -170,15 +206,15 @@ fn phones_call_each_other(transport: &str) {
     let r = (|| -> Result<String> {
         let alice = Ua::new(d.dir.path(), "alice", "alice-pass-1", 440.0, 41000)?;
         let bob = Ua::new(d.dir.path(), "bob", "bob-pass-22", 660.0, 41200)?;
-        alice.account_over(d.sip_port, true, transport)?;
-        bob.account_over(d.sip_port, true, transport)?;
+        alice.account_over(port, true, transport)?;
+        bob.account_over(port, true, transport)?;
         let mut bob_p = bob.spawn(&logs, &["-t".into(), "40".into()])?;
         wait_for_log(&mut bob_p, &logs, "bob", "[1 binding]", Duration::from_secs(10))?;
         let mut alice_p = alice.spawn(
             &logs,
             &[
                 "-e".into(),
-                format!("/dial sip:bob@127.0.0.1:{};transport={transport}", d.sip_port),
+                format!("/dial sip:bob@127.0.0.1:{port};transport={transport}"),
                 "-t".into(),
                 "7".into(),
             ],

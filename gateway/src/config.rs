@@ -132,6 +132,12 @@ pub struct SipConfig {
     pub udp_listen: String,
     /// TCP listen address (empty: no SIP over TCP).
     pub tcp_listen: String,
+    /// TLS listen address (empty: no SIP over TLS).
+    pub tls_listen: String,
+    /// PEM file with the TLS certificate chain (leaf first).
+    pub tls_certificate: String,
+    /// PEM file with the TLS private key.
+    pub tls_private_key: String,
     /// The host (and port) put in Via, Contact and SDP-less headers; empty:
     /// the first media advertise address and the UDP port.
     pub advertise: String,
@@ -213,6 +219,9 @@ impl Default for SipConfig {
         Self {
             udp_listen: "0.0.0.0:5060".into(),
             tcp_listen: "0.0.0.0:5060".into(),
+            tls_listen: String::new(),
+            tls_certificate: String::new(),
+            tls_private_key: String::new(),
             advertise: String::new(),
             t1_ms: 500,
             t2_ms: 4000,
@@ -557,6 +566,34 @@ impl Config {
                 &sip.udp_listen,
                 "an IP address and a port (\"0.0.0.0:5060\"), or empty for no SIP over UDP",
             ));
+        }
+        if !sip.tls_listen.is_empty() {
+            if sip.udp_listen.is_empty() {
+                return Err(ConfigError::value(
+                    "sip.tls_listen",
+                    &sip.tls_listen,
+                    "empty while sip.udp_listen is empty (SIP over TLS is served alongside SIP over UDP)",
+                ));
+            }
+            if sip.tls_listen.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::value(
+                    "sip.tls_listen",
+                    &sip.tls_listen,
+                    "an IP address and a port (\"0.0.0.0:5061\"), or empty for no SIP over TLS",
+                ));
+            }
+            if sip.tls_certificate.is_empty() {
+                return Err(ConfigError::new(
+                    "sip.tls_certificate",
+                    "a PEM file is needed when sip.tls_listen is set",
+                ));
+            }
+            if sip.tls_private_key.is_empty() {
+                return Err(ConfigError::new(
+                    "sip.tls_private_key",
+                    "a PEM file is needed when sip.tls_listen is set",
+                ));
+            }
         }
         if !sip.tcp_listen.is_empty() && sip.udp_listen.is_empty() {
             return Err(ConfigError::value(

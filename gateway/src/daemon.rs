@@ -127,6 +127,18 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         shared.metrics.set_listener("sip_tcp", true);
         Some(l)
     };
+    let sip_tls = if config.sip.tls_listen.is_empty() {
+        None
+    } else {
+        let addr: std::net::SocketAddr = config.sip.tls_listen.parse().context("sip.tls_listen")?;
+        let acceptor = listen::sip::tls_acceptor(&config.sip.tls_certificate, &config.sip.tls_private_key)
+            .map_err(|e| anyhow!("SIP over TLS: {e}"))?;
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow!("cannot listen for SIP on tls {addr}: {e}"))?;
+        shared.metrics.set_listener("sip_tls", true);
+        Some((l, acceptor))
+    };
     let media_address = advertise
         .first()
         .copied()
@@ -151,10 +163,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
     }
     let sip_addr = sip_socket.as_ref().and_then(|s| s.local_addr().ok());
     let sip_tcp_addr = sip_tcp.as_ref().and_then(|s| s.local_addr().ok());
+    let sip_tls_addr = sip_tls.as_ref().and_then(|(s, _)| s.local_addr().ok());
     if let Some(socket) = sip_socket {
         tasks.spawn(listen::sip::serve(
             socket,
             sip_tcp,
+            sip_tls,
             shared.clone(),
             media.clone(),
             media_address,
@@ -178,10 +192,9 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         println!("  loopback:     {}", p.display());
     }
     if let Some(a) = sip_addr {
-        match sip_tcp_addr {
-            Some(t) => println!("  SIP:          udp {a}, tcp {t} (registrar, calls)"),
-            None => println!("  SIP:          udp {a} (registrar, calls)"),
-        }
+        let tcp = sip_tcp_addr.map(|t| format!(", tcp {t}")).unwrap_or_default();
+        let tls = sip_tls_addr.map(|t| format!(", tls {t}")).unwrap_or_default();
+        println!("  SIP:          udp {a}{tcp}{tls} (registrar, calls)");
     }
     if created {
         println!("  admin token:  {token}   (shown once; 'confgate admin token' prints it again)");

@@ -91,6 +91,8 @@ struct Call {
     peer_dialog_key: Option<(String, String)>,
     /// The caller requires reliable provisional responses (RFC 3262): send none but 100.
     requires_100rel: bool,
+    /// Offer/accept RFC 4733 telephone events with the caller.
+    telephone_events: bool,
 }
 
 /// Handles one incoming INVITE to the end of its call.
@@ -136,6 +138,7 @@ pub(super) async fn incoming(
         peer_endpoint: None,
         peer_dialog_key: None,
         requires_100rel: false,
+        telephone_events: true,
     };
     use tracing::Instrument;
     let span = tracing::info_span!("sip_call", call = id);
@@ -478,6 +481,8 @@ impl Call {
     fn answer_params(&mut self, port: u16, codecs: &[call::Codec]) -> AnswerParams {
         self.sdp_version += 1;
         let mut p = AnswerParams::new(self.core.media_address, port, self.sdp_session, self.sdp_version);
+        // Bridged calls pass RFC 4733 events through only when the other side took them.
+        p.telephone_event = self.telephone_events;
         p.audio_codecs = codecs.to_vec();
         p.video_codecs = Vec::new();
         p.srtp_keys = local_keys();
@@ -858,7 +863,12 @@ impl Call {
             self.refuse(reason);
             return;
         };
-        let mut req = dialog.request(rsip::Method::Bye, &self.core.sent_by, self.transport.via(), None);
+        let mut req = dialog.request(
+            rsip::Method::Bye,
+            &self.core.sent_by(self.transport),
+            self.transport.via(),
+            None,
+        );
         let r = sip::status::response_for_reason(reason);
         if let Some(h) = r.reason_header {
             req = sip::message::with_header(req, "Reason", &h);
@@ -987,7 +997,7 @@ impl Call {
         }
         let dest = target.dest;
         let tb = target.transport;
-        if tb == Transport::Tcp && !self.core.tcp_connection(dest).await {
+        if tb != Transport::Udp && !self.core.tcp_connection(dest, tb).await {
             self.refuse(EndReason::Unreachable);
             return;
         }
@@ -1031,7 +1041,7 @@ impl Call {
                  Content-Length: {len}\r\n\r\n{sdp_b}",
                 ruri = target.request_uri,
                 via = tb.via(),
-                sent_by = self.core.sent_by,
+                sent_by = self.core.sent_by(tb),
                 branch = sip::message::new_branch(),
                 from = target.from,
                 to = target.to,
@@ -1128,20 +1138,21 @@ impl Call {
         };
         let mut dialog_b = dialog_b;
         // RFC 3261 §13.2.2.4: the ACK for a 2xx is ours to send.
-        let ack = dialog_b.ack(cseq_b, &self.core.sent_by, tb.via(), None);
+        let ack = dialog_b.ack(cseq_b, &self.core.sent_by(tb), tb.via(), None);
         self.core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
         let Some(answer_b) = answer_b else {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
             self.core.send_request(bye, dest, tb, self.tx.clone());
             self.reply_warning(488, "the callee's answer has no usable audio");
             return;
         };
         // Answer the caller with the codec the callee chose.
         let chosen = vec![answer_b.codec.clone()];
+        self.telephone_events = answer_b.telephone_event_pt.is_some();
         let (sdp_a, answer_a) = match self.answer_offer(&offer, ea.rtp_port, &chosen) {
             Ok((sdp, Some(a))) => (sdp, a),
             Ok((_, None)) | Err(_) => {
-                let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+                let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
                 self.core.send_request(bye, dest, tb, self.tx.clone());
                 self.refuse(EndReason::MediaIncompatible);
                 return;
@@ -1154,13 +1165,13 @@ impl Call {
             && relay.subscribe(ea.id, eb.id).is_ok()
             && relay.subscribe(eb.id, ea.id).is_ok();
         if !wired {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
             self.core.send_request(bye, dest, tb, self.tx.clone());
             self.refuse(EndReason::ServerError);
             return;
         }
         if self.cancelled() {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
             self.core.send_request(bye, dest, tb, self.tx.clone());
             return;
         }
@@ -1174,7 +1185,7 @@ impl Call {
                 i = self.rx.recv() => i,
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
                     self.bye(EndReason::Timeout);
-                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
                     self.core.send_request(bye, dest, tb, self.tx.clone());
                     return;
                 }
@@ -1200,7 +1211,7 @@ impl Call {
                             return;
                         }
                     } else if let Some(Ended::ByPeer) = self.in_dialog(key, *req, None) {
-                        let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+                        let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
                         self.core.send_request(bye, dest, tb, self.tx.clone());
                         return;
                     } else if let Some(ep) = self.endpoint {
@@ -1210,7 +1221,7 @@ impl Call {
                 }
                 Some(CallInput::AckTimeout) => {
                     self.bye(EndReason::Timeout);
-                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by, tb.via(), None);
+                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
                     self.core.send_request(bye, dest, tb, self.tx.clone());
                     return;
                 }

@@ -37,6 +37,8 @@ use crate::state::Shared;
 
 /// Largest datagram read (RFC 3261 §18.1.1 allows up to 65 535 over UDP).
 const MAX_DATAGRAM: usize = 65_535;
+/// Longest TLS handshake before the connection is dropped.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
 /// A TCP connection with no traffic for this long is closed.
 const TCP_IDLE: Duration = Duration::from_secs(600);
 /// Most TCP connections at once; more are refused (closed at once).
@@ -51,6 +53,8 @@ pub(crate) enum Transport {
     Udp,
     /// A TCP connection.
     Tcp,
+    /// A TLS connection (over TCP).
+    Tls,
 }
 
 impl Transport {
@@ -59,18 +63,21 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
     /// Reliable transports skip retransmissions (RFC 3261 §17).
     fn reliable(self) -> bool {
-        self == Transport::Tcp
+        self != Transport::Udp
     }
 
     /// From a Via or binding transport token.
     pub(crate) fn from_token(t: &str) -> Transport {
         if t.eq_ignore_ascii_case("tcp") {
             Transport::Tcp
+        } else if t.eq_ignore_ascii_case("tls") {
+            Transport::Tls
         } else {
             Transport::Udp
         }
@@ -115,6 +122,9 @@ pub(crate) struct Core {
     tcp: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
     /// Whether SIP over TCP is served.
     tcp_enabled: bool,
+    /// Our TCP and TLS listen ports, for Contact and Via over those transports.
+    tcp_port: Option<u16>,
+    tls_port: Option<u16>,
     layer: Mutex<TransactionLayer>,
     wake: Notify,
     routes: Mutex<Routes>,
@@ -161,6 +171,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 pub async fn serve(
     socket: UdpSocket,
     tcp: Option<TcpListener>,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     shared: Shared,
     relay: Relay,
     media_address: std::net::IpAddr,
@@ -203,6 +214,8 @@ pub async fn serve(
         socket,
         tcp: Mutex::new(HashMap::new()),
         tcp_enabled: tcp.is_some(),
+        tcp_port: tcp.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port()),
+        tls_port: tls.as_ref().and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port()),
         layer: Mutex::new(layer),
         wake: Notify::new(),
         routes: Mutex::new(Routes::default()),
@@ -222,7 +235,10 @@ pub async fn serve(
     });
     tracing::info!(listen = %local, sent_by = %core.sent_by, "SIP listener up");
     if let Some(listener) = tcp {
-        tokio::spawn(accept_tcp(core.clone(), listener, stop.clone()));
+        tokio::spawn(accept_tcp(core.clone(), listener, None, stop.clone()));
+    }
+    if let Some((listener, acceptor)) = tls {
+        tokio::spawn(accept_tcp(core.clone(), listener, Some(acceptor), stop.clone()));
     }
     for t in cfg.sip.trunks.iter().filter(|t| t.register) {
         tokio::spawn(trunk::keep_registered(core.clone(), t.clone(), stop.clone()));
@@ -382,7 +398,7 @@ impl Core {
                 Transport::Udp => {
                     let _ = self.socket.try_send_to(resp.as_bytes(), from);
                 }
-                Transport::Tcp => {
+                Transport::Tcp | Transport::Tls => {
                     if let Some(c) = lock(&self.tcp).get(&from) {
                         let _ = c.try_send(resp.into_bytes());
                     }
@@ -542,34 +558,57 @@ impl Core {
         })
     }
 
+    /// Our `host:port` as reached over `transport` (Via sent-by, Contact).
+    pub(crate) fn sent_by(&self, transport: Transport) -> String {
+        let port = match transport {
+            Transport::Udp => None,
+            Transport::Tcp => self.tcp_port,
+            Transport::Tls => self.tls_port,
+        };
+        match port {
+            None => self.sent_by.clone(),
+            Some(p) => {
+                let host = match self.sent_by.rsplit_once(':') {
+                    Some((h, port)) if port.parse::<u16>().is_ok() => h,
+                    _ => self.sent_by.as_str(),
+                };
+                format!("{host}:{p}")
+            }
+        }
+    }
+
     /// A SIP URI for us, with `user`, reached over `transport`.
     pub(crate) fn our_uri(&self, user: &str, transport: Transport) -> String {
         let param = match transport {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
         };
+        let host = self.sent_by(transport);
         if user.is_empty() {
-            format!("sip:{}{param}", self.sent_by)
+            format!("sip:{host}{param}")
         } else {
-            format!("sip:{user}@{}{param}", self.sent_by)
+            format!("sip:{user}@{host}{param}")
         }
     }
 
     /// A TCP connection to `dest`: the open one, or a new one (RFC 3261
     /// §18.1.1: requests to a TCP contact reuse a connection when there is
     /// one).
-    pub(crate) async fn tcp_connection(self: &Arc<Self>, dest: SocketAddr) -> bool {
-        if !self.tcp_enabled {
-            return false;
-        }
+    pub(crate) async fn tcp_connection(self: &Arc<Self>, dest: SocketAddr, transport: Transport) -> bool {
         if lock(&self.tcp).contains_key(&dest) {
             return true;
+        }
+        // TLS towards phones: only over the connection the phone opened (it
+        // has no certificate to show us); new outgoing connections are TCP.
+        if !self.tcp_enabled || transport != Transport::Tcp {
+            return false;
         }
         match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(dest)).await {
             Ok(Ok(stream)) => {
                 let (tx, rx) = mpsc::channel(TCP_SEND_QUEUE);
                 lock(&self.tcp).insert(dest, tx.clone());
-                tokio::spawn(connection(self.clone(), stream, dest, tx, rx));
+                tokio::spawn(connection(self.clone(), stream, dest, Transport::Tcp, tx, rx));
                 true
             }
             _ => false,
@@ -577,8 +616,14 @@ impl Core {
     }
 }
 
-/// Accepts SIP TCP connections until `stop` changes.
-async fn accept_tcp(core: Arc<Core>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+/// Accepts SIP TCP (or, with an acceptor, TLS) connections until `stop`
+/// changes. The TLS handshake runs in the connection's own task, bounded.
+async fn accept_tcp(
+    core: Arc<Core>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -592,7 +637,27 @@ async fn accept_tcp(core: Arc<Core>, listener: TcpListener, mut stop: watch::Rec
                         }
                         conns.insert(peer, tx.clone());
                     }
-                    tokio::spawn(connection(core.clone(), stream, peer, tx, rx));
+                    let core = core.clone();
+                    match tls.clone() {
+                        None => {
+                            tokio::spawn(connection(core, stream, peer, Transport::Tcp, tx, rx));
+                        }
+                        Some(acceptor) => {
+                            tokio::spawn(async move {
+                                match tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream)).await {
+                                    Ok(Ok(tls_stream)) => connection(core, tls_stream, peer, Transport::Tls, tx, rx).await,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(%peer, error = %e, "SIP TLS handshake failed");
+                                        forget_connection(&core, peer, &tx);
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "SIP TLS handshake timed out");
+                                        forget_connection(&core, peer, &tx);
+                                    }
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "SIP TCP accept failed");
@@ -604,24 +669,62 @@ async fn accept_tcp(core: Arc<Core>, listener: TcpListener, mut stop: watch::Rec
     }
 }
 
+fn forget_connection(core: &Core, peer: SocketAddr, tx: &mpsc::Sender<Vec<u8>>) {
+    let mut conns = lock(&core.tcp);
+    if conns.get(&peer).is_some_and(|c| c.same_channel(tx)) {
+        conns.remove(&peer);
+    }
+}
+
+/// The TLS acceptor for SIP over TLS from PEM files: the certificate chain
+/// (leaf first) and the private key.
+///
+/// # Errors
+///
+/// A file that cannot be read or holds no usable certificate or key, named.
+pub fn tls_acceptor(certificate: &str, private_key: &str) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
+        .map_err(|e| format!("sip.tls_certificate '{certificate}': {e}"))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("sip.tls_certificate '{certificate}': {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "sip.tls_certificate '{certificate}': no certificate in the file"
+        ));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(private_key).map_err(|e| format!("sip.tls_private_key '{private_key}': {e}"))?;
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("sip.tls_certificate / sip.tls_private_key: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// One SIP TCP connection: frames messages by Content-Length (RFC 3261
 /// §18.3), answers double-CRLF keep-alives with a CRLF (RFC 5626 §3.5.1),
 /// and closes on a framing error (after a 400 when one can be built), at
 /// end of stream or after [`TCP_IDLE`] without traffic.
-async fn connection(
+async fn connection<S>(
     core: Arc<Core>,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
+    transport: Transport,
     tx: mpsc::Sender<Vec<u8>>,
     mut rx: mpsc::Receiver<Vec<u8>>,
-) {
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if wr.write_all(&bytes).await.is_err() {
                 break;
             }
         }
+        let _ = wr.shutdown().await;
     });
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -642,13 +745,13 @@ async fn connection(
             match sip::message::stream_frame_len(&buf) {
                 Ok(Some(len)) => {
                     let msg: Vec<u8> = buf.drain(..len.min(buf.len())).collect();
-                    core.on_message(&msg, peer, Transport::Tcp);
+                    core.on_message(&msg, peer, transport);
                     core.flush();
                 }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(error = %e, %peer, "SIP TCP framing error; closing");
-                    core.reject_malformed(&buf, peer, Transport::Tcp, &e);
+                    core.reject_malformed(&buf, peer, transport, &e);
                     // Let the writer send the 400 before the connection goes.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     break 'read;
@@ -656,12 +759,7 @@ async fn connection(
             }
         }
     }
-    {
-        let mut conns = lock(&core.tcp);
-        if conns.get(&peer).is_some_and(|c| c.same_channel(&tx)) {
-            conns.remove(&peer);
-        }
-    }
+    forget_connection(&core, peer, &tx);
     drop(tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
 }

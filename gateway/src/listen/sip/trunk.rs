@@ -122,7 +122,7 @@ async fn register_once(
     } else {
         Transport::Udp
     };
-    if transport == Transport::Tcp && !core.tcp_connection(dest).await {
+    if transport == Transport::Tcp && !core.tcp_connection(dest, transport).await {
         return Err(format!("cannot connect to {dest} over TCP"));
     }
     let domain = domain(t);
@@ -146,7 +146,7 @@ async fn register_once(
              {auth_line}\
              Content-Length: 0\r\n\r\n",
             via = transport.via(),
-            sent_by = core.sent_by,
+            sent_by = core.sent_by(transport),
             branch = sip::message::new_branch(),
             expires = t.register_expires,
         );

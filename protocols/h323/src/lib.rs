@@ -1,0 +1,37 @@
+//! H.323 for confgate, as pure functions and state machines (sans-IO).
+//!
+//! Nothing here opens a socket, spawns a task or reads a clock: input is
+//! bytes, output is bytes and values. The listener in `gateway/listen/h323`
+//! owns the sockets.
+//!
+//! This is the foundation: framing and the message codecs.
+//! - [`tpkt`]: TPKT (RFC 1006) stream reassembly and framing, for the call
+//!   signalling (TCP 1720) and separate H.245 connections.
+//! - [`q931`]: Q.931 messages and information elements as H.225.0 §7.2 uses
+//!   them, the H.225.0 UUIE riding in the User-user IE.
+//! - [`asn1`]: the generated H.225.0 / H.235 / H.245 types and their ALIGNED
+//!   PER codec (`rasn::aper`), with bounded decoding.
+//!
+//! A signalling connection's bytes go: TCP chunks → [`tpkt::TpktDecoder`] →
+//! [`q931::Message::decode`] → [`q931::Message::user_user`] →
+//! [`asn1::decode_user_information`]. RAS datagrams (UDP 1719) go straight to
+//! [`asn1::decode_ras`]; H.245 PDUs (tunnelled in `h245Control`, in
+//! `fastStart`, or one per TPKT on their own connection) to
+//! [`asn1::decode_h245`].
+//!
+//! No decoder here panics on any input, and every length read from the wire
+//! is checked before use; the fuzz targets in `fuzz/` drive them through
+//! [`fuzzing`].
+#![forbid(unsafe_code)]
+
+pub mod asn1;
+pub mod q931;
+pub mod tpkt;
+
+#[doc(hidden)]
+pub mod fuzzing;
+
+#[cfg(test)]
+#[path = "../generate/src/passes.rs"]
+#[allow(dead_code, unreachable_pub, missing_docs)]
+mod generate_passes;

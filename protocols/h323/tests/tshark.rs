@@ -1,0 +1,296 @@
+//! tshark as the independent oracle for what we encode (recipe in
+//! `../shared/TESTING.md`): a Setup with fastStart OpenLogicalChannels and
+//! an H.245 address, a Connect and a ReleaseComplete over TPKT on TCP 1720,
+//! an RRQ and an RCF on UDP 1719, and an H.245 TerminalCapabilitySet over
+//! TPKT on a separate H.245 connection. The dissectors must report no
+//! malformed packet and no error-level expert item, and name the right
+//! message types.
+//!
+//! The Q.931 messages, TPKT frames and every PER encoding are ours. The
+//! larger UUIE, RAS and H.245 values start from PDUs of the corpus
+//! (`../shared/h323-corpus/`), decoded with our types, changed, and encoded
+//! by us; the ReleaseComplete is built from scratch.
+#![allow(clippy::unwrap_used)]
+
+use confgate_h323::asn1::{decode, encode, h225, h245};
+use confgate_h323::q931::{self, BearerCapability, CallReference, CalledPartyNumber, Cause, Ie, Message, MessageType};
+use confgate_h323::tpkt;
+use rasn::types::{FixedOctetString, ObjectIdentifier, OctetString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn corpus(kind: &str) -> Vec<Vec<u8>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, hex)| {
+            let hex = hex.trim();
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn uuie_where(pred: impl Fn(&h225::H323UserInformation) -> bool) -> h225::H323UserInformation {
+    corpus("h225")
+        .iter()
+        .map(|b| decode::<h225::H323UserInformation>(b).unwrap())
+        .find(|u| pred(u))
+        .expect("no such UUIE in the corpus")
+}
+
+fn h245_address() -> h225::TransportAddress {
+    h225::TransportAddress::ipAddress(h225::TransportAddressIpAddress::new(
+        OctetString::from_static(&[127, 0, 0, 1]),
+        1721,
+    ))
+}
+
+/// A Q.931 message carrying `uuie` in its User-user IE, framed in TPKT.
+fn signalling(message_type: MessageType, mut ies: Vec<Ie>, uuie: &h225::H323UserInformation) -> Vec<u8> {
+    let mut msg = Message::new(
+        message_type,
+        CallReference::new(0x0123, message_type != MessageType::Setup),
+    );
+    ies.push(Ie::UserUser(q931::UserUser {
+        protocol_discriminator: q931::USER_USER_PROTOCOL_X208,
+        information: encode(uuie).unwrap(),
+    }));
+    msg.ies = ies;
+    let mut out = Vec::new();
+    tpkt::encode(&msg.to_bytes().unwrap(), &mut out).unwrap();
+    out
+}
+
+fn setup() -> Vec<u8> {
+    let mut uuie = uuie_where(
+        |u| matches!(&u.h323_uu_pdu.h323_message_body, h225::H323UUPDUH323MessageBody::setup(s) if s.fast_start.is_some()),
+    );
+    let h225::H323UUPDUH323MessageBody::setup(setup) = &mut uuie.h323_uu_pdu.h323_message_body else {
+        unreachable!()
+    };
+    setup.h245_address = Some(h245_address());
+    // Every fastStart proposal re-encoded by us.
+    let proposals = setup.fast_start.take().unwrap();
+    assert!(!proposals.is_empty());
+    setup.fast_start = Some(
+        proposals
+            .iter()
+            .map(|olc| OctetString::from(encode(&decode::<h245::OpenLogicalChannel>(olc).unwrap()).unwrap()))
+            .collect(),
+    );
+    let ies = vec![
+        Ie::BearerCapability(BearerCapability {
+            coding_standard: 0,
+            transfer_capability: 8,
+            transfer_mode: 0,
+            transfer_rate: 0x13,
+            rate_multiplier: None,
+            layer1_protocol: Some(5),
+            more: Vec::new(),
+        }),
+        Ie::Display(b"confgate".to_vec()),
+        Ie::CalledPartyNumber(CalledPartyNumber {
+            type_of_number: 0,
+            numbering_plan: 1,
+            digits: b"1000".to_vec(),
+        }),
+    ];
+    signalling(MessageType::Setup, ies, &uuie)
+}
+
+fn connect() -> Vec<u8> {
+    let mut uuie = uuie_where(|u| {
+        matches!(
+            u.h323_uu_pdu.h323_message_body,
+            h225::H323UUPDUH323MessageBody::connect(_)
+        )
+    });
+    if let h225::H323UUPDUH323MessageBody::connect(c) = &mut uuie.h323_uu_pdu.h323_message_body {
+        c.h245_address = Some(h245_address());
+    }
+    signalling(MessageType::Connect, vec![Ie::Display(b"confgate".to_vec())], &uuie)
+}
+
+fn release_complete() -> Vec<u8> {
+    let protocol = h225::ProtocolIdentifier(ObjectIdentifier::new(vec![0, 0, 8, 2250, 0, 8]).unwrap());
+    let call_id = h225::CallIdentifier::new(h225::GloballyUniqueID(FixedOctetString::from([0x42; 16])));
+    let body = h225::ReleaseCompleteUUIE::new(
+        protocol,
+        Some(h225::ReleaseCompleteReason::undefinedReason(())),
+        Some(call_id),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    );
+    let pdu = h225::H323UUPDU::new(
+        h225::H323UUPDUH323MessageBody::releaseComplete(body),
+        None,
+        None,
+        Some(false),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    );
+    let uuie = h225::H323UserInformation::new(pdu, None);
+    let cause = Ie::Cause(Cause {
+        coding_standard: 0,
+        location: 0,
+        recommendation: None,
+        value: 16,
+        diagnostics: vec![],
+    });
+    signalling(MessageType::ReleaseComplete, vec![cause], &uuie)
+}
+
+fn ras(pred: impl Fn(&h225::RasMessage) -> bool) -> Vec<u8> {
+    let msg = corpus("ras")
+        .iter()
+        .map(|b| decode::<h225::RasMessage>(b).unwrap())
+        .find(|m| pred(m))
+        .unwrap();
+    encode(&msg).unwrap()
+}
+
+fn terminal_capability_set() -> Vec<u8> {
+    let is_tcs = |m: &h245::MultimediaSystemControlMessage| {
+        matches!(
+            m,
+            h245::MultimediaSystemControlMessage::request(h245::RequestMessage::terminalCapabilitySet(_))
+        )
+    };
+    // From the separate H.245 connection, else tunnelled in h245Control.
+    let mut found = corpus("h245").iter().map(|b| decode(b).unwrap()).find(is_tcs);
+    if found.is_none() {
+        found = corpus("h225")
+            .iter()
+            .filter_map(|b| decode::<h225::H323UserInformation>(b).unwrap().h323_uu_pdu.h245_control)
+            .flatten()
+            .map(|b| decode(&b).unwrap())
+            .find(is_tcs);
+    }
+    let mut out = Vec::new();
+    tpkt::encode(&encode(&found.unwrap()).unwrap(), &mut out).unwrap();
+    out
+}
+
+/// text2pcap's input: each packet an offset-0 hex dump.
+fn hex_dump(packets: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for p in packets {
+        for (i, line) in p.chunks(16).enumerate() {
+            out.push_str(&format!("{:06x}", i * 16));
+            for b in line {
+                out.push_str(&format!(" {b:02x}"));
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Runs text2pcap with `framing` and tshark with `extra`; returns the Info
+/// column of each packet, after checking for malformed/error items.
+fn dissect(dir: &Path, name: &str, packets: &[Vec<u8>], framing: &[&str], extra: &[&str]) -> Vec<String> {
+    let txt = dir.join(format!("{name}.txt"));
+    let pcap = dir.join(format!("{name}.pcap"));
+    std::fs::write(&txt, hex_dump(packets)).unwrap();
+    let out = Command::new("text2pcap")
+        .arg("-q")
+        .args(framing)
+        .arg(&txt)
+        .arg(&pcap)
+        .output()
+        .expect("text2pcap not found: install Debian's wireshark-common (scripts/test does)");
+    assert!(
+        out.status.success(),
+        "text2pcap failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tshark = |args: &[&str]| {
+        let out = Command::new("tshark")
+            .arg("-n")
+            .arg("-r")
+            .arg(&pcap)
+            .args(extra)
+            .args(args)
+            .output()
+            .expect("tshark not found: install Debian's tshark (scripts/test does)");
+        assert!(
+            out.status.success(),
+            "tshark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let bad = tshark(&["-Y", "_ws.malformed || _ws.expert.severity >= 6291456"]);
+    assert!(
+        bad.trim().is_empty(),
+        "{name}: malformed or error-level items:\n{bad}\n{}",
+        tshark(&["-V"])
+    );
+    let info = tshark(&["-T", "fields", "-e", "_ws.col.Info"]);
+    info.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn tshark_accepts_what_we_encode() {
+    let dir = std::env::temp_dir().join(format!("confgate-h323-tshark-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let cs = dissect(
+        &dir,
+        "call-signalling",
+        &[setup(), connect(), release_complete()],
+        &["-T", "40000,1720", "-4", "127.0.0.1,127.0.0.1"],
+        &[],
+    );
+    assert_eq!(cs.len(), 3, "{cs:?}");
+    assert!(
+        cs[0].contains("setup") && cs[0].contains("OpenLogicalChannel"),
+        "{cs:?}"
+    );
+    assert!(cs[1].contains("connect"), "{cs:?}");
+    assert!(cs[2].contains("releaseComplete"), "{cs:?}");
+
+    let rrq = ras(|m| matches!(m, h225::RasMessage::registrationRequest(_)));
+    let rcf = ras(|m| matches!(m, h225::RasMessage::registrationConfirm(_)));
+    let r = dissect(
+        &dir,
+        "ras",
+        &[rrq, rcf],
+        &["-u", "40002,1719", "-4", "127.0.0.1,127.0.0.1"],
+        &[],
+    );
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].contains("registrationRequest"), "{r:?}");
+    assert!(r[1].contains("registrationConfirm"), "{r:?}");
+
+    let h = dissect(
+        &dir,
+        "h245",
+        &[terminal_capability_set()],
+        &["-T", "40004,1721", "-4", "127.0.0.1,127.0.0.1"],
+        &["-d", "tcp.port==1721,h245"],
+    );
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert!(h[0].contains("terminalCapabilitySet"), "{h:?}");
+
+    std::fs::remove_dir_all(&dir).unwrap();
+}
