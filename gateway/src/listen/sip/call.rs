@@ -38,6 +38,8 @@ const SUPPORTED: [&str; 2] = ["timer", "100rel"];
 const DIGIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest conference id or PIN typed at the IVR.
 const MAX_DIGITS: usize = 32;
+/// How often a call checks that media still arrives.
+const MEDIA_CHECK: Duration = Duration::from_secs(5);
 /// How long a callee's phone may ring.
 const RING_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -93,6 +95,8 @@ struct Call {
     requires_100rel: bool,
     /// Offer/accept RFC 4733 telephone events with the caller.
     telephone_events: bool,
+    /// When our 200 went out.
+    answered_at: Option<Instant>,
 }
 
 /// Handles one incoming INVITE to the end of its call.
@@ -139,6 +143,7 @@ pub(super) async fn incoming(
         peer_dialog_key: None,
         requires_100rel: false,
         telephone_events: true,
+        answered_at: None,
     };
     use tracing::Instrument;
     let span = tracing::info_span!("sip_call", call = id);
@@ -544,6 +549,7 @@ impl Call {
         }
         let resp = sip::message::with_body(resp, "application/sdp", sdp.as_bytes().to_vec());
         self.local_sdp = Some(sdp.to_string());
+        self.answered_at = Some(Instant::now());
         if let Ok(uri) = rsip::Uri::try_from(self.core.our_uri("", self.transport).as_str()) {
             self.dialog = Dialog::uas(&self.invite, &self.local_tag, uri).ok();
         }
@@ -696,9 +702,16 @@ impl Call {
     }
 
     async fn in_room(&mut self, mut m: Membership, mut port: AudioPort) -> Ended {
+        let mut media_check = tokio::time::interval(MEDIA_CHECK);
         let ended = loop {
             let deadline = self.session_deadline;
             tokio::select! {
+                _ = media_check.tick() => {
+                    if self.endpoint.is_some_and(|ep| self.media_stopped(ep)) {
+                        tracing::info!(call = self.id, "no media from the phone; ending the call");
+                        break Ended::ByUs(EndReason::Timeout);
+                    }
+                }
                 f = port.from_leg.recv() => match f {
                     Some(f) => {
                         if m.audio_in.try_send((m.id, f)).is_err() {
@@ -794,6 +807,23 @@ impl Call {
                 self.core.respond(&key, resp);
                 None
             }
+        }
+    }
+
+    /// Whether `ep`'s peer has sent nothing for `relay.timeout_secs` (and the
+    /// call is not on hold, when silence is expected): a phone that vanished
+    /// without BYE. Calls that never had media count from their answer.
+    fn media_stopped(&self, ep: EndpointId) -> bool {
+        if self.held {
+            return false;
+        }
+        let limit = Duration::from_secs(self.core.shared.config().relay.timeout_secs);
+        match self.core.relay.stats(ep) {
+            Some(s) => match s.idle {
+                Some(idle) => idle > limit,
+                None => self.answered_at.is_some_and(|t| t.elapsed() > limit),
+            },
+            None => false,
         }
     }
 
@@ -1179,10 +1209,21 @@ impl Call {
         tracing::info!(call = self.id, codec = %answer_a.codec.name, "phones connected");
 
         // Connected: whoever hangs up, the other side is told.
+        let mut media_check = tokio::time::interval(MEDIA_CHECK);
         loop {
             let deadline = self.session_deadline;
             let input = tokio::select! {
                 i = self.rx.recv() => i,
+                _ = media_check.tick() => {
+                    if self.media_stopped(ea.id) || self.media_stopped(eb.id) {
+                        tracing::info!(call = self.id, "no media from one of the phones; ending the call");
+                        self.bye(EndReason::Timeout);
+                        let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
+                        self.core.send_request(bye, dest, tb, self.tx.clone());
+                        return;
+                    }
+                    continue;
+                }
                 _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
                     self.bye(EndReason::Timeout);
                     let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
