@@ -119,6 +119,17 @@ pub trait TapSink: Send {
     fn rtp(&mut self, packet: &[u8]);
     /// One RTCP compound packet (SRTCP already removed).
     fn rtcp(&mut self, _packet: &[u8]) {}
+    /// A STUN message (RFC 7983: first byte 0–3) from `src`, before any
+    /// source check: ICE connectivity checks come from addresses not yet
+    /// known. Return true if taken (it is then not counted as a drop).
+    fn stun(&mut self, _src: SocketAddr, _packet: &[u8]) -> bool {
+        false
+    }
+    /// A DTLS record (first byte 20–63) from `src`, for the DTLS-SRTP
+    /// handshake. Return true if taken.
+    fn dtls(&mut self, _src: SocketAddr, _packet: &[u8]) -> bool {
+        false
+    }
 }
 
 /// What the control plane tells a worker.
@@ -131,6 +142,7 @@ pub(crate) enum Cmd {
     RequestKeyframe(u64),
     Tap(u64, Option<Box<dyn TapSink>>),
     Send(u64, Vec<u8>),
+    SendRaw(u64, SocketAddr, Vec<u8>),
     Remove(u64, SyncSender<()>),
     Shutdown,
 }
@@ -430,6 +442,23 @@ impl Worker {
                         send_own(ep, &mut self.send, &self.drops, &packet);
                     }
                 }
+                Cmd::SendRaw(id, dest, packet) => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        if self.send.is_full() {
+                            let st = self.send.flush();
+                            self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                        }
+                        match self.send.next_buf() {
+                            Some(out) if packet.len() <= out.len() => {
+                                out[..packet.len()].copy_from_slice(&packet);
+                                self.send.commit(ep.rtp.as_raw_fd(), &dest, packet.len());
+                                ep.local.packets_out += 1;
+                                ep.local.bytes_out += packet.len() as u64;
+                            }
+                            _ => bump(&self.drops.send_failed),
+                        }
+                    }
+                }
                 Cmd::Remove(id, done) => {
                     if let Some(mut ep) = self.endpoints.remove(&id) {
                         ep.publish();
@@ -543,11 +572,15 @@ fn forward(
         PacketKind::Rtp => false,
         PacketKind::Rtcp => true,
         PacketKind::Stun => {
-            bump(&drops.stun);
+            if !ep.tap.as_mut().is_some_and(|t| t.stun(src, &buf[..len])) {
+                bump(&drops.stun);
+            }
             return false;
         }
         PacketKind::Dtls => {
-            bump(&drops.dtls);
+            if !ep.tap.as_mut().is_some_and(|t| t.dtls(src, &buf[..len])) {
+                bump(&drops.dtls);
+            }
             return false;
         }
         _ => {

@@ -355,6 +355,13 @@ impl Relay {
         self.inner.workers[w].send(Cmd::Send(id.0, packet))
     }
 
+    /// Sends `packet` unchanged out of `id`'s RTP socket to `dest` (no SRTP,
+    /// no parsing): STUN responses and DTLS records of a browser leg.
+    pub fn send_raw(&self, id: EndpointId, dest: SocketAddr, packet: Vec<u8>) -> Result<(), RelayError> {
+        let w = self.worker_of(id)?;
+        self.inner.workers[w].send(Cmd::SendRaw(id.0, dest, packet))
+    }
+
     /// Keyframe requests sent so far (asked for, or translated from a
     /// subscriber's PLI/FIR).
     pub fn keyframe_requests(&self) -> u64 {

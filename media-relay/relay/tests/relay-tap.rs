@@ -20,6 +20,59 @@ impl TapSink for Sink {
     }
 }
 
+/// Takes STUN and DTLS, with their sources.
+struct Handshake(mpsc::Sender<(&'static str, SocketAddr, Vec<u8>)>);
+
+impl TapSink for Handshake {
+    fn rtp(&mut self, _packet: &[u8]) {}
+    fn stun(&mut self, src: SocketAddr, packet: &[u8]) -> bool {
+        self.0.send(("stun", src, packet.to_vec())).is_ok()
+    }
+    fn dtls(&mut self, src: SocketAddr, packet: &[u8]) -> bool {
+        self.0.send(("dtls", src, packet.to_vec())).is_ok()
+    }
+}
+
+#[test]
+fn stun_and_dtls_reach_the_tap_from_any_source_and_raw_packets_go_out_unchanged() {
+    let r = Relay::start(RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        port_min: 42900,
+        port_max: 42999,
+        workers: 1,
+        batch: 16,
+    })
+    .unwrap();
+    let browser = UdpSocket::bind("127.0.0.1:0").unwrap();
+    browser.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let ep = r.create_endpoint(1, true).unwrap();
+    let (tx, rx) = mpsc::channel();
+    r.tap(ep.id, Some(Box::new(Handshake(tx)))).unwrap();
+    // A STUN binding request header (type 0x0001, magic cookie) and a DTLS ClientHello record start.
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    browser.send_to(&stun, at(ep.rtp_port)).unwrap();
+    let dtls = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xaa];
+    browser.send_to(&dtls, at(ep.rtp_port)).unwrap();
+    let (k1, src1, p1) = rx.recv_timeout(Duration::from_secs(2)).unwrap();
+    let (k2, src2, p2) = rx.recv_timeout(Duration::from_secs(2)).unwrap();
+    assert_eq!((k1, p1), ("stun", stun));
+    assert_eq!((k2, p2), ("dtls", dtls));
+    assert_eq!(src1, browser.local_addr().unwrap());
+    assert_eq!(src2, browser.local_addr().unwrap());
+    // Not counted as drops when taken.
+    std::thread::sleep(Duration::from_millis(300));
+    let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
+    assert_eq!((drops["stun"], drops["dtls"]), (0, 0));
+    // Raw packets go out of the endpoint's socket as they are.
+    r.send_raw(ep.id, browser.local_addr().unwrap(), vec![1, 2, 3, 4]).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = browser.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &[1, 2, 3, 4]);
+    assert_eq!(from.port(), ep.rtp_port);
+    r.shutdown();
+}
+
 fn rtp(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
     let mut p = vec![0x80, 0];
     p.extend_from_slice(&seq.to_be_bytes());
