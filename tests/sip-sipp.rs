@@ -8,75 +8,26 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use confgate_suite::sipp::{self, Sipp};
 use confgate_suite::{dominant_frequency, free_udp_port, read_wav, rms, ChildGuard, Daemon, SERVER};
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
-}
 
 /// Runs SIPp once (one call) and returns its exit status and its error log.
 fn sipp(d: &Daemon, scenario_file: &str, extra: &[&str], timeout: Duration) -> (bool, String) {
     spawn_sipp(d, scenario_file, free_udp_port(), true, extra).finish(timeout)
 }
 
-/// A SIPp process running one scenario, with its error and message logs.
-struct Sipp {
-    child: ChildGuard,
-    err_file: PathBuf,
-    msg_file: PathBuf,
-}
-
 /// Starts SIPp on `127.0.0.1:port`: as a UAC towards the daemon's SIP port
 /// when `to_daemon`, else as a UAS (a phone waiting for calls).
 fn spawn_sipp(d: &Daemon, scenario_file: &str, port: u16, to_daemon: bool, extra: &[&str]) -> Sipp {
-    let media = free_udp_port();
-    let err_file = d.dir.path().join(format!("sipp-{scenario_file}-{port}.err"));
-    let msg_file = d.dir.path().join(format!("sipp-{scenario_file}-{port}.msg"));
-    let mut cmd = Command::new("sipp");
-    cmd.current_dir(d.dir.path()).arg("-sf").arg(scenario(scenario_file));
-    if to_daemon {
-        cmd.arg(format!("127.0.0.1:{}", d.sip_port));
-    }
-    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string()])
-        .args(["-m", "1", "-l", "1", "-timeout", "30s", "-timeout_error", "-nostdin"])
-        .args(["-trace_err", "-error_file", err_file.to_str().unwrap()])
-        .args(["-trace_msg", "-message_file", msg_file.to_str().unwrap()])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let child = ChildGuard(cmd.spawn().expect("sipp is installed (Debian package sip-tester)"));
-    Sipp {
-        child,
-        err_file,
-        msg_file,
-    }
-}
-
-impl Sipp {
-    /// Waits for SIPp to end (killed after `timeout`): whether the scenario
-    /// passed, and its logs (errors, then the last messages it exchanged).
-    fn finish(self, timeout: Duration) -> (bool, String) {
-        let Sipp {
-            child,
-            err_file,
-            msg_file,
-        } = self;
-        let (ok, status, stderr) = match child.output_timeout(timeout) {
-            Ok((status, _, stderr)) => (status.success(), status.to_string(), stderr),
-            Err(e) => (false, e.to_string(), String::new()),
-        };
-        let log = std::fs::read_to_string(&err_file).unwrap_or_default();
-        let msgs = std::fs::read_to_string(&msg_file).unwrap_or_default();
-        let tail: String = msgs.chars().skip(msgs.chars().count().saturating_sub(6000)).collect();
-        (
-            ok,
-            format!("exit {status}; stderr: {stderr}; error log: {log}\n--- last messages:\n{tail}"),
-        )
-    }
+    sipp::spawn_sipp(
+        d.dir.path(),
+        scenario_file,
+        port,
+        to_daemon.then_some(d.sip_port),
+        extra,
+    )
 }
 
 fn injection(d: &Daemon, user: &str, password: &str) -> String {
@@ -121,35 +72,8 @@ fn register_with_digest_right_and_wrong_password() {
     assert!(ok, "REGISTER of an unknown user must get 403: {log}");
 }
 
-/// 1 s of a µ-law tone at `hz`, raw (what SIPp's rtp_stream plays as PCMU).
 fn ulaw_tone(path: &Path, hz: f64) {
-    let bytes: Vec<u8> = (0..8000)
-        .map(|i| {
-            let s = (f64::sin(2.0 * std::f64::consts::PI * hz * f64::from(i) / 8000.0) * 12_000.0) as i16;
-            linear_to_ulaw(s)
-        })
-        .collect();
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// ITU-T G.711 µ-law encoding of one sample.
-fn linear_to_ulaw(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32_635;
-    let mut s = i32::from(sample);
-    let sign = if s < 0 { 0x80 } else { 0 };
-    if s < 0 {
-        s = -s;
-    }
-    s = s.min(CLIP) + BIAS;
-    let mut exponent = 7;
-    let mut mask = 0x4000;
-    while exponent > 0 && s & mask == 0 {
-        exponent -= 1;
-        mask >>= 1;
-    }
-    let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) | mantissa) as u8
+    sipp::ulaw_tone(path, hz).unwrap();
 }
 
 #[test]

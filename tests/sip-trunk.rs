@@ -9,76 +9,16 @@
 //! ended by its PID; each test uses its own ports.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use confgate_suite::sipp::spawn_sipp;
 use confgate_suite::{free_udp_port, metric_value, ChildGuard, Daemon, TempDir};
 
 /// The trunk's credentials at the provider (also in the provider scenarios).
 const TRUNK_USER: &str = "4930123400";
 const TRUNK_PASSWORD: &str = "trunk-secret-1";
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
-}
-
-/// A SIPp process running one scenario, with its error and message logs.
-struct Sipp {
-    child: ChildGuard,
-    err_file: PathBuf,
-    msg_file: PathBuf,
-}
-
-/// Starts SIPp on `127.0.0.1:port` with its logs in `dir`: as a UAC towards
-/// `127.0.0.1:remote` when given, else as a UAS waiting for requests.
-fn spawn_sipp(dir: &Path, scenario_file: &str, port: u16, remote: Option<u16>, extra: &[&str]) -> Sipp {
-    let media = free_udp_port();
-    let err_file = dir.join(format!("sipp-{scenario_file}-{port}.err"));
-    let msg_file = dir.join(format!("sipp-{scenario_file}-{port}.msg"));
-    let mut cmd = Command::new("sipp");
-    cmd.current_dir(dir).arg("-sf").arg(scenario(scenario_file));
-    if let Some(remote) = remote {
-        cmd.arg(format!("127.0.0.1:{remote}"));
-    }
-    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mp", &media.to_string()])
-        .args(["-m", "1", "-l", "1", "-timeout", "30s", "-timeout_error", "-nostdin"])
-        .args(["-trace_err", "-error_file", err_file.to_str().unwrap()])
-        .args(["-trace_msg", "-message_file", msg_file.to_str().unwrap()])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let child = ChildGuard(cmd.spawn().expect("sipp is installed (Debian package sip-tester)"));
-    Sipp {
-        child,
-        err_file,
-        msg_file,
-    }
-}
-
-impl Sipp {
-    /// Waits for SIPp to end (killed after `timeout`): whether the scenario
-    /// passed, and its logs (errors, then the last messages it exchanged).
-    fn finish(self, timeout: Duration) -> (bool, String) {
-        let Sipp {
-            child,
-            err_file,
-            msg_file,
-        } = self;
-        let (ok, status, stderr) = match child.output_timeout(timeout) {
-            Ok((status, _, stderr)) => (status.success(), status.to_string(), stderr),
-            Err(e) => (false, e.to_string(), String::new()),
-        };
-        let log = std::fs::read_to_string(&err_file).unwrap_or_default();
-        let msgs = std::fs::read_to_string(&msg_file).unwrap_or_default();
-        let tail: String = msgs.chars().skip(msgs.chars().count().saturating_sub(8000)).collect();
-        (
-            ok,
-            format!("exit {status}; stderr: {stderr}; error log: {log}\n--- last messages:\n{tail}"),
-        )
-    }
-}
 
 /// A trunk named `carrier` at `127.0.0.1:<provider>`, domain `carrier.test`,
 /// with the trunk's credentials and `extra` TOML lines.

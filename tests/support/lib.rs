@@ -9,6 +9,8 @@
 //! build it first (`cargo build --workspace --bins`, as the test command in
 //! the README does).
 
+pub mod sipp;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -166,6 +168,8 @@ pub struct Daemon {
     pub port: u16,
     /// SIP port (UDP and TCP) on 127.0.0.1 (unless a test moved the listener).
     pub sip_port: u16,
+    /// H.323 call-signalling port (TCP) on 127.0.0.1 (unless a test moved the listener).
+    pub h323_port: u16,
     /// Extra environment given to the daemon and to CLI commands.
     pub env: Vec<(String, String)>,
     /// The daemon process.
@@ -204,6 +208,7 @@ impl Daemon {
         let dir = TempDir::new(name);
         let port = free_port();
         let sip_port = free_sip_port();
+        let h323_port = free_port();
         let mut env = vec![
             (
                 "CONFGATE_SERVER__DATA_DIR".to_string(),
@@ -217,12 +222,17 @@ impl Daemon {
             ("CONFGATE_RELAY__NG_LISTEN".to_string(), String::new()),
             ("CONFGATE_SIP__UDP_LISTEN".to_string(), format!("127.0.0.1:{sip_port}")),
             ("CONFGATE_SIP__TCP_LISTEN".to_string(), format!("127.0.0.1:{sip_port}")),
+            (
+                "CONFGATE_H323__SIGNALLING_LISTEN".to_string(),
+                format!("127.0.0.1:{h323_port}"),
+            ),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Self {
             dir,
             port,
             sip_port,
+            h323_port,
             env,
             child: None,
         }
