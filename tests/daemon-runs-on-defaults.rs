@@ -13,15 +13,17 @@ fn runs_on_defaults_and_creates_its_state() {
     let dir = TempDir::new("defaults");
     let port = free_port();
     let sip = confgate_suite::free_sip_port();
+    let h323 = free_port();
     let out = std::fs::File::create(dir.path().join("out")).unwrap();
-    // Only the HTTP and SIP ports are moved off 8080 and 5060 (they may be taken on a test machine, and
-    // tests run in parallel); everything else is the default.
+    // Only the HTTP, SIP and H.323 ports are moved off 8080, 5060 and 1720 (they may be taken on a test
+    // machine, and tests run in parallel); everything else is the default.
     let child = std::process::Command::new(confgate_bin())
         .arg("serve")
         .current_dir(dir.path())
         .env("CONFGATE_HTTP__LISTEN", format!("127.0.0.1:{port}"))
         .env("CONFGATE_SIP__UDP_LISTEN", format!("127.0.0.1:{sip}"))
         .env("CONFGATE_SIP__TCP_LISTEN", format!("127.0.0.1:{sip}"))
+        .env("CONFGATE_H323__SIGNALLING_LISTEN", format!("127.0.0.1:{h323}"))
         .stdout(out)
         .stderr(Stdio::null())
         .spawn()

@@ -276,13 +276,13 @@ fn valid_host_port(s: &str) -> bool {
     }
 }
 
-/// `[h323]`: the H.323 listener's addresses (not served in this release;
-/// validated as for `[sip]`).
+/// `[h323]`: the H.323 listener's addresses. Call signalling is served;
+/// RAS (the gatekeeper) is not in this release (its key is validated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct H323Config {
-    /// Call signalling (H.225.0 over TCP).
-    pub signalling_listen: SocketAddr,
+    /// Call signalling (H.225.0 over TCP; empty: no H.323).
+    pub signalling_listen: String,
     /// RAS (gatekeeper, UDP).
     pub ras_listen: SocketAddr,
 }
@@ -290,7 +290,7 @@ pub struct H323Config {
 impl Default for H323Config {
     fn default() -> Self {
         Self {
-            signalling_listen: SocketAddr::from(([0, 0, 0, 0], 1720)),
+            signalling_listen: "0.0.0.0:1720".into(),
             ras_listen: SocketAddr::from(([0, 0, 0, 0], 1719)),
         }
     }
@@ -803,6 +803,13 @@ impl Config {
             ));
         }
         self.validate_sip()?;
+        if !self.h323.signalling_listen.is_empty() && self.h323.signalling_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::value(
+                "h323.signalling_listen",
+                &self.h323.signalling_listen,
+                "an IP address and a port (\"0.0.0.0:1720\"), or empty for no H.323",
+            ));
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError::value(
                 "http.max_body_bytes",
@@ -1065,7 +1072,7 @@ mod tests {
         let c = Config::load_from(None, Vec::new()).unwrap();
         assert_eq!(c.http.listen.port(), 8080);
         assert_eq!(c.sip.udp_listen, "0.0.0.0:5060");
-        assert_eq!(c.h323.signalling_listen.port(), 1720);
+        assert_eq!(c.h323.signalling_listen, "0.0.0.0:1720");
         assert_eq!(c.h323.ras_listen.port(), 1719);
         assert_eq!(c.federation.listen.port(), 4307);
         assert_eq!((c.media.port_min, c.media.port_max), (20000, 29999));

@@ -139,6 +139,20 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         shared.metrics.set_listener("sip_tls", true);
         Some((l, acceptor))
     };
+    let h323_listener = if config.h323.signalling_listen.is_empty() {
+        None
+    } else {
+        let addr: std::net::SocketAddr = config
+            .h323
+            .signalling_listen
+            .parse()
+            .context("h323.signalling_listen")?;
+        let l = listen::h323::bind(addr)
+            .await
+            .map_err(|e| anyhow!("cannot listen for H.323 call signalling on tcp {addr}: {e}"))?;
+        shared.metrics.set_listener("h323", true);
+        Some(l)
+    };
     let media_address = advertise
         .first()
         .copied()
@@ -175,6 +189,16 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
             stop_rx.clone(),
         ));
     }
+    let h323_addr = h323_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(l) = h323_listener {
+        tasks.spawn(listen::h323::serve(
+            l,
+            shared.clone(),
+            media.clone(),
+            media_address,
+            stop_rx.clone(),
+        ));
+    }
     let loopback_path = loopback.as_ref().map(|(_, p)| p.clone());
     if let Some((listener, path)) = loopback {
         tasks.spawn(listen::loopback::serve(listener, path, shared.clone(), stop_rx.clone()));
@@ -195,6 +219,9 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         let tcp = sip_tcp_addr.map(|t| format!(", tcp {t}")).unwrap_or_default();
         let tls = sip_tls_addr.map(|t| format!(", tls {t}")).unwrap_or_default();
         println!("  SIP:          udp {a}{tcp}{tls} (registrar, calls)");
+    }
+    if let Some(a) = h323_addr {
+        println!("  H.323:        tcp {a} (call signalling, Fast Connect)");
     }
     if created {
         println!("  admin token:  {token}   (shown once; 'confgate admin token' prints it again)");

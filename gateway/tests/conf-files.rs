@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use confgate::config::{Config, RouteConfig};
 
 /// Sections whose listener the daemon does not serve in this release.
-const NOT_SERVED: &[&str] = &["h323", "federation"];
+const NOT_SERVED: &[&str] = &["federation"];
 
 fn conf_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf")

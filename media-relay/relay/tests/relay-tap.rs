@@ -65,7 +65,8 @@ fn stun_and_dtls_reach_the_tap_from_any_source_and_raw_packets_go_out_unchanged(
     let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
     assert_eq!((drops["stun"], drops["dtls"]), (0, 0));
     // Raw packets go out of the endpoint's socket as they are.
-    r.send_raw(ep.id, browser.local_addr().unwrap(), vec![1, 2, 3, 4]).unwrap();
+    r.send_raw(ep.id, browser.local_addr().unwrap(), vec![1, 2, 3, 4])
+        .unwrap();
     let mut buf = [0u8; 64];
     let (n, from) = browser.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], &[1, 2, 3, 4]);

@@ -4,13 +4,17 @@
 //! bytes, output is bytes and values. The listener in `gateway/listen/h323`
 //! owns the sockets.
 //!
-//! This is the foundation: framing and the message codecs.
+//! Framing, the message codecs, and the call-signalling state machine:
 //! - [`tpkt`]: TPKT (RFC 1006) stream reassembly and framing, for the call
 //!   signalling (TCP 1720) and separate H.245 connections.
 //! - [`q931`]: Q.931 messages and information elements as H.225.0 §7.2 uses
 //!   them, the H.225.0 UUIE riding in the User-user IE.
 //! - [`asn1`]: the generated H.225.0 / H.235 / H.245 types and their ALIGNED
 //!   PER codec (`rasn::aper`), with bounded decoding.
+//! - [`signalling`]: one incoming call on one signalling connection (Setup,
+//!   Call Proceeding, Connect with Fast Connect, tunnelled H.245 minimum,
+//!   ReleaseComplete with Q.850 causes), driven by bytes and `now`.
+//! - [`media`]: Fast Connect's fastStart proposals and accepted channels.
 //!
 //! A signalling connection's bytes go: TCP chunks → [`tpkt::TpktDecoder`] →
 //! [`q931::Message::decode`] → [`q931::Message::user_user`] →
@@ -25,7 +29,9 @@
 #![forbid(unsafe_code)]
 
 pub mod asn1;
+pub mod media;
 pub mod q931;
+pub mod signalling;
 pub mod tpkt;
 
 #[doc(hidden)]

@@ -294,3 +294,84 @@ fn tshark_accepts_what_we_encode() {
 
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What the call-signalling machine itself sends to a caller: Call
+/// Proceeding, Connect with the accepted fastStart and our tunnelled
+/// TerminalCapabilitySet, a Facility with H.245 answers, and ReleaseComplete
+/// with a cause.
+#[test]
+fn tshark_accepts_what_the_call_signalling_machine_sends() {
+    use confgate_h323::media::{self, G711};
+    use confgate_h323::signalling::{self, CallSignalling, Config, Output, SetupParams};
+    use std::time::Instant;
+
+    let caller_rtp: std::net::SocketAddr = "127.0.0.1:5004".parse().unwrap();
+    let caller_rtcp: std::net::SocketAddr = "127.0.0.1:5005".parse().unwrap();
+    let setup = signalling::setup(&SetupParams {
+        call_reference: 0x0123,
+        call_id: [0x42; 16],
+        dialed: "7001".into(),
+        display: "tshark".into(),
+        fast_start: media::propose(G711::Ulaw, 1, caller_rtp, caller_rtcp).unwrap(),
+        tunnelling: true,
+    })
+    .unwrap();
+    let now = Instant::now();
+    let mut m = CallSignalling::new(Config::default(), now, 12345);
+    let mut sent = Vec::new();
+    let drain = |m: &mut CallSignalling, sent: &mut Vec<Vec<u8>>| {
+        while let Some(o) = m.poll_output() {
+            if let Output::Transmit(b) = o {
+                sent.push(b);
+            }
+        }
+    };
+    m.handle_input(now, &setup);
+    drain(&mut m, &mut sent);
+    m.answer(
+        G711::Ulaw,
+        "127.0.0.1:20000".parse().unwrap(),
+        "127.0.0.1:20001".parse().unwrap(),
+    )
+    .unwrap();
+    drain(&mut m, &mut sent);
+    // The caller's TCS and a PIN digit, tunnelled: we answer with TCSAck in a Facility.
+    let tcs = terminal_capability_set_pdu();
+    let fac = signalling::facility_h245(
+        CallReference::new(0x0123, false),
+        None,
+        &[tcs, signalling::user_input("1").unwrap()],
+    )
+    .unwrap();
+    m.handle_input(now, &fac);
+    drain(&mut m, &mut sent);
+    m.release(call::EndReason::ConferenceEnded);
+    drain(&mut m, &mut sent);
+    assert_eq!(sent.len(), 4, "Call Proceeding, Connect, Facility, ReleaseComplete");
+
+    let dir = std::env::temp_dir().join(format!("confgate-h323-tshark-machine-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let info = dissect(
+        &dir,
+        "machine",
+        &sent,
+        &["-T", "1720,40000", "-4", "127.0.0.1,127.0.0.1"],
+        &[],
+    );
+    assert_eq!(info.len(), 4, "{info:?}");
+    assert!(info[0].contains("callProceeding"), "{info:?}");
+    assert!(
+        info[1].contains("connect") && info[1].contains("OpenLogicalChannel"),
+        "{info:?}"
+    );
+    assert!(
+        info[2].contains("facility") && info[2].contains("terminalCapabilitySetAck"),
+        "{info:?}"
+    );
+    assert!(info[3].contains("releaseComplete"), "{info:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn terminal_capability_set_pdu() -> h245::MultimediaSystemControlMessage {
+    decode(&terminal_capability_set()[tpkt::HEADER_LEN..]).unwrap()
+}

@@ -1,0 +1,344 @@
+//! A scripted H.323 endpoint (written here on `confgate-h323`) dials into
+//! conferences over TCP call signalling with Fast Connect (G.711 µ-law):
+//! it hears a `confgate bot` playing a tone and the bot hears its tone;
+//! it hangs up with ReleaseComplete and the daemon closes the connection;
+//! in a closed conference it enters the PIN by tunnelled H.245
+//! UserInputIndication, and when the conference is ended it gets
+//! ReleaseComplete with a Q.850 cause.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confgate_suite::{dominant_frequency, read_wav, rms, ChildGuard, Daemon};
+use h323::asn1::h225;
+use h323::media::{self, G711};
+use h323::q931::{CallReference, Message, MessageType};
+use h323::signalling::{self, SetupParams};
+use h323::tpkt::TpktDecoder;
+
+const CRV: u16 = 0x2a2a;
+
+struct Endpoint {
+    tcp: TcpStream,
+    decoder: TpktDecoder,
+    rtp: UdpSocket,
+    /// The relay's RTP address from the accepted fastStart.
+    relay: SocketAddr,
+}
+
+impl Endpoint {
+    /// Setup → Call Proceeding → Connect with the accepted fastStart.
+    fn dial(d: &Daemon, dialed: &str, tunnelling: bool) -> Endpoint {
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = rtp.local_addr().unwrap();
+        let rtcp = SocketAddr::new(local.ip(), local.port() + 1);
+        let tcp = TcpStream::connect(("127.0.0.1", d.h323_port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let mut ep = Endpoint {
+            tcp,
+            decoder: TpktDecoder::new(65_535),
+            rtp,
+            relay: local,
+        };
+        let setup = signalling::setup(&SetupParams {
+            call_reference: CRV,
+            call_id: [0x5a; 16],
+            dialed: dialed.into(),
+            display: "Scripted room".into(),
+            fast_start: media::propose(G711::Ulaw, 1, local, rtcp).unwrap(),
+            tunnelling,
+        })
+        .unwrap();
+        ep.tcp.write_all(&setup).unwrap();
+        let (proceeding, _) = ep.next(Duration::from_secs(10)).expect("Call Proceeding");
+        assert_eq!(proceeding.message_type, MessageType::CallProceeding);
+        assert_eq!(proceeding.call_reference, CallReference::new(CRV, true));
+        let (connect, uuie) = ep.next(Duration::from_secs(10)).expect("Connect");
+        assert_eq!(connect.message_type, MessageType::Connect, "{connect:?}");
+        let uuie = uuie.unwrap();
+        let h225::H323UUPDUH323MessageBody::connect(c) = &uuie.h323_uu_pdu.h323_message_body else {
+            panic!("{uuie:?}")
+        };
+        let (codec, relay) = media::accepted_remote(c.fast_start.as_deref().unwrap()).expect("accepted fastStart");
+        assert_eq!(codec, G711::Ulaw);
+        assert_eq!(uuie.h323_uu_pdu.h245_tunneling, Some(tunnelling));
+        ep.relay = relay;
+        ep
+    }
+
+    /// The next signalling message, `None` on timeout or EOF.
+    fn next(&mut self, timeout: Duration) -> Option<(Message, Option<h225::H323UserInformation>)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(p) = self.decoder.next_pdu().unwrap() {
+                if p.is_empty() {
+                    continue;
+                }
+                return Some(signalling::decode_signalling(p).unwrap());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            let mut buf = [0u8; 4096];
+            match self.tcp.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => self.decoder.push(&buf[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next message that is not Facility (tunnelled H.245 answers).
+    fn next_call_message(&mut self, timeout: Duration) -> Option<(Message, Option<h225::H323UserInformation>)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = self.next(left)?;
+            if m.0.message_type != MessageType::Facility {
+                return Some(m);
+            }
+        }
+    }
+
+    fn send_pin(&mut self, pin: &str) {
+        let fac = signalling::facility_h245(
+            CallReference::new(CRV, false),
+            None,
+            &[signalling::user_input(pin).unwrap()],
+        )
+        .unwrap();
+        self.tcp.write_all(&fac).unwrap();
+    }
+
+    fn hang_up(&mut self) {
+        let rc =
+            signalling::release_complete(CallReference::new(CRV, false), 16, None, None, false, Vec::new()).unwrap();
+        self.tcp.write_all(&rc).unwrap();
+    }
+
+    /// Sends a µ-law tone at `hz` for `secs` and returns what it received, decoded (8 kHz).
+    fn talk(&self, hz: f64, secs: f64) -> Vec<i16> {
+        let tx = self.rtp.try_clone().unwrap();
+        let relay = self.relay;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let sender = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut seq: u16 = 1;
+            let mut ts: u32 = 0;
+            let mut n: u64 = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+                pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+                pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+                for i in 0..160u64 {
+                    let t = (n * 160 + i) as f64 / 8000.0;
+                    pkt.push(linear_to_ulaw(
+                        (f64::sin(2.0 * std::f64::consts::PI * hz * t) * 12_000.0) as i16,
+                    ));
+                }
+                let _ = tx.send_to(&pkt, relay);
+                seq = seq.wrapping_add(1);
+                ts = ts.wrapping_add(160);
+                n += 1;
+                let next = start + Duration::from_millis(20 * n);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        });
+        self.rtp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut heard = Vec::new();
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < end {
+            if let Ok((n, _)) = self.rtp.recv_from(&mut buf) {
+                if n > 12 && buf[1] & 0x7f == 0 {
+                    heard.extend(buf[12..n].iter().map(|&b| ulaw_to_linear(b)));
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        sender.join().unwrap();
+        heard
+    }
+}
+
+/// ITU-T G.711 µ-law encoding of one sample.
+fn linear_to_ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32_635;
+    let mut s = i32::from(sample);
+    let sign = if s < 0 { 0x80 } else { 0 };
+    if s < 0 {
+        s = -s;
+    }
+    s = s.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && s & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    !(sign | (exponent << 4) | mantissa) as u8
+}
+
+/// ITU-T G.711 µ-law decoding of one sample.
+fn ulaw_to_linear(u: u8) -> i16 {
+    let u = !u;
+    let sign = u & 0x80;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = i32::from(u & 0x0f);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    (if sign != 0 { -magnitude } else { magnitude }) as i16
+}
+
+/// The bot heard a tone at `hz` (its loudest 2 s).
+fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
+    let (st, _, err) = bot.output_timeout(Duration::from_secs(30)).unwrap();
+    assert!(st.success(), "bot: {st} {err}");
+    let (rate, heard) = read_wav(rec).unwrap();
+    let window = rate as usize * 2;
+    let best = (0..heard.len().saturating_sub(window))
+        .step_by(rate as usize / 4)
+        .max_by(|a, b| rms(&heard[*a..*a + window]).total_cmp(&rms(&heard[*b..*b + window])))
+        .unwrap();
+    let part = &heard[best..best + window];
+    let f = dominant_frequency(part, rate);
+    assert!(rms(part) > 500.0, "the bot hears the H.323 endpoint: rms {}", rms(part));
+    assert!(
+        (f - hz).abs() <= 10.0,
+        "bot: dominant frequency {f} Hz, expected {hz} Hz"
+    );
+}
+
+/// The endpoint heard a tone at `hz` in its last 2 s.
+fn assert_endpoint_heard(heard: &[i16], hz: f64) {
+    assert!(
+        heard.len() > 8000 * 3,
+        "at least 3 s received, got {} samples",
+        heard.len()
+    );
+    let tail = &heard[heard.len() - 16_000..];
+    let f = dominant_frequency(tail, 8000);
+    assert!(rms(tail) > 500.0, "the endpoint hears the bot: rms {}", rms(tail));
+    assert!(
+        (f - hz).abs() <= 10.0,
+        "endpoint: dominant frequency {f} Hz, expected {hz} Hz"
+    );
+}
+
+#[test]
+fn endpoint_and_bot_hear_each_other_then_the_endpoint_hangs_up() {
+    let d = Daemon::start("h323-dial-in").unwrap();
+    d.cli_ok(&["conference", "add", "7001"]).unwrap();
+    let rec = d.dir.path().join("bot.wav");
+    let bot = d
+        .bot(&[
+            "--conference",
+            "7001",
+            "--name",
+            "Bot",
+            "--play",
+            "tone:440",
+            "--record",
+            rec.to_str().unwrap(),
+            "--duration",
+            "9",
+        ])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let mut ep = Endpoint::dial(&d, "7001", false);
+    let heard = ep.talk(800.0, 5.0);
+    assert_endpoint_heard(&heard, 440.0);
+    ep.hang_up();
+    // The daemon closes the connection after the endpoint's ReleaseComplete.
+    assert!(
+        ep.next(Duration::from_secs(5)).is_none(),
+        "connection still open after ReleaseComplete"
+    );
+    assert_bot_heard(bot, &rec, 800.0);
+    let log = d.stderr();
+    assert!(log.contains("H.323 call ended by the endpoint"), "{log}");
+}
+
+#[test]
+fn pin_by_tunnelled_user_input_then_the_conference_ends() {
+    let d = Daemon::start("h323-pin").unwrap();
+    d.cli_ok(&["conference", "add", "7002", "--closed", "--pin", "4321"])
+        .unwrap();
+    let rec = d.dir.path().join("bot.wav");
+    let bot = d
+        .bot(&[
+            "--conference",
+            "7002",
+            "--pin",
+            "4321",
+            "--name",
+            "Bot",
+            "--play",
+            "tone:440",
+            "--record",
+            rec.to_str().unwrap(),
+            "--duration",
+            "9",
+        ])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let mut ep = Endpoint::dial(&d, "7002", true);
+    // The PIN prompt plays; the PIN goes as one alphanumeric UserInputIndication.
+    std::thread::sleep(Duration::from_millis(500));
+    ep.send_pin("4321#");
+    let heard = ep.talk(800.0, 5.0);
+    assert_endpoint_heard(&heard, 440.0);
+    assert_bot_heard(bot, &rec, 800.0);
+
+    // A wrong PIN would have ended the call: it is still up; end the conference.
+    let (status, _) = d.api("POST", "/api/v1/conferences/7002/end", None).unwrap();
+    assert!((200..300).contains(&status), "end: {status}");
+    let (rc, uuie) = ep.next_call_message(Duration::from_secs(10)).expect("ReleaseComplete");
+    assert_eq!(rc.message_type, MessageType::ReleaseComplete, "{rc:?}");
+    assert_eq!(rc.cause().map(|c| c.value), Some(16), "normal clearing: {rc:?}");
+    assert!(matches!(
+        uuie.unwrap().h323_uu_pdu.h323_message_body,
+        h225::H323UUPDUH323MessageBody::releaseComplete(_)
+    ));
+    assert!(
+        ep.next(Duration::from_secs(5)).is_none(),
+        "connection still open after ReleaseComplete"
+    );
+}
+
+#[test]
+fn unknown_conference_is_released_with_a_cause() {
+    let d = Daemon::start_with("h323-unknown", &[("CONFGATE_ROUTING__IVR", "false")]).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", d.h323_port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let rtp: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut ep = Endpoint {
+        tcp,
+        decoder: TpktDecoder::new(65_535),
+        rtp: UdpSocket::bind("127.0.0.1:0").unwrap(),
+        relay: rtp,
+    };
+    let setup = signalling::setup(&SetupParams {
+        call_reference: CRV,
+        call_id: [1; 16],
+        dialed: "9999".into(),
+        display: "Lost".into(),
+        fast_start: media::propose(G711::Ulaw, 1, rtp, rtp).unwrap(),
+        tunnelling: false,
+    })
+    .unwrap();
+    ep.tcp.write_all(&setup).unwrap();
+    let (m, _) = ep.next(Duration::from_secs(10)).unwrap();
+    assert_eq!(m.message_type, MessageType::CallProceeding);
+    let (m, _) = ep.next(Duration::from_secs(10)).unwrap();
+    assert_eq!(m.message_type, MessageType::ReleaseComplete);
+    assert_eq!(m.cause().map(|c| c.value), Some(1), "unallocated number: {m:?}");
+}
