@@ -164,12 +164,15 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
 
     let mut tasks = tokio::task::JoinSet::new();
     {
-        let app = crate::http::router(shared.clone());
+        let web = listen::web::WebContext::new(media.clone(), media_address)
+            .map_err(|e| anyhow!("cannot start the web client: {e}"))?;
+        let app = crate::http::router_with_web(shared.clone(), web);
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let shutdown = async move {
                 let _ = stop.changed().await;
             };
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             if let Err(e) = axum::serve(http, app).with_graceful_shutdown(shutdown).await {
                 tracing::error!(error = %e, "HTTP listener failed");
             }

@@ -20,6 +20,8 @@
 //! | `POST /api/v1/conferences/{id}/participants/{pid}/{admit,reject,mute,unmute,remove,make-moderator,stop-video,allow-video}` | moderator actions |
 //! | `POST /api/v1/conferences/{id}/end` | end the running conference |
 //! | `POST /api/v1/conferences/{id}/lock`, `.../unlock` | no new guests or participants (moderators still get in) |
+//!
+//! The web client's pages and its WebSocket are in [`web`].
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -31,6 +33,8 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::json;
+
+pub mod web;
 
 use crate::conference::{ModerationError, ModeratorAction};
 use crate::directory::{AccountPatch, AccountType, ConferencePatch, ConferenceSpec, DirectoryError, NewAccount};
@@ -120,6 +124,11 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
 /// `Some(None)` for an explicit `null`, `Some(Some(v))` for a value, `None` when absent.
 fn double<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+/// The HTTP routes with the web client's pages and WebSocket ([`web`]).
+pub fn router_with_web(shared: Shared, web_ctx: crate::listen::web::WebContext) -> Router {
+    router(shared.clone()).merge(web::routes(shared, web_ctx))
 }
 
 /// The HTTP routes.

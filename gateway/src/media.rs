@@ -14,6 +14,7 @@
 //! stream of key presses whatever the protocol.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ const FROM_LEG_QUEUE: usize = 8;
 const TO_LEG_QUEUE: usize = 16;
 /// Packets queued from the relay's worker before new ones are dropped.
 const PACKET_QUEUE: usize = 64;
+/// STUN and DTLS datagrams queued for a web session before new ones are dropped.
+const TRANSPORT_QUEUE: usize = 64;
 /// How long after its last packet a leg still counts as sending.
 const SENDING_GRACE: Duration = Duration::from_millis(200);
 /// Largest encoded frame.
@@ -81,6 +84,17 @@ pub struct AudioPort {
     task: tokio::task::JoinHandle<()>,
     relay: Relay,
     endpoint: EndpointId,
+    ssrc: u32,
+}
+
+/// A STUN message or DTLS record that reached a web-client leg's endpoint,
+/// with its source (handed up by [`AudioPort::start_with_transport`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportDatagram {
+    /// A STUN message (ICE connectivity check).
+    Stun(SocketAddr, Vec<u8>),
+    /// DTLS records (the DTLS-SRTP handshake).
+    Dtls(SocketAddr, Vec<u8>),
 }
 
 impl AudioPort {
@@ -90,6 +104,32 @@ impl AudioPort {
     ///
     /// The codec library refused to start (Opus), or the endpoint is gone.
     pub fn start(relay: &Relay, endpoint: EndpointId, format: AudioFormat) -> Result<AudioPort, MediaError> {
+        Self::start_inner(relay, endpoint, format, None)
+    }
+
+    /// As [`AudioPort::start`], and also hands up the STUN and DTLS
+    /// datagrams that reach the endpoint (from any source) for a leg that
+    /// does its own ICE and DTLS-SRTP (the web client).
+    ///
+    /// # Errors
+    ///
+    /// As [`AudioPort::start`].
+    pub fn start_with_transport(
+        relay: &Relay,
+        endpoint: EndpointId,
+        format: AudioFormat,
+    ) -> Result<(AudioPort, mpsc::Receiver<TransportDatagram>), MediaError> {
+        let (tx, rx) = mpsc::channel(TRANSPORT_QUEUE);
+        let port = Self::start_inner(relay, endpoint, format, Some(tx))?;
+        Ok((port, rx))
+    }
+
+    fn start_inner(
+        relay: &Relay,
+        endpoint: EndpointId,
+        format: AudioFormat,
+        transport: Option<mpsc::Sender<TransportDatagram>>,
+    ) -> Result<AudioPort, MediaError> {
         let mut config = InboundConfig::new(format.payload_type);
         config.telephone_event_payload_type = format.telephone_event;
         config.telephone_event_clock_rate = Some(format.telephone_event_clock);
@@ -97,18 +137,26 @@ impl AudioPort {
         let encoder = codec::encoder(format.codec, EncoderOptions::default())?;
         let (packet_tx, packet_rx) = mpsc::channel(PACKET_QUEUE);
         relay
-            .tap(endpoint, Some(Box::new(ChannelSink(packet_tx))))
+            .tap(
+                endpoint,
+                Some(Box::new(ChannelSink {
+                    packets: packet_tx,
+                    transport,
+                })),
+            )
             .map_err(|e| MediaError::Relay(e.to_string()))?;
         let (from_tx, from_leg) = mpsc::channel(FROM_LEG_QUEUE);
         let (to_leg, to_rx) = mpsc::channel(TO_LEG_QUEUE);
         let (dtmf_tx, dtmf) = mpsc::channel(32);
+        let out = Packetizer::new(format.codec.timestamp_step_20ms(), format.payload_type);
+        let ssrc = out.ssrc;
         let leg = LegAudio {
             relay: relay.clone(),
             endpoint,
             format,
             inbound,
             encoder,
-            out: Packetizer::new(format.codec.timestamp_step_20ms(), format.payload_type),
+            out,
             last_packet: None,
             frame: [0; FRAME_SAMPLES],
         };
@@ -121,7 +169,13 @@ impl AudioPort {
             task,
             relay: relay.clone(),
             endpoint,
+            ssrc,
         })
+    }
+
+    /// The SSRC of the RTP this port sends (for `a=ssrc` in an SDP).
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
     }
 
     /// Where drivers put digits that arrive out of band (SIP INFO, H.245
@@ -210,13 +264,33 @@ pub enum MediaError {
 }
 
 /// Queues what the relay's worker hands over; never blocks it.
-struct ChannelSink(mpsc::Sender<Vec<u8>>);
+struct ChannelSink {
+    packets: mpsc::Sender<Vec<u8>>,
+    /// Where STUN and DTLS go, for legs that do ICE and DTLS-SRTP
+    /// themselves; `None`: not taken (the relay counts them as dropped).
+    transport: Option<mpsc::Sender<TransportDatagram>>,
+}
 
 impl TapSink for ChannelSink {
     fn rtp(&mut self, packet: &[u8]) {
         // Full: the leg's task is behind; dropping is what a late packet
         // would meet in the jitter buffer anyway.
-        let _ = self.0.try_send(packet.to_vec());
+        let _ = self.packets.try_send(packet.to_vec());
+    }
+
+    fn stun(&mut self, src: SocketAddr, packet: &[u8]) -> bool {
+        match &self.transport {
+            // Full: the session is behind; the browser retransmits.
+            Some(t) => t.try_send(TransportDatagram::Stun(src, packet.to_vec())).is_ok(),
+            None => false,
+        }
+    }
+
+    fn dtls(&mut self, src: SocketAddr, packet: &[u8]) -> bool {
+        match &self.transport {
+            Some(t) => t.try_send(TransportDatagram::Dtls(src, packet.to_vec())).is_ok(),
+            None => false,
+        }
     }
 }
 

@@ -4,3 +4,4 @@
 pub mod h323;
 pub mod loopback;
 pub mod sip;
+pub mod web;
