@@ -50,7 +50,15 @@ fn runs_on_defaults_and_creates_its_state() {
         "loopback socket in the state dir"
     );
 
-    let printed = std::fs::read_to_string(dir.path().join("out")).unwrap();
+    // The listeners answer as soon as they are bound; the summary is printed right after.
+    let mut printed = String::new();
+    for _ in 0..100 {
+        printed = std::fs::read_to_string(dir.path().join("out")).unwrap();
+        if printed.contains("admin token:") && printed.contains("media:") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(printed.contains(&format!("http://127.0.0.1:{port}/")), "{printed}");
     let token = printed
         .lines()
