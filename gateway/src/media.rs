@@ -178,6 +178,20 @@ impl AudioPort {
         self.ssrc
     }
 
+    /// Plays `prompt` to the leg once, in real time (one frame per 20 ms),
+    /// and returns when it has been played.
+    pub async fn play_prompt(&self, prompt: mixer::prompts::PromptId) {
+        let mut player = mixer::prompts::PromptPlayer::new(prompt, None);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        while let Some(f) = player.next_frame() {
+            tick.tick().await;
+            let _ = self.to_leg.try_send(Heard {
+                frame: *f,
+                shared: None,
+            });
+        }
+    }
+
     /// Where drivers put digits that arrive out of band (SIP INFO, H.245
     /// UserInputIndication).
     pub fn dtmf_sender(&self) -> mpsc::Sender<char> {

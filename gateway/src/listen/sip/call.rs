@@ -1321,15 +1321,7 @@ impl PinPrompt for SipPin<'_> {
     async fn ask(&mut self, _attempts_left: u32, wrong: bool) -> Option<String> {
         if wrong {
             // "That PIN is not correct." then the question again.
-            let mut p = mixer::prompts::PromptPlayer::new(mixer::prompts::PromptId::WrongPin, None);
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            while let Some(f) = p.next_frame() {
-                tick.tick().await;
-                let _ = self.port.to_leg.try_send(Heard {
-                    frame: *f,
-                    shared: None,
-                });
-            }
+            self.port.play_prompt(mixer::prompts::PromptId::WrongPin).await;
         }
         match self
             .call
