@@ -671,6 +671,7 @@ impl Peer {
                     .env("CONFGATE_SIP__UDP_LISTEN", "")
                     .env("CONFGATE_SIP__TCP_LISTEN", "")
                     .env("CONFGATE_H323__SIGNALLING_LISTEN", "")
+                    .env("CONFGATE_H323__RAS_LISTEN", "")
                     .env("CONFGATE_RELAY__NG_LISTEN", ng.to_string())
                     .env("CONFGATE_RELAY__WORKERS", "1")
                     .env("CONFGATE_MEDIA__BIND", "127.0.0.1")

@@ -14,8 +14,9 @@ fn runs_on_defaults_and_creates_its_state() {
     let port = free_port();
     let sip = confgate_suite::free_sip_port();
     let h323 = free_port();
+    let ras = confgate_suite::free_udp_port();
     let out = std::fs::File::create(dir.path().join("out")).unwrap();
-    // Only the HTTP, SIP and H.323 ports are moved off 8080, 5060 and 1720 (they may be taken on a test
+    // Only the HTTP, SIP and H.323 ports are moved off 8080, 5060, 1720 and 1719 (they may be taken on a test
     // machine, and tests run in parallel); everything else is the default.
     let child = std::process::Command::new(confgate_bin())
         .arg("serve")
@@ -24,6 +25,7 @@ fn runs_on_defaults_and_creates_its_state() {
         .env("CONFGATE_SIP__UDP_LISTEN", format!("127.0.0.1:{sip}"))
         .env("CONFGATE_SIP__TCP_LISTEN", format!("127.0.0.1:{sip}"))
         .env("CONFGATE_H323__SIGNALLING_LISTEN", format!("127.0.0.1:{h323}"))
+        .env("CONFGATE_H323__RAS_LISTEN", format!("127.0.0.1:{ras}"))
         .stdout(out)
         .stderr(Stdio::null())
         .spawn()

@@ -539,7 +539,8 @@ fn run_case(case: &Case, root: &Path) -> Result<String> {
         // Kamailio is the SIP server here: confgate only relays media.
         .env("CONFGATE_SIP__UDP_LISTEN", "")
         .env("CONFGATE_SIP__TCP_LISTEN", "")
-        .env("CONFGATE_H323__SIGNALLING_LISTEN", "");
+        .env("CONFGATE_H323__SIGNALLING_LISTEN", "")
+        .env("CONFGATE_H323__RAS_LISTEN", "");
     let mut confgate = spawn_logged(confgate_cmd, &logs, "confgate")?;
     wait_healthy(&net, &mut confgate, Duration::from_secs(20))?;
     let before = metrics(&net)?;

@@ -7,7 +7,7 @@
 //! command, which verify also requires to exist). The test fails, rather than
 //! skips, when they are missing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -17,7 +17,7 @@ const INSTALLED_BINARY: &str = "/usr/bin/confgate";
 const STAND_IN_BINARY: &str = "/bin/true";
 
 fn unit_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd").join(UNIT_NAME)
+    confgate_suite::repo_dir().join("systemd").join(UNIT_NAME)
 }
 
 fn read_unit() -> Result<String> {

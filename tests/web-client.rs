@@ -9,6 +9,16 @@
 //! - screenshots of the main page, the join screen and the conference go to
 //!   `tests/artifacts/web-client/`.
 //!
+//! `tests/web/account-join.mjs` covers joining as an account:
+//! - [`personal_account_join_as_sip_user`]: a `sip` account logs in on
+//!   `/account`, sees only the conference it takes part in, and its "Join
+//!   conference" joins as `user@server` (admin API) with audio flowing;
+//!   logout forgets the session;
+//! - [`main_page_login_then_anonymous_join_is_the_account`]: a login on `/`
+//!   followed by a join with only a display name joins as the account.
+//!
+//! The browser tests take [`BROWSER`] in turn (2 cores, one Chromium at a
+//! time).
 //! Chromium gathers no ICE candidate on `lo` (it would use the host's own
 //! eth0 address instead), so, as `TESTING.md` says, the daemon runs in one
 //! network namespace and the browser in another, joined by a veth pair.
@@ -16,13 +26,18 @@
 //! comes from `npm ci --prefix tests/web` (done here when missing).
 #![allow(clippy::unwrap_used)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use confgate_suite::{confgate_bin, read_wav, rms, ChildGuard, NetnsPair, TempDir};
 
 const HTTP_PORT: u16 = 8080;
+
+/// One browser test at a time.
+static BROWSER: Mutex<()> = Mutex::new(());
 
 fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/web")
@@ -78,8 +93,12 @@ fn log(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("serve.err")).unwrap_or_default()
 }
 
-#[test]
-fn browser_and_bot_hear_each_other() {
+fn artifacts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/web-client")
+}
+
+/// Chromium and playwright-core are there (npm ci when missing).
+fn need_browser() {
     if !Path::new("/usr/bin/chromium").exists() {
         panic!("needs /usr/bin/chromium (scripts/test installs it)");
     }
@@ -91,6 +110,329 @@ fn browser_and_bot_hear_each_other() {
             .expect("npm (scripts/test installs it)");
         assert!(st.success(), "npm ci in tests/web failed");
     }
+}
+
+/// A daemon in the server namespace of a fresh pair. Fields drop in order:
+/// the daemon, then the namespaces (killing what runs in them), then the
+/// directory.
+struct Web {
+    _daemon: ChildGuard,
+    net: NetnsPair,
+    dir: TempDir,
+}
+
+impl Web {
+    fn start(tag: &str) -> Self {
+        let dir = TempDir::new(&format!("web-client-{tag}"));
+        let net = NetnsPair::create(tag, 220 + (std::process::id() % 30) as u8).unwrap();
+        let d = dir.path();
+        let mut serve = confgate(&net, d);
+        serve
+            .arg("serve")
+            .stdout(std::fs::File::create(d.join("serve.out")).unwrap())
+            .stderr(std::fs::File::create(d.join("serve.err")).unwrap());
+        let mut daemon = ChildGuard(serve.spawn().unwrap());
+        wait_healthy(&net, &mut daemon, d);
+        Self {
+            _daemon: daemon,
+            net,
+            dir,
+        }
+    }
+
+    /// `confgate <args>` (with `stdin` on its standard input); its stdout.
+    fn cli(&self, args: &[&str], stdin: &str) -> String {
+        let mut c = confgate(&self.net, self.dir.path());
+        let mut child = c
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "confgate {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `GET /api/v1/<path>` with the admin token.
+    fn api_get(&self, token: &str, path: &str) -> serde_json::Value {
+        let out = self
+            .net
+            .server_cmd("curl")
+            .args(["-s", "--max-time", "2", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(format!("http://{}:{HTTP_PORT}/api/v1/{path}", self.net.server_ip))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Runs `account-join.mjs` with `mode` while watching the conference's
+    /// participants through the admin API; returns the script's result and
+    /// the first web participant seen.
+    fn join_as_account(
+        &self,
+        mode: &str,
+        user: &str,
+        password: &str,
+        conf: &str,
+    ) -> (serde_json::Value, serde_json::Value) {
+        let token = self.cli(&["admin", "token"], "").trim().to_string();
+        let browser = self
+            .net
+            .client_cmd("node")
+            .arg(web_dir().join("account-join.mjs"))
+            .env("BASE_URL", format!("http://{}:{HTTP_PORT}", self.net.server_ip))
+            .env("MODE", mode)
+            .env("USER_ID", user)
+            .env("PASSWORD", password)
+            .env("CONF", conf)
+            .env("ARTIFACTS", artifacts())
+            .env("STAY_SECS", "8")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut browser = ChildGuard(browser);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = serde_json::Value::Null;
+        while Instant::now() < deadline && browser.0.try_wait().unwrap().is_none() {
+            let v = self.api_get(&token, &format!("conferences/{conf}/participants"));
+            if let Some(p) = v["participants"].as_array().and_then(|l| {
+                l.iter()
+                    .find(|p| p["protocol"].as_str().is_some_and(|x| x.contains("web")))
+            }) {
+                seen = p.clone();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let (st, out, err) = browser.output_timeout(Duration::from_secs(90)).unwrap();
+        let line = out.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| {
+            panic!(
+                "no RESULT from the browser script ({st}): {out}\n{err}\n{}",
+                log(self.dir.path())
+            )
+        });
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        eprintln!("browser ({mode}): {r}\nweb participant: {seen}");
+        assert!(
+            r.get("error").is_none(),
+            "browser script failed: {r}\n{err}\ndaemon: {}",
+            log(self.dir.path())
+        );
+        (r, seen)
+    }
+}
+
+/// Audio flowed both ways while the browser was in (`getStats`).
+fn assert_audio_flows(r: &serde_json::Value) {
+    let first = r["first"]["inbound"].as_f64().unwrap_or_default();
+    let second = r["second"]["inbound"].as_f64().unwrap_or_default();
+    assert!(
+        r["second"]["pair"].as_bool().unwrap_or(false),
+        "a candidate pair succeeded: {r}"
+    );
+    assert!(
+        second > first && second - first > 10_000.0,
+        "inbound audio bytes grow in 3 s: {first} → {second}"
+    );
+    assert!(
+        r["second"]["outbound"].as_f64().unwrap_or_default() > 5_000.0,
+        "the browser sends audio: {r}"
+    );
+    assert_eq!(r["left"], true);
+}
+
+/// The session cookie as the browser stored it.
+fn assert_cookie(r: &serde_json::Value) {
+    assert_eq!(r["cookie"]["httpOnly"], true, "{r}");
+    assert_eq!(r["cookie"]["sameSite"], "Strict", "{r}");
+    assert_eq!(r["cookie"]["secure"], false, "plain HTTP: not Secure: {r}");
+    assert_eq!(r["cookie"]["len"], 32, "128-bit id in hex: {r}");
+}
+
+/// A bot that plays a tone into `conf` for `secs`, so the browser has audio
+/// to receive; as the account `login` (user, password) when given.
+fn tone_bot(web: &Web, conf: &str, secs: u32, login: Option<(&str, &str)>) -> ChildGuard {
+    let mut c = confgate(&web.net, web.dir.path());
+    c.args([
+        "bot",
+        "--conference",
+        conf,
+        "--name",
+        "Bot",
+        "--play",
+        "tone:440",
+        "--duration",
+    ])
+    .arg(secs.to_string())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    if let Some((user, _)) = login {
+        c.args(["--user", user, "--password-stdin"]);
+    }
+    let mut bot = c.spawn().unwrap();
+    let mut stdin = bot.stdin.take().unwrap();
+    if let Some((_, password)) = login {
+        stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    }
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(500));
+    ChildGuard(bot)
+}
+
+#[test]
+fn personal_account_join_as_sip_user() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("acct");
+    web.cli(
+        &[
+            "user",
+            "add",
+            "carol",
+            "--type",
+            "sip",
+            "--name",
+            "Carol Sip",
+            "--password-stdin",
+        ],
+        "carol-secret-1\n",
+    );
+    web.cli(&["user", "add", "dave", "--type", "ws", "--name", "Dave"], "");
+    web.cli(
+        &["user", "add", "botty", "--type", "loop", "--password-stdin"],
+        "botty-secret-1\n",
+    );
+    web.cli(
+        &[
+            "conference",
+            "add",
+            "board",
+            "--name",
+            "Board meeting",
+            "--closed",
+            "--no-anonymous",
+            "--participant",
+            "carol",
+            "--participant",
+            "botty",
+        ],
+        "",
+    );
+    web.cli(
+        &[
+            "conference",
+            "add",
+            "secret",
+            "--name",
+            "Not for Carol",
+            "--closed",
+            "--no-anonymous",
+            "--participant",
+            "dave",
+        ],
+        "",
+    );
+    let bot = tone_bot(&web, "board", 30, Some(("botty", "botty-secret-1")));
+
+    let (r, seen) = web.join_as_account("account", "carol", "carol-secret-1", "board");
+    assert_cookie(&r);
+    assert_eq!(
+        r["listed"],
+        serde_json::json!(["board"]),
+        "only carol's conference is offered: {r}"
+    );
+    assert_eq!(
+        r["menu"],
+        serde_json::json!(["board"]),
+        "the side menu offers the same: {r}"
+    );
+    assert_eq!(r["joinLabels"], serde_json::json!(["Join conference: Board meeting"]));
+    assert!(
+        r["url"].as_str().unwrap_or_default().contains("/c/board?autojoin=1"),
+        "{r}"
+    );
+    assert!(r["participants"].to_string().contains("Bot"), "the bot is in too: {r}");
+    assert_eq!(seen["account"], "carol@web.test", "joined as the account: {seen}");
+    assert_eq!(r["welcomeUser"], "carol@web.test", "{r}");
+    assert_audio_flows(&r);
+    assert_eq!(r["afterLogout"], 401, "logout forgets the session: {r}");
+    assert!(r["cookieAfterLogout"].is_null(), "logout clears the cookie: {r}");
+    drop(bot);
+    drop(web);
+}
+
+#[test]
+fn main_page_login_then_anonymous_join_is_the_account() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("main");
+    web.cli(
+        &[
+            "user",
+            "add",
+            "erin",
+            "--type",
+            "ws",
+            "--name",
+            "Erin",
+            "--password-stdin",
+        ],
+        "erin-secret-1\n",
+    );
+    web.cli(&["conference", "add", "lounge"], "");
+    let bot = tone_bot(&web, "lounge", 30, None);
+
+    let (r, seen) = web.join_as_account("main", "erin", "erin-secret-1", "lounge");
+    assert_cookie(&r);
+    assert_eq!(
+        seen["account"], "erin@web.test",
+        "recognised by the cookie, not a guest: {seen}"
+    );
+    assert_eq!(seen["display_name"], "Anon Name", "with the name typed in: {seen}");
+    assert_eq!(r["welcomeUser"], "erin@web.test", "{r}");
+    assert!(r["participants"].to_string().contains("Bot"), "the bot is in too: {r}");
+    assert_audio_flows(&r);
+
+    // A login flood from one address over HTTP meets the same lock-out
+    // (routing.lockout_after = 5 by default): then even the right password
+    // is refused from there for a while.
+    let login = |user: &str, password: &str| -> String {
+        let out = web
+            .net
+            .client_cmd("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3"])
+            .args(["-H", "content-type: application/json", "-d"])
+            .arg(serde_json::json!({ "user": user, "password": password }).to_string())
+            .arg(format!("http://{}:{HTTP_PORT}/api/session", web.net.server_ip))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let codes: Vec<String> = (0..6).map(|i| login(&format!("nobody{i}"), "wrong")).collect();
+    assert_eq!(codes[..5], ["401"; 5], "wrong logins: {codes:?}");
+    assert_eq!(codes[5], "429", "the sixth is locked out: {codes:?}");
+    assert_eq!(login("erin", "erin-secret-1"), "429", "the address stays locked out");
+    drop(bot);
+    drop(web);
+}
+
+#[test]
+fn browser_and_bot_hear_each_other() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("web-client");
     // Declared after the directory, so that it drops (and kills every
     // process in its namespaces) before the directory goes.
@@ -133,7 +475,7 @@ fn browser_and_bot_hear_each_other() {
     let bot = ChildGuard(bot);
     std::thread::sleep(Duration::from_millis(500));
 
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/artifacts/web-client");
+    let artifacts = artifacts();
     let browser = net
         .client_cmd("node")
         .arg(web_dir().join("join-and-hear.mjs"))

@@ -1,5 +1,8 @@
-// confgate web client: main page, join screen, PIN, waiting room and the
-// conference itself, over the signaling WebSocket at /ws (protocol v1).
+// confgate web client: main page, join screen, personal account, PIN,
+// waiting room and the conference itself, over the signaling WebSocket at
+// /ws (protocol v1). Logging in is `POST /api/session`, which sets an
+// HttpOnly session cookie; the /ws upgrade carries it, so a logged-in
+// browser joins as its account without sending credentials again.
 import { STRINGS } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
@@ -43,18 +46,99 @@ function show(view) {
 }
 
 // ---- the session
-const state = { ws: null, pc: null, stream: null, me: null, conference: null, micMuted: !mic, login: null };
+const state = { ws: null, pc: null, stream: null, me: null, conference: null, micMuted: !mic, account: null, user: null };
 window.confgate = state; // for tests: state.pc.getStats()
 
 function send(msg) { if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ v: 1, ...msg })); }
 
-function start(conference, displayName, login) {
+// ---- the account session (cookie set by the server, HttpOnly)
+async function api(method, path, body) {
+  const r = await fetch(path, {
+    method, credentials: 'same-origin',
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  let data = null;
+  try { data = await r.json(); } catch { /* 204 */ }
+  return { ok: r.ok, status: r.status, data };
+}
+async function loadSession() {
+  const r = await api('GET', '/api/session');
+  state.account = r.ok ? r.data : null;
+  showSession();
+}
+async function logIn(user, password) {
+  const r = await api('POST', '/api/session', { user, password });
+  if (r.ok) { state.account = r.data; notice(''); showSession(); return true; }
+  notice(t(r.status === 429 ? 'rate_limited' : r.status === 401 ? 'auth_failed' : 'login_failed'));
+  return false;
+}
+async function logOut() {
+  await api('DELETE', '/api/session');
+  state.account = null;
+  showSession();
+}
+function showSession() {
+  const a = state.account;
+  for (const el of document.querySelectorAll('.session-user')) el.textContent = a ? `${a.display_name} (${a.user})` : '';
+  $('main-session').hidden = !a;
+  $('main-login').hidden = !!a;
+  $('join-session').hidden = !a;
+  if (a && !$('main-name').value) $('main-name').value = a.display_name;
+  if (a && !$('join-name').value) $('join-name').value = a.display_name;
+}
+
+// ---- personal account
+async function showAccount() {
+  show('account');
+  await loadSession();
+  if (!state.account) {
+    $('account-home').hidden = true;
+    $('account-login').hidden = false;
+    $('account-user').focus();
+    return;
+  }
+  const r = await api('GET', '/api/account/conferences');
+  if (!r.ok) { state.account = null; return showAccount(); }
+  $('account-login').hidden = true;
+  $('account-home').hidden = false;
+  const list = r.data.conferences;
+  const href = (c) => `/c/${encodeURIComponent(c.id)}?autojoin=1${params.has('lang') ? `&lang=${lang}` : ''}`;
+  $('conf-empty').hidden = list.length > 0;
+  $('conf-list').replaceChildren(...list.map((c) => {
+    const li = document.createElement('li');
+    li.className = 'card';
+    const title = document.createElement('h4');
+    title.textContent = c.name || c.id;
+    const meta = document.createElement('p');
+    meta.textContent = `${t('conference_id')}: ${c.id} · ${t(`role_${c.role}`)}`;
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'join-conf';
+    b.dataset.conf = c.id;
+    b.textContent = t('join_conference');
+    b.setAttribute('aria-label', `${t('join_conference')}: ${c.name || c.id}`);
+    b.addEventListener('click', () => { location.href = href(c); });
+    li.append(title, meta, b);
+    return li;
+  }));
+  $('menu-conferences').replaceChildren(...list.map((c) => {
+    const li = document.createElement('li');
+    const a = document.createElement('a');
+    a.href = href(c);
+    a.dataset.conf = c.id;
+    a.textContent = c.name || c.id;
+    a.setAttribute('aria-label', `${t('join_conference')}: ${c.name || c.id}`);
+    li.append(a);
+    return li;
+  }));
+}
+
+function start(conference, displayName) {
   state.conference = conference;
-  state.login = login;
   notice(t('connecting'));
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
   state.ws = ws;
-  let loggedIn = false;
   const join = () => send({ type: 'join', conference, display_name: displayName, mic: !state.micMuted, cam, ...(pin ? { pin } : {}) });
   ws.onopen = () => send({ type: 'hello', client: 'confgate-web/1' });
   ws.onmessage = async (ev) => {
@@ -62,8 +146,9 @@ function start(conference, displayName, login) {
     try { m = JSON.parse(ev.data); } catch { return; }
     switch (m.type) {
       case 'welcome':
-        if (login && !loggedIn && !m.user) { loggedIn = true; send({ type: 'login', user: login.user, password: login.password }); }
-        else join();
+        // m.user: the session cookie's account; the join is then as that account.
+        state.user = m.user || null;
+        join();
         break;
       case 'pin_required':
         notice('');
@@ -81,8 +166,7 @@ function start(conference, displayName, login) {
       case 'participants': renderParticipants(m.participants); break;
       case 'notice': notice(t(m.code) !== m.code ? t(m.code) : m.text); break;
       case 'error':
-        if (m.code === 'auth_failed') { notice(t('auth_failed')); ws.close(); showFirst(); }
-        else notice(m.message);
+        notice(t(m.code) !== m.code ? t(m.code) : m.message);
         break;
       case 'ended': finish(`${t('ended')}: ${m.reason}`); break;
     }
@@ -140,6 +224,7 @@ function finish(text) {
 
 // ---- screens
 function showFirst() {
+  if (location.pathname === '/account') { showAccount(); return null; }
   const m = location.pathname.match(/^\/c\/([^/]+)$/);
   if (m) {
     const conf = decodeURIComponent(m[1]);
@@ -155,23 +240,44 @@ function showFirst() {
   return null;
 }
 
-document.addEventListener('DOMContentLoaded', () => {
+document.addEventListener('DOMContentLoaded', async () => {
   translate();
   const conf = showFirst();
   if (notices.length) notice(`${t('bad_param')}: ${notices.join(', ')}`);
-  $('main-form').addEventListener('submit', (e) => {
+  $('main-login-btn').addEventListener('click', async () => {
+    const user = $('main-user').value.trim();
+    if (!user || !$('main-pass').value) { notice(t('login_needed')); return; }
+    if (await logIn(user, $('main-pass').value)) { $('main-pass').value = ''; $('main-conf').focus(); }
+  });
+  $('main-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     const user = $('main-user').value.trim();
-    const password = $('main-pass').value;
-    const displayName = $('main-name').value.trim() || user;
+    if (!state.account && user) {
+      if (!(await logIn(user, $('main-pass').value))) return;
+      $('main-pass').value = '';
+    }
+    const displayName = $('main-name').value.trim() || (state.account && state.account.display_name) || '';
     if (!displayName) { notice(t('name_needed')); return; }
-    start($('main-conf').value.trim(), displayName, user ? { user, password } : null);
+    start($('main-conf').value.trim(), displayName);
   });
   $('join-form').addEventListener('submit', (e) => {
     e.preventDefault();
     state.micMuted = !$('join-mic').checked;
-    start(conf, $('join-name').value.trim(), null);
+    start(conf, $('join-name').value.trim());
   });
+  $('account-login').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (await logIn($('account-user').value.trim(), $('account-pass').value)) {
+      $('account-pass').value = '';
+      showAccount();
+    }
+  });
+  for (const b of document.querySelectorAll('.logout')) {
+    b.addEventListener('click', async () => {
+      await logOut();
+      if (location.pathname === '/account') showAccount(); else $('main-user').focus();
+    });
+  }
   $('pin-form').addEventListener('submit', (e) => {
     e.preventDefault();
     send({ type: 'pin', pin: $('pin-input').value.trim() });
@@ -185,5 +291,8 @@ document.addEventListener('DOMContentLoaded', () => {
     send({ type: 'mute', media: 'audio', muted: state.micMuted });
     updateMicButton();
   });
-  if (conf && autojoin && name) start(conf, name, null);
+  if (location.pathname !== '/account') await loadSession();
+  // Autojoin needs a name: the link's, or the logged-in account's.
+  const autoName = name || (state.account && state.account.display_name);
+  if (conf && autojoin && autoName) start(conf, autoName);
 });

@@ -85,17 +85,18 @@ pub async fn route_call(
 }
 
 /// Endpoints of `user` that can be called now: its live SIP
-/// registrations. Web-client sessions are never called (the web client
+/// registrations and its H.323 (RAS) registrations. Web-client sessions are never called (the web client
 /// only calls in), so they do not count.
 async fn reachable_endpoints(shared: &Shared, user: &str) -> usize {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let h323 = crate::listen::h323::ras::registered_endpoints(user);
     match shared.directory.sip_bindings(user, now).await {
-        Ok(b) => b.len(),
+        Ok(b) => b.len() + h323,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read registrations");
-            0
+            h323
         }
     }
 }

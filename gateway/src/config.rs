@@ -276,24 +276,42 @@ fn valid_host_port(s: &str) -> bool {
     }
 }
 
-/// `[h323]`: the H.323 listener's addresses. Call signalling is served;
-/// RAS (the gatekeeper) is not in this release (its key is validated).
+/// `[h323]`: the H.323 listener's addresses: call signalling and the RAS
+/// gatekeeper.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct H323Config {
     /// Call signalling (H.225.0 over TCP; empty: no H.323).
     pub signalling_listen: String,
-    /// RAS (gatekeeper, UDP).
-    pub ras_listen: SocketAddr,
+    /// RAS (gatekeeper, UDP; empty: no gatekeeper).
+    pub ras_listen: String,
+    /// Who may register with the gatekeeper.
+    pub registration_policy: RegistrationPolicy,
+    /// Time to live granted to registrations, in seconds (endpoints asking
+    /// for less get what they ask).
+    pub registration_ttl_secs: u32,
 }
 
 impl Default for H323Config {
     fn default() -> Self {
         Self {
             signalling_listen: "0.0.0.0:1720".into(),
-            ras_listen: SocketAddr::from(([0, 0, 0, 0], 1719)),
+            ras_listen: "0.0.0.0:1719".into(),
+            registration_policy: RegistrationPolicy::Accounts,
+            registration_ttl_secs: 300,
         }
     }
+}
+
+/// `h323.registration_policy`: which RAS registrations are admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Every H.323-ID and dialedDigits alias names one existing account,
+    /// of type h323 or with a password.
+    Accounts,
+    /// Any alias registers (a lab or a closed network).
+    Open,
 }
 
 /// `[media]`: addresses and ports of the media plane.
@@ -810,6 +828,20 @@ impl Config {
                 "an IP address and a port (\"0.0.0.0:1720\"), or empty for no H.323",
             ));
         }
+        if !self.h323.ras_listen.is_empty() && self.h323.ras_listen.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::value(
+                "h323.ras_listen",
+                &self.h323.ras_listen,
+                "an IP address and a port (\"0.0.0.0:1719\"), or empty for no gatekeeper",
+            ));
+        }
+        if !(30..=86_400).contains(&self.h323.registration_ttl_secs) {
+            return Err(ConfigError::value(
+                "h323.registration_ttl_secs",
+                self.h323.registration_ttl_secs,
+                "30 to 86400",
+            ));
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.http.max_body_bytes) {
             return Err(ConfigError::value(
                 "http.max_body_bytes",
@@ -1073,7 +1105,7 @@ mod tests {
         assert_eq!(c.http.listen.port(), 8080);
         assert_eq!(c.sip.udp_listen, "0.0.0.0:5060");
         assert_eq!(c.h323.signalling_listen, "0.0.0.0:1720");
-        assert_eq!(c.h323.ras_listen.port(), 1719);
+        assert_eq!(c.h323.ras_listen, "0.0.0.0:1719");
         assert_eq!(c.federation.listen.port(), 4307);
         assert_eq!((c.media.port_min, c.media.port_max), (20000, 29999));
         assert_eq!(c.relay.ng_listen, "127.0.0.1:2223");

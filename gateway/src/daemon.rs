@@ -153,6 +153,16 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         shared.metrics.set_listener("h323", true);
         Some(l)
     };
+    let ras_socket = if config.h323.ras_listen.is_empty() {
+        None
+    } else {
+        let addr: std::net::SocketAddr = config.h323.ras_listen.parse().context("h323.ras_listen")?;
+        let s = listen::h323::ras::bind(addr)
+            .await
+            .map_err(|e| anyhow!("cannot listen for H.323 RAS on udp {addr}: {e}"))?;
+        shared.metrics.set_listener("h323_ras", true);
+        Some(s)
+    };
     let media_address = advertise
         .first()
         .copied()
@@ -202,6 +212,27 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
             stop_rx.clone(),
         ));
     }
+    let ras_addr = ras_socket.as_ref().and_then(|s| s.local_addr().ok());
+    if let (Some(socket), Some(bound)) = (ras_socket, ras_addr) {
+        // Addresses endpoints reach: the advertised address for wildcards.
+        let reachable = |a: std::net::SocketAddr| {
+            if a.ip().is_unspecified() {
+                std::net::SocketAddr::new(media_address, a.port())
+            } else {
+                a
+            }
+        };
+        let addresses = listen::h323::ras::Addresses {
+            ras: reachable(bound),
+            call_signalling: h323_addr.map(reachable),
+        };
+        tasks.spawn(listen::h323::ras::serve(
+            socket,
+            shared.clone(),
+            addresses,
+            stop_rx.clone(),
+        ));
+    }
     let loopback_path = loopback.as_ref().map(|(_, p)| p.clone());
     if let Some((listener, path)) = loopback {
         tasks.spawn(listen::loopback::serve(listener, path, shared.clone(), stop_rx.clone()));
@@ -225,6 +256,9 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
     }
     if let Some(a) = h323_addr {
         println!("  H.323:        tcp {a} (call signalling, Fast Connect)");
+    }
+    if let Some(a) = ras_addr {
+        println!("  H.323 RAS:    udp {a} (gatekeeper)");
     }
     if created {
         println!("  admin token:  {token}   (shown once; 'confgate admin token' prints it again)");

@@ -15,6 +15,8 @@ pub const DROP_REASONS: &[&str] = &[
     "room_queue_full",
     "loopback_bad_frame",
     "sip_malformed",
+    "h323_connection_limit",
+    "web_bad_origin",
 ];
 
 /// The daemon's metrics.

@@ -14,7 +14,11 @@ use confgate::config::{Config, RouteConfig};
 const NOT_SERVED: &[&str] = &["federation"];
 
 fn conf_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf")
+    // Read at run time: a build directory shared between clones keeps the compile-time path of another.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../conf")
 }
 
 fn reference_path() -> PathBuf {

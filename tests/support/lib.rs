@@ -65,6 +65,16 @@ impl Drop for TempDir {
     }
 }
 
+/// The repository root (this package's directory), read when the test runs:
+/// `cargo test` sets `CARGO_MANIFEST_DIR` for the test process. The
+/// compile-time value is only the fallback, so that a build directory shared
+/// between clones never points a test at another clone's files.
+pub fn repo_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// A loopback TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -170,6 +180,8 @@ pub struct Daemon {
     pub sip_port: u16,
     /// H.323 call-signalling port (TCP) on 127.0.0.1 (unless a test moved the listener).
     pub h323_port: u16,
+    /// H.323 RAS (gatekeeper) port (UDP) on 127.0.0.1 (unless a test moved the listener).
+    pub ras_port: u16,
     /// Extra environment given to the daemon and to CLI commands.
     pub env: Vec<(String, String)>,
     /// The daemon process.
@@ -209,6 +221,7 @@ impl Daemon {
         let port = free_port();
         let sip_port = free_sip_port();
         let h323_port = free_port();
+        let ras_port = free_udp_port();
         let mut env = vec![
             (
                 "CONFGATE_SERVER__DATA_DIR".to_string(),
@@ -226,6 +239,7 @@ impl Daemon {
                 "CONFGATE_H323__SIGNALLING_LISTEN".to_string(),
                 format!("127.0.0.1:{h323_port}"),
             ),
+            ("CONFGATE_H323__RAS_LISTEN".to_string(), format!("127.0.0.1:{ras_port}")),
         ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Self {
@@ -233,6 +247,7 @@ impl Daemon {
             port,
             sip_port,
             h323_port,
+            ras_port,
             env,
             child: None,
         }

@@ -10,7 +10,7 @@ use crate::{free_udp_port, ChildGuard};
 
 /// A scenario file under `tests/sipp/`.
 pub fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
+    crate::repo_dir().join("tests/sipp").join(name)
 }
 
 /// A SIPp process running one scenario, with its error and message logs.

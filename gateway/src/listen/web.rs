@@ -37,6 +37,7 @@ use webrtc::signal::{self, ClientMessage, ServerMessage};
 
 use crate::calls::{self, PinPrompt};
 use crate::conference::{Membership, ModerationError, ModeratorAction, ParticipantView, RoomEvent, RoomNotice};
+use crate::http::web::{SessionStore, WebUser};
 use crate::media::{AudioFormat, AudioPort, TransportDatagram};
 use crate::router::Role;
 use crate::state::Shared;
@@ -66,6 +67,8 @@ pub struct WebContext {
     pub media_address: IpAddr,
     /// Our DTLS certificate; its fingerprint goes in every offer.
     pub cert: Arc<DtlsCert>,
+    /// Logged-in browser sessions (the session cookie's store).
+    pub sessions: Arc<SessionStore>,
 }
 
 impl WebContext {
@@ -79,6 +82,7 @@ impl WebContext {
             relay,
             media_address,
             cert: Arc::new(DtlsCert::generate()?),
+            sessions: Arc::new(SessionStore::default()),
         })
     }
 }
@@ -182,8 +186,35 @@ fn ended(reason: &EndReason) -> ServerMessage {
     ServerMessage::Ended(signal::Ended::from_reason(reason))
 }
 
-/// Runs one session to its end.
-pub async fn session(shared: Shared, ctx: WebContext, socket: WebSocket, source: Option<SocketAddr>) {
+/// The party of a browser whose session cookie names `user`, if the
+/// account still exists.
+async fn cookie_party(shared: &Shared, user: &WebUser, source: Option<SocketAddr>) -> Option<Party> {
+    let account = match shared.directory.lookup_account(&user.user).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking up a session's account failed");
+            return None;
+        }
+    };
+    let id = call::TrueConfId::new(&account.user, shared.directory.server()).ok()?;
+    let mut party = Party::authenticated(id, Protocol::WebRtc);
+    party.display_name = Some(account.display_name);
+    party.remote = source;
+    Some(party)
+}
+
+/// Runs one session to its end. `user`: the account of the browser's
+/// session cookie, if it had a live one; the session is then authenticated
+/// from the start (`welcome` names it) and a `join` without `login` joins
+/// as that account.
+pub async fn session(
+    shared: Shared,
+    ctx: WebContext,
+    socket: WebSocket,
+    source: Option<SocketAddr>,
+    user: Option<WebUser>,
+) {
     let mut sig = Signal::new(socket);
     // hello → welcome
     match tokio::time::timeout(HELLO_TIMEOUT, sig.recv()).await {
@@ -205,8 +236,14 @@ pub async fn session(shared: Shared, ctx: WebContext, socket: WebSocket, source:
             user,
         })
     };
-    sig.send(welcome(None)).await;
-    let mut account: Option<Party> = None;
+    let mut account: Option<Party> = match &user {
+        Some(u) => cookie_party(&shared, u, source).await,
+        None => None,
+    };
+    sig.send(welcome(
+        account.as_ref().and_then(|p| p.account()).map(|a| a.to_string()),
+    ))
+    .await;
     let deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
     loop {
         let m = match tokio::time::timeout_at(deadline, sig.recv()).await {

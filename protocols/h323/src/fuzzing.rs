@@ -68,3 +68,28 @@ pub fn uuie(data: &[u8]) {
 pub fn h245(data: &[u8]) {
     per_round_trip::<h245::MultimediaSystemControlMessage>(data);
 }
+
+/// Drives a [`crate::ras::Gatekeeper`] with `data` split into datagrams at
+/// 0xff bytes, accepting every registration and advancing the clock.
+/// Checks: no panic; every reply it sends decodes as a RAS message.
+pub fn ras_gatekeeper(data: &[u8]) {
+    use crate::ras::{Config, Event, Gatekeeper, Output, Verdict};
+    use std::time::{Duration, Instant};
+    let mut gk = Gatekeeper::new(Config::default());
+    let source = std::net::SocketAddr::from(([127, 0, 0, 1], 40002));
+    let start = Instant::now();
+    for (i, datagram) in data.split(|&b| b == 0xff).enumerate() {
+        let now = start + Duration::from_secs(u64::try_from(i).unwrap_or(0) * 7);
+        let _ = gk.handle_input(now, source, datagram);
+        while let Some(o) = gk.poll_output() {
+            match o {
+                Output::Transmit { bytes, .. } => assert!(asn1::decode_ras(&bytes).is_ok()),
+                Output::Event(Event::Authorize { ticket, .. }) => {
+                    gk.authorize(now, ticket, Verdict::Accept { account: None });
+                }
+                Output::Event(_) => {}
+            }
+        }
+        let _ = gk.poll_timeout();
+    }
+}

@@ -15,10 +15,13 @@
 //!   Call Proceeding, Connect with Fast Connect, tunnelled H.245 minimum,
 //!   ReleaseComplete with Q.850 causes), driven by bytes and `now`.
 //! - [`media`]: Fast Connect's fastStart proposals and accepted channels.
+//! - [`ras`]: the RAS gatekeeper (GRQ, RRQ, URQ, ARQ, BRQ, DRQ, LRQ, IRR),
+//!   driven by datagrams and `now`.
 //!
 //! A signalling connection's bytes go: TCP chunks → [`tpkt::TpktDecoder`] →
 //! [`q931::Message::decode`] → [`q931::Message::user_user`] →
-//! [`asn1::decode_user_information`]. RAS datagrams (UDP 1719) go straight to
+//! [`asn1::decode_user_information`]. RAS datagrams (UDP 1719) go to
+//! [`ras::Gatekeeper::handle_input`], which decodes them with
 //! [`asn1::decode_ras`]; H.245 PDUs (tunnelled in `h245Control`, in
 //! `fastStart`, or one per TPKT on their own connection) to
 //! [`asn1::decode_h245`].
@@ -31,6 +34,7 @@
 pub mod asn1;
 pub mod media;
 pub mod q931;
+pub mod ras;
 pub mod signalling;
 pub mod tpkt;
 

@@ -1,8 +1,9 @@
 //! tshark as the independent oracle for what we encode (recipe in
 //! `../shared/TESTING.md`): a Setup with fastStart OpenLogicalChannels and
 //! an H.245 address, a Connect and a ReleaseComplete over TPKT on TCP 1720,
-//! an RRQ and an RCF on UDP 1719, and an H.245 TerminalCapabilitySet over
-//! TPKT on a separate H.245 connection. The dissectors must report no
+//! an RRQ and an RCF on UDP 1719, what the RAS gatekeeper answers (GCF,
+//! RRJ, RCF, ACF), and an H.245 TerminalCapabilitySet over TPKT on a
+//! separate H.245 connection. The dissectors must report no
 //! malformed packet and no error-level expert item, and name the right
 //! message types.
 //!
@@ -374,4 +375,92 @@ fn tshark_accepts_what_the_call_signalling_machine_sends() {
 
 fn terminal_capability_set_pdu() -> h245::MultimediaSystemControlMessage {
     decode(&terminal_capability_set()[tpkt::HEADER_LEN..]).unwrap()
+}
+
+/// What the RAS gatekeeper sends, driven by the corpus's GRQ, RRQ and ARQ
+/// (h323plus registering with GnuGk): GCF, RCF, ACF (gatekeeper-routed)
+/// and an RRJ, on UDP 1719.
+#[test]
+fn tshark_accepts_what_the_gatekeeper_sends() {
+    use confgate_h323::ras::{Config, Event, Gatekeeper, Output, Refusal, Verdict};
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    let endpoint = SocketAddr::from(([127, 0, 0, 1], 40002));
+    let mut gk = Gatekeeper::new(Config {
+        gatekeeper_identifier: "video.example.com".into(),
+        ..Config::default()
+    });
+    let now = Instant::now();
+    let mut sent = Vec::new();
+    let mut tickets = Vec::new();
+    let feed = |gk: &mut Gatekeeper, msg: &h225::RasMessage, sent: &mut Vec<Vec<u8>>, tickets: &mut Vec<u64>| {
+        gk.handle_input(now, endpoint, &encode(msg).unwrap()).unwrap();
+        while let Some(o) = gk.poll_output() {
+            match o {
+                Output::Transmit { bytes, .. } => sent.push(bytes),
+                Output::Event(Event::Authorize { ticket, .. }) => tickets.push(ticket),
+                Output::Event(_) => {}
+            }
+        }
+    };
+    let find = |pred: &dyn Fn(&h225::RasMessage) -> bool| {
+        corpus("ras")
+            .iter()
+            .map(|b| decode::<h225::RasMessage>(b).unwrap())
+            .find(|m| pred(m))
+            .unwrap()
+    };
+    let grq = find(&|m| matches!(m, h225::RasMessage::gatekeeperRequest(_)));
+    feed(&mut gk, &grq, &mut sent, &mut tickets);
+    let h225::RasMessage::registrationRequest(mut rrq) =
+        find(&|m| matches!(m, h225::RasMessage::registrationRequest(_)))
+    else {
+        unreachable!()
+    };
+    rrq.gatekeeper_identifier = None;
+    let rrq = h225::RasMessage::registrationRequest(rrq);
+    feed(&mut gk, &rrq, &mut sent, &mut tickets);
+    feed(&mut gk, &rrq, &mut sent, &mut tickets);
+    let refused = tickets.pop().unwrap();
+    let accepted = tickets.pop().unwrap();
+    gk.authorize(now, refused, Verdict::Refuse(Refusal::InvalidAlias));
+    gk.authorize(now, accepted, Verdict::Accept { account: None });
+    let mut endpoint_identifier = None;
+    while let Some(o) = gk.poll_output() {
+        if let Output::Transmit { bytes, .. } = o {
+            if let h225::RasMessage::registrationConfirm(rcf) = decode(&bytes).unwrap() {
+                endpoint_identifier = Some(rcf.endpoint_identifier);
+            }
+            sent.push(bytes);
+        }
+    }
+    let h225::RasMessage::admissionRequest(mut arq) =
+        find(&|m| matches!(m, h225::RasMessage::admissionRequest(a) if !a.answer_call))
+    else {
+        unreachable!()
+    };
+    arq.endpoint_identifier = endpoint_identifier.unwrap();
+    feed(
+        &mut gk,
+        &h225::RasMessage::admissionRequest(arq),
+        &mut sent,
+        &mut tickets,
+    );
+
+    let dir = std::env::temp_dir().join(format!("confgate-h323-tshark-gk-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = dissect(
+        &dir,
+        "gatekeeper",
+        &sent,
+        &["-u", "1719,40002", "-4", "127.0.0.1,127.0.0.1"],
+        &[],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r.len(), 4, "{r:?}");
+    assert!(r[0].contains("gatekeeperConfirm"), "{r:?}");
+    assert!(r[1].contains("registrationReject"), "{r:?}");
+    assert!(r[2].contains("registrationConfirm"), "{r:?}");
+    assert!(r[3].contains("admissionConfirm"), "{r:?}");
 }

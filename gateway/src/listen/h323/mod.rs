@@ -12,9 +12,13 @@
 //! and digits (H.245 UserInputIndication, a Keypad IE, or RFC 4733 in the
 //! RTP), then joins the room through an [`AudioPort`].
 //!
-//! Not served yet: RAS (the gatekeeper), calls without Fast Connect (H.245
-//! OpenLogicalChannel), a separate H.245 connection, calls out, and calls
-//! to accounts or gateway routes (released as unreachable).
+//! The RAS gatekeeper on UDP is [`ras`]: endpoints register there and are
+//! admitted with the gatekeeper-routed model, so their calls come here.
+//!
+//! Not served yet: calls without Fast Connect (H.245 OpenLogicalChannel), a
+//! separate H.245 connection, calls out (also to registered H.323
+//! endpoints), and calls to accounts or gateway routes (released as
+//! unreachable).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -35,6 +39,8 @@ use crate::conference::{Heard, Membership, RoomEvent};
 use crate::media::{AudioFormat, AudioPort};
 use crate::router::Decision;
 use crate::state::Shared;
+
+pub mod ras;
 
 /// Most signalling connections at once; more are closed at once.
 const MAX_CONNECTIONS: usize = 1024;
