@@ -107,61 +107,60 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         ng = Some(server);
     }
 
-    let sip_socket = if config.sip.udp_listen.is_empty() {
-        None
-    } else {
-        let addr: std::net::SocketAddr = config.sip.udp_listen.parse().context("sip.udp_listen")?;
-        let s = listen::sip::bind(addr)
-            .await
-            .map_err(|e| anyhow!("cannot listen for SIP on udp {addr}: {e}"))?;
-        shared.metrics.set_listener("sip", true);
-        Some(s)
+    let sip_socket = match listen_addr("sip.udp_listen", &config.sip.udp_listen)? {
+        None => None,
+        Some(addr) => Some(bound(
+            &shared,
+            "sip",
+            "SIP on udp",
+            addr,
+            listen::sip::bind(addr).await,
+        )?),
     };
-    let sip_tcp = if config.sip.tcp_listen.is_empty() {
-        None
-    } else {
-        let addr: std::net::SocketAddr = config.sip.tcp_listen.parse().context("sip.tcp_listen")?;
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow!("cannot listen for SIP on tcp {addr}: {e}"))?;
-        shared.metrics.set_listener("sip_tcp", true);
-        Some(l)
+    let sip_tcp = match listen_addr("sip.tcp_listen", &config.sip.tcp_listen)? {
+        None => None,
+        Some(addr) => Some(bound(
+            &shared,
+            "sip_tcp",
+            "SIP on tcp",
+            addr,
+            tokio::net::TcpListener::bind(addr).await,
+        )?),
     };
-    let sip_tls = if config.sip.tls_listen.is_empty() {
-        None
-    } else {
-        let addr: std::net::SocketAddr = config.sip.tls_listen.parse().context("sip.tls_listen")?;
-        let acceptor = listen::sip::tls_acceptor(&config.sip.tls_certificate, &config.sip.tls_private_key)
-            .map_err(|e| anyhow!("SIP over TLS: {e}"))?;
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| anyhow!("cannot listen for SIP on tls {addr}: {e}"))?;
-        shared.metrics.set_listener("sip_tls", true);
-        Some((l, acceptor))
+    let sip_tls = match listen_addr("sip.tls_listen", &config.sip.tls_listen)? {
+        None => None,
+        Some(addr) => {
+            let acceptor = listen::sip::tls_acceptor(&config.sip.tls_certificate, &config.sip.tls_private_key)
+                .map_err(|e| anyhow!("SIP over TLS: {e}"))?;
+            let l = bound(
+                &shared,
+                "sip_tls",
+                "SIP on tls",
+                addr,
+                tokio::net::TcpListener::bind(addr).await,
+            )?;
+            Some((l, acceptor))
+        }
     };
-    let h323_listener = if config.h323.signalling_listen.is_empty() {
-        None
-    } else {
-        let addr: std::net::SocketAddr = config
-            .h323
-            .signalling_listen
-            .parse()
-            .context("h323.signalling_listen")?;
-        let l = listen::h323::bind(addr)
-            .await
-            .map_err(|e| anyhow!("cannot listen for H.323 call signalling on tcp {addr}: {e}"))?;
-        shared.metrics.set_listener("h323", true);
-        Some(l)
+    let h323_listener = match listen_addr("h323.signalling_listen", &config.h323.signalling_listen)? {
+        None => None,
+        Some(addr) => Some(bound(
+            &shared,
+            "h323",
+            "H.323 call signalling on tcp",
+            addr,
+            listen::h323::bind(addr).await,
+        )?),
     };
-    let ras_socket = if config.h323.ras_listen.is_empty() {
-        None
-    } else {
-        let addr: std::net::SocketAddr = config.h323.ras_listen.parse().context("h323.ras_listen")?;
-        let s = listen::h323::ras::bind(addr)
-            .await
-            .map_err(|e| anyhow!("cannot listen for H.323 RAS on udp {addr}: {e}"))?;
-        shared.metrics.set_listener("h323_ras", true);
-        Some(s)
+    let ras_socket = match listen_addr("h323.ras_listen", &config.h323.ras_listen)? {
+        None => None,
+        Some(addr) => Some(bound(
+            &shared,
+            "h323_ras",
+            "H.323 RAS on udp",
+            addr,
+            listen::h323::ras::bind(addr).await,
+        )?),
     };
     let media_address = advertise
         .first()
@@ -334,6 +333,27 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
     directory.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A listener's address from its configuration key (empty: not served).
+fn listen_addr(key: &str, value: &str) -> anyhow::Result<Option<std::net::SocketAddr>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some).with_context(|| key.to_string())
+}
+
+/// A bound listener, reported in `/metrics`; a bind failure names what and where.
+fn bound<T>(
+    shared: &Shared,
+    metric: &'static str,
+    what: &str,
+    addr: std::net::SocketAddr,
+    r: std::io::Result<T>,
+) -> anyhow::Result<T> {
+    let l = r.map_err(|e| anyhow!("cannot listen for {what} {addr}: {e}"))?;
+    shared.metrics.set_listener(metric, true);
+    Ok(l)
 }
 
 fn reload(shared: &Shared, path: Option<&std::path::Path>, log_reload: &LogReload) {
