@@ -612,29 +612,7 @@ impl CallSignalling {
             return;
         }
         let h245 = std::mem::take(&mut self.pending_h245);
-        let body = h225::FacilityUUIE::new(
-            protocol_identifier(),
-            None,
-            None,
-            Some(self.conference_id.clone()),
-            h225::FacilityReason::transportedInformation(()),
-            Some(self.call_id()),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            Some(false),
-            Some(false),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        );
+        let body = transported_information(Some(self.conference_id.clone()), Some(self.call_id()));
         let uuie = user_information(h225::H323UUPDUH323MessageBody::facility(body), true, h245);
         let _ = self.send(MessageType::Facility, Vec::new(), &uuie);
     }
@@ -1117,21 +1095,18 @@ fn endpoint_terminal() -> h225::EndpointType {
     )
 }
 
-/// A Facility carrying tunnelled H.245 `pdus`, framed (either side).
-pub fn facility_h245(
-    call_reference: CallReference,
+/// The Facility body that only carries tunnelled H.245 (reason
+/// `transportedInformation`, H.225.0 §7.4.2; multipleCalls and
+/// maintainConnection false).
+fn transported_information(
+    conference_id: Option<h225::ConferenceIdentifier>,
     call_id: Option<h225::CallIdentifier>,
-    pdus: &[h245::MultimediaSystemControlMessage],
-) -> Result<Vec<u8>, SignallingError> {
-    let control = pdus
-        .iter()
-        .map(|m| asn1::encode(m).map(OctetString::from))
-        .collect::<Result<Vec<_>, _>>()?;
-    let body = h225::FacilityUUIE::new(
+) -> h225::FacilityUUIE {
+    h225::FacilityUUIE::new(
         protocol_identifier(),
         None,
         None,
-        None,
+        conference_id,
         h225::FacilityReason::transportedInformation(()),
         call_id,
         None,
@@ -1149,7 +1124,20 @@ pub fn facility_h245(
         None,
         None,
         None,
-    );
+    )
+}
+
+/// A Facility carrying tunnelled H.245 `pdus`, framed (either side).
+pub fn facility_h245(
+    call_reference: CallReference,
+    call_id: Option<h225::CallIdentifier>,
+    pdus: &[h245::MultimediaSystemControlMessage],
+) -> Result<Vec<u8>, SignallingError> {
+    let control = pdus
+        .iter()
+        .map(|m| asn1::encode(m).map(OctetString::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    let body = transported_information(None, call_id);
     let uuie = user_information(h225::H323UUPDUH323MessageBody::facility(body), true, control);
     signalling_message(MessageType::Facility, call_reference, Vec::new(), &uuie)
 }
