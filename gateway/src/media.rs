@@ -33,6 +33,8 @@ const FROM_LEG_QUEUE: usize = 8;
 const TO_LEG_QUEUE: usize = 16;
 /// Packets queued from the relay's worker before new ones are dropped.
 const PACKET_QUEUE: usize = 64;
+/// Largest packet the ring holds (a tapped RTP packet is far smaller).
+const RING_SLOT: usize = 2048;
 /// STUN and DTLS datagrams queued for a web session before new ones are dropped.
 const TRANSPORT_QUEUE: usize = 64;
 /// How long after its last packet a leg still counts as sending.
@@ -135,12 +137,12 @@ impl AudioPort {
         config.telephone_event_clock_rate = Some(format.telephone_event_clock);
         let inbound = InboundAudio::new(config, codec::decoder(format.codec)?);
         let encoder = codec::encoder(format.codec, EncoderOptions::default())?;
-        let (packet_tx, packet_rx) = mpsc::channel(PACKET_QUEUE);
+        let ring = Arc::new(PacketRing::new());
         relay
             .tap(
                 endpoint,
                 Some(Box::new(ChannelSink {
-                    packets: packet_tx,
+                    packets: ring.clone(),
                     transport,
                 })),
             )
@@ -160,7 +162,7 @@ impl AudioPort {
             last_packet: None,
             frame: [0; FRAME_SAMPLES],
         };
-        let task = tokio::spawn(leg.run(packet_rx, from_tx, to_rx, dtmf_tx.clone()));
+        let task = tokio::spawn(leg.run(ring, from_tx, to_rx, dtmf_tx.clone()));
         Ok(AudioPort {
             from_leg,
             to_leg,
@@ -279,7 +281,7 @@ pub enum MediaError {
 
 /// Queues what the relay's worker hands over; never blocks it.
 struct ChannelSink {
-    packets: mpsc::Sender<Vec<u8>>,
+    packets: Arc<PacketRing>,
     /// Where STUN and DTLS go, for legs that do ICE and DTLS-SRTP
     /// themselves; `None`: not taken (the relay counts them as dropped).
     transport: Option<mpsc::Sender<TransportDatagram>>,
@@ -289,7 +291,7 @@ impl TapSink for ChannelSink {
     fn rtp(&mut self, packet: &[u8]) {
         // Full: the leg's task is behind; dropping is what a late packet
         // would meet in the jitter buffer anyway.
-        let _ = self.packets.try_send(packet.to_vec());
+        self.packets.push(packet);
     }
 
     fn stun(&mut self, src: SocketAddr, packet: &[u8]) -> bool {
@@ -305,6 +307,70 @@ impl TapSink for ChannelSink {
             Some(t) => t.try_send(TransportDatagram::Dtls(src, packet.to_vec())).is_ok(),
             None => false,
         }
+    }
+}
+
+/// Packets from the relay's worker thread to a leg's task, in slots
+/// allocated once: the worker copies a packet in and wakes the task, and
+/// allocates nothing per packet (the relay's packet path stays free of
+/// allocation with legs tapped).
+struct PacketRing {
+    state: Mutex<RingState>,
+    ready: tokio::sync::Notify,
+}
+
+struct RingState {
+    slots: Vec<u8>,
+    lens: [usize; PACKET_QUEUE],
+    head: usize,
+    len: usize,
+}
+
+impl PacketRing {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new(RingState {
+                slots: vec![0; RING_SLOT * PACKET_QUEUE],
+                lens: [0; PACKET_QUEUE],
+                head: 0,
+                len: 0,
+            }),
+            ready: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Queues a copy of `packet`; false (dropped) when full or too large.
+    fn push(&self, packet: &[u8]) -> bool {
+        if packet.len() > RING_SLOT {
+            return false;
+        }
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if st.len == PACKET_QUEUE {
+                return false;
+            }
+            let slot = (st.head + st.len) % PACKET_QUEUE;
+            st.slots[slot * RING_SLOT..slot * RING_SLOT + packet.len()].copy_from_slice(packet);
+            st.lens[slot] = packet.len();
+            st.len += 1;
+        }
+        self.ready.notify_one();
+        true
+    }
+
+    /// Takes the oldest packet into `out` (at least [`RING_SLOT`] long) and
+    /// returns its length.
+    fn pop_into(&self, out: &mut [u8]) -> Option<usize> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.len == 0 {
+            return None;
+        }
+        let slot = st.head;
+        let n = st.lens[slot].min(out.len());
+        out[..n].copy_from_slice(&st.slots[slot * RING_SLOT..slot * RING_SLOT + n]);
+        st.head = (st.head + 1) % PACKET_QUEUE;
+        st.len -= 1;
+        Some(n)
     }
 }
 
@@ -377,7 +443,7 @@ struct LegAudio {
 impl LegAudio {
     async fn run(
         mut self,
-        mut packets: mpsc::Receiver<Vec<u8>>,
+        packets: Arc<PacketRing>,
         from_leg: mpsc::Sender<Frame>,
         mut to_leg: mpsc::Receiver<Heard>,
         dtmf: mpsc::Sender<char>,
@@ -385,12 +451,14 @@ impl LegAudio {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut payload = vec![0u8; MAX_PAYLOAD];
+        let mut packet = vec![0u8; RING_SLOT];
         loop {
             tokio::select! {
-                p = packets.recv() => match p {
-                    Some(p) => self.on_packet(&p),
-                    None => return,
-                },
+                _ = packets.ready.notified() => {
+                    while let Some(n) = packets.pop_into(&mut packet) {
+                        self.on_packet(&packet[..n]);
+                    }
+                }
                 f = to_leg.recv() => match f {
                     Some(heard) => self.send(&heard, &mut payload),
                     None => return,
@@ -487,6 +555,23 @@ mod tests {
             enc.encode(CodecKind::Pcmu, tick, &frame, &mut a).unwrap();
         }
         assert_eq!(enc.encodes(), 4, "one encode per codec per tick, not one per listener");
+    }
+
+    #[test]
+    fn the_packet_ring_keeps_order_drops_when_full_and_refuses_oversized_packets() {
+        let ring = PacketRing::new();
+        for i in 0..PACKET_QUEUE {
+            assert!(ring.push(&[i as u8; 3]));
+        }
+        assert!(!ring.push(&[9; 3]), "full: dropped");
+        assert!(!ring.push(&vec![0; RING_SLOT + 1]), "too large: dropped");
+        let mut out = vec![0u8; RING_SLOT];
+        for i in 0..PACKET_QUEUE {
+            assert_eq!(ring.pop_into(&mut out), Some(3));
+            assert_eq!(&out[..3], &[i as u8; 3], "oldest first");
+        }
+        assert_eq!(ring.pop_into(&mut out), None);
+        assert!(ring.push(&[1, 2]), "room again after draining");
     }
 
     #[test]
