@@ -338,7 +338,7 @@ fn status_line(status: &StatusCode) -> String {
 // Accessors
 
 /// The Call-ID (RFC 3261 §8.1.1.4).
-pub fn call_id(msg: &SipMessage) -> Option<&str> {
+pub fn call_id<M: HasHeaders>(msg: &M) -> Option<&str> {
     msg.headers().iter().find_map(|h| match h {
         Header::CallId(c) => Some(c.value()),
         _ => None,
@@ -346,7 +346,7 @@ pub fn call_id(msg: &SipMessage) -> Option<&str> {
 }
 
 /// CSeq number and method (RFC 3261 §8.1.1.5).
-pub fn cseq(msg: &SipMessage) -> Option<(u32, Method)> {
+pub fn cseq<M: HasHeaders>(msg: &M) -> Option<(u32, Method)> {
     cseq_of(msg.headers())
 }
 
@@ -361,7 +361,7 @@ pub(crate) fn cseq_of(headers: &rsip::Headers) -> Option<(u32, Method)> {
 }
 
 /// The From header as a name-addr.
-pub fn from_header(msg: &SipMessage) -> Option<NameAddr> {
+pub fn from_header<M: HasHeaders>(msg: &M) -> Option<NameAddr> {
     msg.headers().iter().find_map(|h| match h {
         Header::From(v) => NameAddr::parse(v.value()).ok(),
         _ => None,
@@ -369,7 +369,7 @@ pub fn from_header(msg: &SipMessage) -> Option<NameAddr> {
 }
 
 /// The To header as a name-addr.
-pub fn to_header(msg: &SipMessage) -> Option<NameAddr> {
+pub fn to_header<M: HasHeaders>(msg: &M) -> Option<NameAddr> {
     msg.headers().iter().find_map(|h| match h {
         Header::To(v) => NameAddr::parse(v.value()).ok(),
         _ => None,
@@ -377,17 +377,17 @@ pub fn to_header(msg: &SipMessage) -> Option<NameAddr> {
 }
 
 /// The `tag` parameter of From (RFC 3261 §8.1.1.3).
-pub fn from_tag(msg: &SipMessage) -> Option<String> {
+pub fn from_tag<M: HasHeaders>(msg: &M) -> Option<String> {
     from_header(msg)?.param("tag").map(str::to_owned)
 }
 
 /// The `tag` parameter of To; `None` outside a dialog (RFC 3261 §8.1.1.2).
-pub fn to_tag(msg: &SipMessage) -> Option<String> {
+pub fn to_tag<M: HasHeaders>(msg: &M) -> Option<String> {
     to_header(msg)?.param("tag").map(str::to_owned)
 }
 
 /// The topmost Via (RFC 3261 §8.1.1.7).
-pub fn top_via(msg: &SipMessage) -> Option<ViaHeader> {
+pub fn top_via<M: HasHeaders>(msg: &M) -> Option<ViaHeader> {
     msg.headers().iter().find_map(|h| match h {
         Header::Via(v) => ViaHeader::parse(v.value()).ok(),
         _ => None,
@@ -395,17 +395,17 @@ pub fn top_via(msg: &SipMessage) -> Option<ViaHeader> {
 }
 
 /// The `branch` of the topmost Via: the transaction id (RFC 3261 §8.1.1.7, §17.2.3).
-pub fn top_via_branch(msg: &SipMessage) -> Option<String> {
+pub fn top_via_branch<M: HasHeaders>(msg: &M) -> Option<String> {
     top_via(msg)?.param("branch").map(str::to_owned)
 }
 
 /// User and host of the From URI.
-pub fn from_uri(msg: &SipMessage) -> Option<UriParts> {
+pub fn from_uri<M: HasHeaders>(msg: &M) -> Option<UriParts> {
     UriParts::parse(&from_header(msg)?.uri)
 }
 
 /// User and host of the To URI.
-pub fn to_uri(msg: &SipMessage) -> Option<UriParts> {
+pub fn to_uri<M: HasHeaders>(msg: &M) -> Option<UriParts> {
     UriParts::parse(&to_header(msg)?.uri)
 }
 
@@ -416,7 +416,7 @@ pub fn request_uri_user(req: &Request) -> Option<String> {
 
 /// Every Contact header (RFC 3261 §20.10), in order, including a `*` wildcard (see
 /// [`NameAddr::is_wildcard`]).
-pub fn contacts(msg: &SipMessage) -> Vec<NameAddr> {
+pub fn contacts<M: HasHeaders>(msg: &M) -> Vec<NameAddr> {
     msg.headers()
         .iter()
         .filter_map(|h| match h {
@@ -427,7 +427,7 @@ pub fn contacts(msg: &SipMessage) -> Vec<NameAddr> {
 }
 
 /// The URIs of the Contact headers that `rsip` can represent (a wildcard and non-SIP URIs are left out).
-pub fn contact_uris(msg: &SipMessage) -> Vec<Uri> {
+pub fn contact_uris<M: HasHeaders>(msg: &M) -> Vec<Uri> {
     contacts(msg)
         .iter()
         .filter(|c| !c.is_wildcard())
@@ -436,7 +436,7 @@ pub fn contact_uris(msg: &SipMessage) -> Vec<Uri> {
 }
 
 /// The Expires header in seconds (RFC 3261 §20.19); `None` if absent or not a number.
-pub fn expires(msg: &SipMessage) -> Option<u32> {
+pub fn expires<M: HasHeaders>(msg: &M) -> Option<u32> {
     msg.headers().iter().find_map(|h| match h {
         Header::Expires(v) => parse_digits(v.value().trim()),
         _ => None,
@@ -445,12 +445,12 @@ pub fn expires(msg: &SipMessage) -> Option<u32> {
 
 /// The value of the first header called `name` (case-insensitive; compact forms such as `v`, `f`, `t`,
 /// `i`, `m`, `l`, `c`, `k`, `s` are accepted, RFC 3261 §7.3.3).
-pub fn header_value(msg: &SipMessage, name: &str) -> Option<String> {
+pub fn header_value<M: HasHeaders>(msg: &M, name: &str) -> Option<String> {
     header_values(msg, name).into_iter().next()
 }
 
 /// The values of every header called `name`, in order (see [`header_value`]).
-pub fn header_values(msg: &SipMessage, name: &str) -> Vec<String> {
+pub fn header_values<M: HasHeaders>(msg: &M, name: &str) -> Vec<String> {
     let name = expand_compact(name);
     msg.headers()
         .iter()

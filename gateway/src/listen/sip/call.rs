@@ -111,8 +111,8 @@ pub(super) async fn incoming(
     tx: mpsc::Sender<CallInput>,
     rx: mpsc::Receiver<CallInput>,
 ) {
-    let msg = rsip::SipMessage::Request(invite.clone());
-    let call_id = sip::message::call_id(&msg).unwrap_or_default().to_string();
+    let msg = &invite;
+    let call_id = sip::message::call_id(msg).unwrap_or_default().to_string();
     let user_agent = invite.user_agent_header().map(|h| h.value().to_string());
     let mut call = Call {
         core,
@@ -167,8 +167,8 @@ impl Call {
         // RFC 3261 §8.2.2.3: an extension we do not support, required by the caller: 420.
         // 100rel is supported in the one way this server needs it: it never sends a
         // provisional response other than 100 to a caller that requires reliability.
-        let msg = rsip::SipMessage::Request(self.invite.clone());
-        let unsupported: Vec<String> = sip::message::header_values(&msg, "Require")
+        let msg = &self.invite;
+        let unsupported: Vec<String> = sip::message::header_values(msg, "Require")
             .iter()
             .flat_map(|v| v.split(','))
             .map(|o| o.trim().to_ascii_lowercase())
@@ -180,7 +180,7 @@ impl Call {
             self.core.respond(&self.invite_key, resp);
             return;
         }
-        self.requires_100rel = sip::message::header_values(&msg, "Require")
+        self.requires_100rel = sip::message::header_values(msg, "Require")
             .iter()
             .flat_map(|v| v.split(','))
             .any(|o| o.trim().eq_ignore_ascii_case("100rel"));
@@ -191,8 +191,8 @@ impl Call {
             // impose one when the caller supports timers but asked for none.
             Ok(Some(t)) => self.session_interval = Some(t.interval.min(cfg.sip.session_expires).max(cfg.sip.min_se)),
             Ok(None) => {
-                let msg = rsip::SipMessage::Request(self.invite.clone());
-                let supports = sip::message::header_values(&msg, "Supported")
+                let msg = &self.invite;
+                let supports = sip::message::header_values(msg, "Supported")
                     .iter()
                     .flat_map(|v| v.split(','))
                     .any(|o| o.trim().eq_ignore_ascii_case("timer"));
@@ -242,8 +242,8 @@ impl Call {
     /// (challenged with 407), anyone else is an anonymous guest named by
     /// the From display name. `None`: answered already (challenge or refusal).
     async fn authenticate(&mut self) -> Option<Party> {
-        let msg = rsip::SipMessage::Request(self.invite.clone());
-        let (from_user, from_host) = sip::message::from_uri(&msg)
+        let msg = &self.invite;
+        let (from_user, from_host) = sip::message::from_uri(msg)
             .map(|u| (percent_decode(&u.user.unwrap_or_default()), u.host))
             .unwrap_or_default();
         let ours = self.is_our_host(&from_host);
@@ -259,7 +259,7 @@ impl Call {
         } else {
             false
         };
-        let auth = sip::message::header_value(&msg, "Proxy-Authorization");
+        let auth = sip::message::header_value(msg, "Proxy-Authorization");
         if let Some(trunk) = super::trunk::inbound(&self.core, self.source.ip()) {
             // A call from a trunk: the caller is its calling number, not challenged.
             let number = if from_user.is_empty() {
@@ -307,7 +307,7 @@ impl Call {
                 }
             }
         } else {
-            let name = sip::message::from_header(&msg)
+            let name = sip::message::from_header(msg)
                 .and_then(|n| n.display)
                 .map(|d| d.trim().trim_matches('"').to_string())
                 .filter(|n| !n.trim().is_empty())
@@ -774,8 +774,8 @@ impl Call {
                 None
             }
             rsip::Method::Info => {
-                let msg = rsip::SipMessage::Request(req.clone());
-                let ctype = sip::message::header_value(&msg, "Content-Type").unwrap_or_default();
+                let msg = &req;
+                let ctype = sip::message::header_value(msg, "Content-Type").unwrap_or_default();
                 let ctype = ctype.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
                 let code = if req.body.is_empty() {
                     200
@@ -1127,13 +1127,13 @@ impl Call {
                     } else if (code == 401 || code == 407) && cseq_b == 1 && target.credentials.is_some() {
                         // RFC 3261 §22.2: answer the challenge once, in a new INVITE of the same dialog attempt.
                         let (user, password) = target.credentials.clone().unwrap_or_default();
-                        let msg = rsip::SipMessage::Response((*resp).clone());
+                        let msg = &*resp;
                         let (ask, answer) = if code == 401 {
                             ("WWW-Authenticate", "Authorization")
                         } else {
                             ("Proxy-Authenticate", "Proxy-Authorization")
                         };
-                        let challenges = sip::message::header_values(&msg, ask);
+                        let challenges = sip::message::header_values(msg, ask);
                         let refs: Vec<&str> = challenges.iter().map(String::as_str).collect();
                         let cnonce = format!("{:016x}", rand::random::<u64>());
                         let value = sip::digest::preferred_challenge(&refs).and_then(|c| {
@@ -1233,8 +1233,7 @@ impl Call {
             };
             match input {
                 Some(CallInput::Request(key, req)) => {
-                    let from_callee = sip::message::call_id(&rsip::SipMessage::Request((*req).clone()))
-                        .is_some_and(|c| c == call_id_b);
+                    let from_callee = sip::message::call_id(&*req).is_some_and(|c| c == call_id_b);
                     if from_callee {
                         let bye = req.method == rsip::Method::Bye;
                         let resp = if bye || matches!(req.method, rsip::Method::Options | rsip::Method::Info) {

@@ -408,15 +408,13 @@ impl Core {
     }
 
     fn dialog_of(&self, req: &rsip::Request) -> Option<mpsc::Sender<CallInput>> {
-        let msg = rsip::SipMessage::Request(req.clone());
-        let call_id = sip::message::call_id(&msg)?.to_string();
-        let tag = sip::message::to_tag(&msg)?;
+        let call_id = sip::message::call_id(req)?.to_string();
+        let tag = sip::message::to_tag(req)?;
         lock(&self.routes).dialogs.get(&(call_id, tag)).cloned()
     }
 
     fn on_request(self: &Arc<Self>, key: ServerTxKey, request: rsip::Request, from: SocketAddr, transport: Transport) {
-        let msg = rsip::SipMessage::Request(request.clone());
-        let in_dialog = sip::message::to_tag(&msg).is_some();
+        let in_dialog = sip::message::to_tag(&request).is_some();
         match request.method {
             rsip::Method::Register => {
                 let core = self.clone();

@@ -25,8 +25,8 @@ pub(super) async fn handle(
 }
 
 async fn answer(core: &Core, request: &rsip::Request, from: SocketAddr, transport: Transport) -> rsip::Response {
-    let msg = rsip::SipMessage::Request(request.clone());
-    let Some(to) = sip::message::to_uri(&msg) else {
+    let msg = request;
+    let Some(to) = sip::message::to_uri(msg) else {
         return bad_request(request, "To: no SIP URI");
     };
     let aor_user = to.user.unwrap_or_default();

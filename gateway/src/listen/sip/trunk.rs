@@ -164,14 +164,14 @@ async fn register_once(
             }
         };
         let code = resp.status_code.code();
-        let msg = rsip::SipMessage::Response(*resp);
+        let msg = &*resp;
         match code {
             200..=299 => {
                 // The granted time: our Contact's expires, else Expires, else what we asked.
-                let granted = sip::message::contacts(&msg)
+                let granted = sip::message::contacts(msg)
                     .iter()
                     .find_map(|c| c.param("expires").and_then(|v| v.parse::<u32>().ok()))
-                    .or_else(|| sip::message::expires(&msg))
+                    .or_else(|| sip::message::expires(msg))
                     .unwrap_or(t.register_expires);
                 return Ok(granted);
             }
@@ -181,7 +181,7 @@ async fn register_once(
                 } else {
                     ("Proxy-Authenticate", "Proxy-Authorization")
                 };
-                let challenges = sip::message::header_values(&msg, ask);
+                let challenges = sip::message::header_values(msg, ask);
                 let refs: Vec<&str> = challenges.iter().map(String::as_str).collect();
                 let challenge = sip::digest::preferred_challenge(&refs).ok_or("no usable digest challenge")?;
                 let cnonce = format!("{:016x}", rand::random::<u64>());
