@@ -46,42 +46,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use confgate_suite::TempDir;
 
-mod os {
-    use std::io;
-
-    /// Clock ticks per second of `/proc/<pid>/stat` CPU times.
-    pub(crate) fn clk_tck() -> f64 {
-        // SAFETY: sysconf takes no pointers.
-        let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        if t > 0 {
-            t as f64
-        } else {
-            100.0
-        }
-    }
-
-    /// Makes a child die with us, even if this process is killed without
-    /// unwinding (servers and SIPp must not outlive the bench).
-    pub(crate) fn die_with_parent(cmd: &mut std::process::Command) {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes one async-signal-safe system call.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-
-    /// Sends SIGTERM to `pid`.
-    pub(crate) fn terminate(pid: u32) {
-        // SAFETY: kill takes no pointers; `pid` is a child we spawned and have not reaped.
-        let _ = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    }
-}
+/// The few system calls std does not offer.
+#[path = "common/os.rs"]
+mod os;
 
 /// A process we started, ended by its PID on drop (SIGTERM, then SIGKILL).
 struct Proc {
@@ -163,7 +130,7 @@ fn tree_cpu_secs(pid: u32) -> f64 {
             }
         }
     }
-    ticks as f64 / os::clk_tck()
+    ticks as f64 / (os::clk_tck() as f64)
 }
 
 /// A loopback UDP port that was free a moment ago.
@@ -630,7 +597,7 @@ fn run_step(setup: &Setup, peer: Peer, test: Test, rate: u64) -> Result<Step> {
             break false;
         }
         if let Some((_, t)) = stat_of(sipp_pid) {
-            gen_cpu = t as f64 / os::clk_tck();
+            gen_cpu = t as f64 / (os::clk_tck() as f64);
         }
         if t0.elapsed() > limit {
             break !sipp.wait_timeout(Duration::ZERO);
