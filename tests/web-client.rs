@@ -547,3 +547,85 @@ fn browser_and_bot_hear_each_other() {
     );
     drop(daemon);
 }
+
+/// Two browsers, one logged in and one a guest by link, both with a
+/// (fake) camera and microphone, see and hear each other through the
+/// relay's video forwarding and the mixer.
+#[test]
+fn two_browsers_see_and_hear_each_other() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("two");
+    web.cli(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--type",
+            "ws",
+            "--name",
+            "Alice",
+            "--password-stdin",
+        ],
+        "alice-secret-1\n",
+    );
+    web.cli(&["conference", "add", "meet"], "");
+    let browser = web
+        .net
+        .client_cmd("node")
+        .arg(web_dir().join("two-browsers.mjs"))
+        .env("BASE_URL", format!("http://{}:{HTTP_PORT}", web.net.server_ip))
+        .env("CONF", "meet")
+        .env("USER_ID", "alice")
+        .env("PASSWORD", "alice-secret-1")
+        .env("ARTIFACTS", artifacts())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (st, out, err) = ChildGuard(browser).output_timeout(Duration::from_secs(120)).unwrap();
+    let line = out.lines().find_map(|l| l.strip_prefix("RESULT ")).unwrap_or_else(|| {
+        panic!(
+            "no RESULT from the browser script ({st}): {out}\n{err}\n{}",
+            log(web.dir.path())
+        )
+    });
+    let r: serde_json::Value = serde_json::from_str(line).unwrap();
+    eprintln!("two browsers: {r}");
+    assert!(
+        r.get("error").is_none(),
+        "browser script failed: {r}\n{err}\ndaemon: {}",
+        log(web.dir.path())
+    );
+    let grew = |who: &str, key: &str| {
+        let a = r[format!("{who}1")][key].as_f64().unwrap_or_default();
+        let b = r[format!("{who}2")][key].as_f64().unwrap_or_default();
+        (a, b)
+    };
+    for who in ["alice", "guest"] {
+        let (f1, f2) = grew(who, "videoFrames");
+        assert!(
+            f2 > f1 + 20.0,
+            "{who} decodes the other's video: {f1} then {f2} frames\n{r}"
+        );
+        let (e1, e2) = grew(who, "audioEnergy");
+        assert!(e2 > e1, "{who} hears the other (audio energy {e1} then {e2})\n{r}");
+        assert_eq!(
+            r[format!("{who}2")]["videoStreams"],
+            1,
+            "one other participant's video: {r}"
+        );
+    }
+    assert_eq!(
+        r["alice2"]["tiles"],
+        serde_json::json!(["Guest"]),
+        "Alice's tile names the guest: {r}"
+    );
+    assert_eq!(
+        r["guest2"]["tiles"],
+        serde_json::json!(["Alice"]),
+        "the guest's tile names Alice: {r}"
+    );
+    assert_eq!(r["tileGoneAfterLeave"], true, "{r}");
+}

@@ -46,7 +46,10 @@ function show(view) {
 }
 
 // ---- the session
-const state = { ws: null, pc: null, stream: null, me: null, conference: null, micMuted: !mic, account: null, user: null };
+const state = {
+  ws: null, pc: null, stream: null, camTrack: null, me: null, conference: null,
+  micMuted: !mic, camOn: cam, account: null, user: null, names: new Map(), speaker: null,
+};
 window.confgate = state; // for tests: state.pc.getStats()
 
 function send(msg) { if (state.ws && state.ws.readyState === 1) state.ws.send(JSON.stringify({ v: 1, ...msg })); }
@@ -164,6 +167,7 @@ function start(conference, displayName) {
         break;
       case 'offer': await onOffer(m.sdp); break;
       case 'participants': renderParticipants(m.participants); break;
+      case 'speaking': state.speaker = m.participant; highlightSpeaker(); break;
       case 'notice': notice(t(m.code) !== m.code ? t(m.code) : m.text); break;
       case 'error':
         notice(t(m.code) !== m.code ? t(m.code) : m.message);
@@ -174,38 +178,136 @@ function start(conference, displayName) {
   ws.onclose = (ev) => { if (state.ws === ws) finish(`${t('ended')} (${ev.code} ${ev.reason})`); };
 }
 
-async function onOffer(sdp) {
-  const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
-  state.pc = pc;
-  pc.ontrack = (e) => {
-    const a = $('remote-audio');
-    a.srcObject = e.streams[0] || new MediaStream([e.track]);
-    a.play().catch(() => {});
-  };
-  await pc.setRemoteDescription({ type: 'offer', sdp });
+// The camera goes in the m-section with mid "1"; every other
+// participant's video arrives in its own m-section "v<participant id>",
+// added (or made inactive) by a new offer from the server.
+const CAMERA_MID = '1';
+
+async function openCamera() {
   try {
-    state.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-    const track = state.stream.getAudioTracks()[0];
-    track.enabled = !state.micMuted;
-    const tr = pc.getTransceivers().find((x) => x.receiver.track.kind === 'audio');
-    if (tr) { tr.direction = 'sendrecv'; await tr.sender.replaceTrack(track); }
+    const s = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360 } });
+    return s.getVideoTracks()[0] || null;
   } catch (e) {
-    notice(`microphone: ${e.message}`);
+    notice(`camera: ${e.message}`);
+    return null;
+  }
+}
+
+async function setCamera(on) {
+  const tr = state.pc && state.pc.getTransceivers().find((x) => x.mid === CAMERA_MID);
+  if (on && !state.camTrack) state.camTrack = await openCamera();
+  if (!on && state.camTrack) { state.camTrack.stop(); state.camTrack = null; }
+  state.camOn = !!state.camTrack;
+  if (tr) await tr.sender.replaceTrack(state.camTrack);
+  const preview = $('own-video');
+  preview.srcObject = state.camTrack ? new MediaStream([state.camTrack]) : null;
+  $('own-tile').classList.toggle('off', !state.camTrack);
+  const b = $('btn-cam');
+  b.setAttribute('aria-pressed', String(!state.camOn));
+  b.textContent = t(state.camOn ? 'cam_off' : 'cam_on_btn');
+}
+
+async function onOffer(sdp) {
+  const first = !state.pc;
+  if (first) {
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    state.pc = pc;
+    pc.ontrack = (e) => {
+      if (e.track.kind === 'audio') {
+        const a = $('remote-audio');
+        a.srcObject = e.streams[0] || new MediaStream([e.track]);
+        a.play().catch(() => {});
+      }
+    };
+  }
+  const pc = state.pc;
+  await pc.setRemoteDescription({ type: 'offer', sdp });
+  if (first) {
+    try {
+      state.stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+      const track = state.stream.getAudioTracks()[0];
+      track.enabled = !state.micMuted;
+      const tr = pc.getTransceivers().find((x) => x.receiver.track.kind === 'audio');
+      if (tr) { tr.direction = 'sendrecv'; await tr.sender.replaceTrack(track); }
+    } catch (e) {
+      notice(`microphone: ${e.message}`);
+    }
+  }
+  // The camera's m-section always sends (an empty sender until the camera
+  // is on), so turning the camera on and off needs no renegotiation.
+  const camTr = pc.getTransceivers().find((x) => x.mid === CAMERA_MID);
+  if (camTr) {
+    camTr.direction = 'sendonly';
+    if (first) await setCamera(state.camOn);
   }
   const answer = await pc.createAnswer();
   await pc.setLocalDescription(answer);
   send({ type: 'answer', sdp: pc.localDescription.sdp });
   updateMicButton();
+  renderGrid();
+}
+
+// One tile per other participant's video, named from the participant list.
+function renderGrid() {
+  const grid = $('grid');
+  const live = new Set();
+  for (const tr of state.pc ? state.pc.getTransceivers() : []) {
+    if (!tr.mid || !tr.mid.startsWith('v') || tr.receiver.track.kind !== 'video') continue;
+    if (!['recvonly', 'sendrecv'].includes(tr.currentDirection)) continue;
+    const id = Number(tr.mid.slice(1));
+    live.add(id);
+    let tile = grid.querySelector(`[data-participant="${id}"]`);
+    if (!tile) {
+      tile = document.createElement('figure');
+      tile.className = 'tile';
+      tile.dataset.participant = String(id);
+      const v = document.createElement('video');
+      v.autoplay = true; v.muted = true; v.playsInline = true;
+      v.srcObject = new MediaStream([tr.receiver.track]);
+      const cap = document.createElement('figcaption');
+      tile.append(v, cap);
+      grid.append(tile);
+      v.play().catch(() => {});
+    }
+  }
+  for (const tile of grid.querySelectorAll('.tile[data-participant]')) {
+    if (!live.has(Number(tile.dataset.participant))) tile.remove();
+  }
+  nameTiles();
+  highlightSpeaker();
+}
+
+function nameTiles() {
+  for (const tile of $('grid').querySelectorAll('.tile[data-participant]')) {
+    const name = state.names.get(Number(tile.dataset.participant)) || '';
+    tile.querySelector('figcaption').textContent = name;
+    tile.querySelector('video').setAttribute('aria-label', name);
+  }
+}
+
+function highlightSpeaker() {
+  for (const tile of $('grid').querySelectorAll('.tile')) {
+    const id = tile.id === 'own-tile' ? state.me : Number(tile.dataset.participant);
+    tile.classList.toggle('speaking', state.speaker !== null && id === state.speaker);
+  }
+  for (const li of $('participants').querySelectorAll('li')) {
+    li.classList.toggle('speaking', state.speaker !== null && Number(li.dataset.participant) === state.speaker);
+  }
 }
 
 function renderParticipants(list) {
   const ul = $('participants');
   ul.replaceChildren(...list.map((p) => {
     const li = document.createElement('li');
+    li.dataset.participant = String(p.id);
     li.textContent = p.display_name + (p.id === state.me ? ` (${t('you')})` : '') + (p.audio_muted ? ' 🔇' : '');
     if (p.id === state.me) li.className = 'me';
     return li;
   }));
+  state.names = new Map(list.map((p) => [p.id, p.display_name]));
+  $('own-name').textContent = `${state.names.get(state.me) || ''} (${t('you')})`;
+  nameTiles();
+  highlightSpeaker();
 }
 
 function updateMicButton() {
@@ -217,6 +319,7 @@ function updateMicButton() {
 function finish(text) {
   if (state.pc) { state.pc.close(); state.pc = null; }
   if (state.stream) state.stream.getTracks().forEach((tr) => tr.stop());
+  if (state.camTrack) { state.camTrack.stop(); state.camTrack = null; }
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(); }
   $('ended-text').textContent = text;
   show('ended');
@@ -263,6 +366,7 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('join-form').addEventListener('submit', (e) => {
     e.preventDefault();
     state.micMuted = !$('join-mic').checked;
+    state.camOn = $('join-cam').checked;
     start(conf, $('join-name').value.trim());
   });
   $('account-login').addEventListener('submit', async (e) => {
@@ -291,6 +395,7 @@ document.addEventListener('DOMContentLoaded', async () => {
     send({ type: 'mute', media: 'audio', muted: state.micMuted });
     updateMicButton();
   });
+  $('btn-cam').addEventListener('click', () => setCamera(!state.camOn));
   if (location.pathname !== '/account') await loadSession();
   // Autojoin needs a name: the link's, or the logged-in account's.
   const autoName = name || (state.account && state.account.display_name);

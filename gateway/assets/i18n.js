@@ -17,6 +17,7 @@ export const STRINGS = {
     role_owner: 'owner', role_moderator: 'moderator', role_participant: 'participant',
     rate_limited: 'Too many failed logins; try again later.', login_failed: 'Could not log in; try again.',
     login_needed: 'Enter your user and password.',
+    cam_on_btn: 'Turn camera on', cam_off: 'Turn camera off',
   },
   ru: {
     conference_id: 'ID конференции', login_legend: 'Вход (необязательно)', user: 'Пользователь или полный ID',
@@ -36,5 +37,6 @@ export const STRINGS = {
     role_owner: 'владелец', role_moderator: 'модератор', role_participant: 'участник',
     rate_limited: 'Слишком много неудачных попыток входа; попробуйте позже.',
     login_failed: 'Не удалось войти; попробуйте ещё раз.', login_needed: 'Введите пользователя и пароль.',
+    cam_on_btn: 'Включить камеру', cam_off: 'Выключить камеру',
   },
 };

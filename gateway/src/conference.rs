@@ -74,6 +74,9 @@ pub enum RoomEvent {
     Ended(EndReason),
     /// Something happened in the room.
     Notice(RoomNotice),
+    /// The video streams this participant gets now (many-stream receivers:
+    /// browsers), whenever the set changes.
+    VideoSources(Vec<crate::video::VideoSource>),
 }
 
 /// What a participant hears in one 20 ms tick.
@@ -118,6 +121,13 @@ impl Membership {
     /// Leaves the room.
     pub async fn leave(&self) {
         let _ = self.control.send(RoomCmd::Leave(self.id)).await;
+    }
+
+    /// Sets the participant's video as its driver negotiated it (`None`:
+    /// no video). Only for admitted participants; the room routes it from
+    /// then on ([`crate::video::RoomVideo`]).
+    pub async fn set_video(&self, leg: Option<crate::video::VideoLeg>) {
+        let _ = self.control.send(RoomCmd::Video(self.id, leg)).await;
     }
 }
 
@@ -194,6 +204,7 @@ enum RoomCmd {
     },
     End(EndReason),
     List(oneshot::Sender<Vec<ParticipantView>>),
+    Video(ParticipantId, Option<crate::video::VideoLeg>),
 }
 
 /// Why a moderator action failed.
@@ -265,6 +276,7 @@ pub struct Conferences {
     metrics: Arc<Metrics>,
     settings: Arc<Mutex<RoomSettings>>,
     stopped: Arc<Mutex<Option<mpsc::UnboundedSender<String>>>>,
+    relay: Arc<Mutex<Option<relay::Relay>>>,
 }
 
 impl Conferences {
@@ -282,7 +294,14 @@ impl Conferences {
             metrics,
             settings: Arc::new(Mutex::new(settings)),
             stopped: Arc::default(),
+            relay: Arc::default(),
         }
+    }
+
+    /// The media relay whose endpoints carry the participants' video; rooms
+    /// started later route video over it.
+    pub fn set_relay(&self, relay: relay::Relay) {
+        *lock(&self.relay) = Some(relay);
     }
 
     /// Applies new room settings (SIGHUP); rooms started later use them.
@@ -464,7 +483,7 @@ impl Conferences {
             .store(rooms.len() as u64, Ordering::Relaxed);
         let settings = lock(&self.settings).clone();
         let (audio_tx, audio_rx) = mpsc::channel(ROOM_AUDIO_QUEUE);
-        let room = Room::new(
+        let mut room = Room::new(
             conference.to_string(),
             settings,
             self.clone(),
@@ -472,6 +491,7 @@ impl Conferences {
             live,
             audio_tx,
         );
+        room.video = crate::video::RoomVideo::new(lock(&self.relay).clone());
         tokio::spawn(room.run(rx, audio_rx));
         control
     }
@@ -508,6 +528,8 @@ struct Room {
     ticks: u64,
     /// Encoders of the shared mix, one per codec, used by the RTP legs.
     encoders: crate::media::SharedEncoders,
+    /// Who sees whose video.
+    video: crate::video::RoomVideo,
 }
 
 /// How long a new loudest speaker must lead before it becomes the active speaker.
@@ -545,6 +567,7 @@ impl Room {
             ended: false,
             ticks: 0,
             encoders: crate::media::SharedEncoders::default(),
+            video: crate::video::RoomVideo::new(None),
         }
     }
 
@@ -648,6 +671,23 @@ impl Room {
             RoomCmd::List(reply) => {
                 let _ = reply.send(self.members.iter().map(|(id, m)| m.view(*id)).collect());
             }
+            RoomCmd::Video(id, leg) => {
+                let Some(m) = self.members.get(&id).filter(|m| !m.in_lobby) else {
+                    return;
+                };
+                let stopped = m.video_stopped;
+                self.video.set_leg(id.0, leg, stopped);
+                self.announce_video();
+            }
+        }
+    }
+
+    /// Tells many-stream receivers whose video sources changed.
+    fn announce_video(&mut self) {
+        for (r, sources) in self.video.take_announcements() {
+            if let Some(m) = self.members.get(&ParticipantId(r)) {
+                let _ = m.events.try_send(RoomEvent::VideoSources(sources));
+            }
         }
     }
 
@@ -711,6 +751,8 @@ impl Room {
             let _ = m.events.try_send(ev);
         }
         self.mixer.remove_input(InputId(id.0));
+        self.video.leave(id.0);
+        self.announce_video();
         if m.in_lobby {
             self.lobby_changed();
         } else {
@@ -791,6 +833,8 @@ impl Room {
             }
             ModeratorAction::StopVideo(stopped) => {
                 m.video_stopped = stopped;
+                self.video.set_stopped(target.0, stopped);
+                self.announce_video();
                 self.notify_all(RoomNotice::VideoStopped { id: target.0, stopped });
                 self.roster_changed(false);
             }
@@ -903,6 +947,8 @@ impl Room {
         let speaker = changed.map(|s| s.0);
         if speaker.is_some() && speaker != self.speaker {
             self.speaker = speaker;
+            self.video.speaker_changed(speaker);
+            self.announce_video();
             for m in self.members.values().filter(|m| !m.in_lobby) {
                 let _ = m.events.try_send(RoomEvent::Speaking(speaker));
             }

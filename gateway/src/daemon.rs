@@ -81,6 +81,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
     })
     .map_err(|e| anyhow!("cannot start the media relay: {e}"))?;
     shared.metrics.set_relay(media.clone());
+    shared.conferences.set_relay(media.clone());
     let advertise = config.media.effective_advertise();
     let mut ng = None;
     if !config.relay.ng_listen.is_empty() {

@@ -226,6 +226,259 @@ impl VideoRouter {
     }
 }
 
+/// A video codec the relay forwards without transcoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VideoCodec {
+    /// VP8 (RFC 7741).
+    Vp8,
+    /// H.264 constrained baseline, packetization-mode 1 (RFC 6184).
+    H264,
+}
+
+impl VideoCodec {
+    /// The codec of an SDP encoding name (`VP8`, `H264`), case-insensitive.
+    pub fn from_name(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case("VP8") {
+            Some(Self::Vp8)
+        } else if name.eq_ignore_ascii_case("H264") {
+            Some(Self::H264)
+        } else {
+            None
+        }
+    }
+
+    /// The SDP encoding name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vp8 => "VP8",
+            Self::H264 => "H264",
+        }
+    }
+}
+
+/// A video stream's codec and payload type as negotiated on one leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoFormat {
+    /// The codec.
+    pub codec: VideoCodec,
+    /// Its payload type on this leg.
+    pub payload_type: u8,
+}
+
+/// A participant's video, as its driver negotiated it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoLeg {
+    /// The relay endpoint the video arrives on and leaves by (a browser's
+    /// one bundled endpoint, or a phone's video endpoint). Must be in the
+    /// conference's relay group ([`media_group`]).
+    pub endpoint: relay::EndpointId,
+    /// What the participant sends, and the SSRC when the SDP said it.
+    pub sends: Option<(VideoFormat, Option<u32>)>,
+    /// What it can receive, in its payload types.
+    pub receives: Vec<VideoFormat>,
+    /// It shows every publisher (a browser); otherwise it gets the active
+    /// speaker as one stream with the SSRC [`VideoLeg::switched_ssrc`].
+    pub takes_many: bool,
+    /// The SSRC of the one switched stream a single-stream receiver gets.
+    pub switched_ssrc: u32,
+}
+
+/// A publisher's video as one many-stream receiver gets it: what its SDP
+/// must announce so that the page knows whose stream it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoSource {
+    /// The publisher's participant id.
+    pub participant: u64,
+    /// The SSRC the stream arrives with.
+    pub ssrc: u32,
+    /// Codec and payload type as the receiver gets them.
+    pub format: VideoFormat,
+}
+
+/// The relay group of a conference's legs: every leg whose video the
+/// conference routes must be created in it, so that all of them are served
+/// by one relay worker and can subscribe to each other.
+pub fn media_group(conference: &str) -> u64 {
+    // FNV-1a: stable across runs and processes.
+    conference.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// One room's video: the routing policy ([`VideoRouter`]) applied to the
+/// relay. The room calls it on membership, speaker and moderation changes;
+/// it keeps the forwarding graph's edges and tells many-stream receivers
+/// which sources they get.
+#[derive(Debug, Default)]
+pub struct RoomVideo {
+    router: VideoRouter,
+    legs: BTreeMap<Pid, VideoLeg>,
+    edges: BTreeMap<(Pid, Pid), relay::PayloadMap>,
+    relay: Option<relay::Relay>,
+    announced: BTreeMap<Pid, Vec<VideoSource>>,
+}
+
+impl RoomVideo {
+    /// A room's video over `relay` (`None`: routing decisions only, for tests).
+    pub fn new(relay: Option<relay::Relay>) -> Self {
+        Self {
+            relay,
+            ..Self::default()
+        }
+    }
+
+    /// Sets (or with `None` removes) `p`'s video leg. `stopped`: a
+    /// moderator stopped its video before it had any.
+    pub fn set_leg(&mut self, p: Pid, leg: Option<VideoLeg>, stopped: bool) {
+        if self.legs.contains_key(&p) {
+            let ops = self.router.leave(p);
+            self.apply(&ops);
+            self.drop_edges_of(p);
+        }
+        self.legs.remove(&p);
+        let Some(leg) = leg else { return };
+        if !leg.takes_many {
+            if let Some(r) = &self.relay {
+                if let Err(e) = r.set_rewrite(leg.endpoint, Some(leg.switched_ssrc), 3000) {
+                    tracing::warn!(participant = p, error = %e, "video: no switched stream");
+                }
+            }
+        }
+        if leg.sends.is_some() {
+            if let (Some(r), Some((f, _))) = (&self.relay, leg.sends) {
+                let _ = r.set_untapped(leg.endpoint, relay::PayloadMap::identity(&[f.payload_type]));
+            }
+        }
+        let (publishes, takes_many) = (leg.sends.is_some(), leg.takes_many);
+        self.legs.insert(p, leg);
+        let mut ops = self.router.join(p, publishes, takes_many);
+        ops.extend(self.router.sfu_ops_for_join(p));
+        if stopped {
+            ops.extend(self.router.set_stopped(p, true));
+        }
+        self.apply(&ops);
+    }
+
+    /// `p` left the room.
+    pub fn leave(&mut self, p: Pid) {
+        if self.legs.remove(&p).is_some() {
+            let ops = self.router.leave(p);
+            self.apply(&ops);
+            self.drop_edges_of(p);
+        }
+        self.announced.remove(&p);
+    }
+
+    /// The active speaker changed.
+    pub fn speaker_changed(&mut self, speaker: Option<Pid>) {
+        let ops = self.router.speaker_changed(speaker);
+        self.apply(&ops);
+    }
+
+    /// A moderator stopped or allowed `p`'s video.
+    pub fn set_stopped(&mut self, p: Pid, stopped: bool) {
+        let ops = self.router.set_stopped(p, stopped);
+        self.apply(&ops);
+    }
+
+    /// Who sends video to whom now (publisher, receiver).
+    pub fn edges(&self) -> Vec<(Pid, Pid)> {
+        self.edges.keys().copied().collect()
+    }
+
+    /// For each many-stream receiver whose sources changed since the last
+    /// call, its sources now (publishers whose SSRC is known).
+    pub fn take_announcements(&mut self) -> Vec<(Pid, Vec<VideoSource>)> {
+        let mut out = Vec::new();
+        for (&r, leg) in &self.legs {
+            if !leg.takes_many {
+                continue;
+            }
+            let now: Vec<VideoSource> = self
+                .edges
+                .iter()
+                .filter(|((_, to), _)| *to == r)
+                .filter_map(|(&(from, _), map)| {
+                    let (f, ssrc) = self.legs.get(&from)?.sends?;
+                    let pt = map.get(f.payload_type)?;
+                    Some(VideoSource {
+                        participant: from,
+                        ssrc: ssrc?,
+                        format: VideoFormat {
+                            codec: f.codec,
+                            payload_type: pt,
+                        },
+                    })
+                })
+                .collect();
+            if self.announced.get(&r) != Some(&now) {
+                self.announced.insert(r, now.clone());
+                out.push((r, now));
+            }
+        }
+        out
+    }
+
+    fn drop_edges_of(&mut self, p: Pid) {
+        let gone: Vec<(Pid, Pid)> = self.edges.keys().filter(|(f, t)| *f == p || *t == p).copied().collect();
+        for (f, t) in gone {
+            self.edges.remove(&(f, t));
+            if let (Some(r), Some(a), Some(b)) = (&self.relay, self.legs.get(&f), self.legs.get(&t)) {
+                let _ = r.unsubscribe(a.endpoint, b.endpoint);
+            }
+        }
+    }
+
+    /// The payload map from `from`'s video to `to`'s: the same codec,
+    /// renumbered; empty when they share none.
+    fn payload_map(from: &VideoLeg, to: &VideoLeg) -> relay::PayloadMap {
+        let mut m = relay::PayloadMap::new();
+        if let Some((f, _)) = from.sends {
+            if let Some(r) = to.receives.iter().find(|r| r.codec == f.codec) {
+                m.insert(f.payload_type, r.payload_type);
+            }
+        }
+        m
+    }
+
+    fn apply(&mut self, ops: &[VideoOp]) {
+        for op in ops {
+            match *op {
+                VideoOp::Subscribe { from, to } => {
+                    let (Some(a), Some(b)) = (self.legs.get(&from), self.legs.get(&to)) else {
+                        continue;
+                    };
+                    let map = Self::payload_map(a, b);
+                    if map.is_empty() {
+                        tracing::info!(from, to, "video: no codec in common, not forwarded");
+                        continue;
+                    }
+                    if let Some(r) = &self.relay {
+                        if let Err(e) = r.subscribe_media(a.endpoint, b.endpoint, map) {
+                            tracing::warn!(from, to, error = %e, "video: subscription refused");
+                            continue;
+                        }
+                    }
+                    self.edges.insert((from, to), map);
+                }
+                VideoOp::Unsubscribe { from, to } => {
+                    if self.edges.remove(&(from, to)).is_none() {
+                        continue;
+                    }
+                    if let (Some(r), Some(a), Some(b)) = (&self.relay, self.legs.get(&from), self.legs.get(&to)) {
+                        let _ = r.unsubscribe(a.endpoint, b.endpoint);
+                    }
+                }
+                VideoOp::RequestKeyframe(p) => {
+                    if let (Some(r), Some(a)) = (&self.relay, self.legs.get(&p)) {
+                        let _ = r.request_keyframe(a.endpoint);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +576,68 @@ mod tests {
         assert!(ops.contains(&Unsubscribe { from: 2, to: 3 }), "{ops:?}");
         assert_eq!(v.source_of(1), Some(3));
         assert_eq!(v.source_of(2), None);
+    }
+
+    fn leg(ep: u64, sends: Option<(VideoCodec, u8, u32)>, takes_many: bool, receives: &[(VideoCodec, u8)]) -> VideoLeg {
+        VideoLeg {
+            endpoint: relay::EndpointId(ep),
+            sends: sends.map(|(codec, payload_type, ssrc)| (VideoFormat { codec, payload_type }, Some(ssrc))),
+            receives: receives
+                .iter()
+                .map(|&(codec, payload_type)| VideoFormat { codec, payload_type })
+                .collect(),
+            takes_many,
+            switched_ssrc: 0x5e1f,
+        }
+    }
+
+    #[test]
+    fn room_video_forwards_matching_codecs_and_announces_sources() {
+        use VideoCodec::{Vp8, H264};
+        let browser = [(Vp8, 96), (H264, 102)];
+        let mut v = RoomVideo::new(None);
+        v.set_leg(1, Some(leg(10, Some((Vp8, 96, 111)), true, &browser)), false);
+        v.set_leg(2, Some(leg(20, Some((Vp8, 96, 222)), true, &browser)), false);
+        // An H.264-only phone: gets no VP8 publisher, and its H.264 (PT 99)
+        // reaches the browsers as their 102.
+        v.set_leg(3, Some(leg(30, Some((H264, 99, 333)), false, &[(H264, 99)])), false);
+        let mut edges = v.edges();
+        edges.sort();
+        assert_eq!(edges, vec![(1, 2), (2, 1), (3, 1), (3, 2)]);
+        let ann: BTreeMap<Pid, Vec<VideoSource>> = v.take_announcements().into_iter().collect();
+        assert_eq!(ann.len(), 2);
+        assert_eq!(
+            ann[&1],
+            vec![
+                VideoSource {
+                    participant: 2,
+                    ssrc: 222,
+                    format: VideoFormat {
+                        codec: Vp8,
+                        payload_type: 96
+                    }
+                },
+                VideoSource {
+                    participant: 3,
+                    ssrc: 333,
+                    format: VideoFormat {
+                        codec: H264,
+                        payload_type: 102
+                    }
+                }
+            ]
+        );
+        assert!(v.take_announcements().is_empty(), "nothing changed");
+        // A moderator stops 2's video: 1 no longer gets it.
+        v.set_stopped(2, true);
+        let ann = v.take_announcements();
+        assert_eq!(ann.len(), 1);
+        assert_eq!(ann[0].0, 1);
+        assert_eq!(ann[0].1.iter().map(|s| s.participant).collect::<Vec<_>>(), vec![3]);
+        // 3 leaves: its edges go.
+        v.leave(3);
+        assert_eq!(v.edges(), vec![(1, 2)]);
+        assert_eq!(media_group("room-1"), media_group("room-1"));
+        assert_ne!(media_group("room-1"), media_group("room-2"));
     }
 }

@@ -427,6 +427,8 @@ impl Session {
                 }),
                 true,
             ),
+            // Loopback endpoints carry audio only.
+            RoomEvent::VideoSources(_) => (None, false),
         }
     }
 }

@@ -41,6 +41,7 @@ use crate::http::web::{SessionStore, WebUser};
 use crate::media::{AudioFormat, AudioPort, TransportDatagram};
 use crate::router::Role;
 use crate::state::Shared;
+use crate::video::{self, VideoCodec, VideoFormat, VideoLeg, VideoSource};
 
 /// Frames a session may send at once before the rate limit applies.
 pub const RATE_BURST: f64 = 40.0;
@@ -56,6 +57,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 const EARLY_DTLS: usize = 16;
 /// The mid of our audio m-section.
 const AUDIO_MID: &str = "0";
+/// The mid of the m-section the browser's camera goes in.
+const CAMERA_MID: &str = "1";
 
 /// What every web session needs besides [`Shared`]: the media plane and
 /// our DTLS certificate (one per process). Cheap to clone.
@@ -382,6 +385,20 @@ struct Media {
     /// The peer the relay endpoint is configured with.
     configured: Option<SocketAddr>,
     failed: bool,
+    /// Our offers' session id (fixed) and last version.
+    session_id: u64,
+    version: u64,
+    transport: LocalTransport,
+    /// Our m-sections in offer order: audio, the camera, then one per
+    /// other participant's video (inactive once that stream is gone: an
+    /// m-section is never removed, RFC 8829 §5.2.2).
+    sections: Vec<LocalMedia>,
+    /// An offer is out and its answer has not come.
+    awaiting_answer: bool,
+    /// The video sources changed while an offer was out: offer again after.
+    reoffer: bool,
+    /// What the room was told of this session's video.
+    video_leg: Option<VideoLeg>,
 }
 
 /// What the media transport woke up for.
@@ -423,36 +440,101 @@ impl Media {
             fingerprint: ctx.cert.fingerprint().clone(),
             candidate: SocketAddr::new(ctx.media_address, ep.rtp_port),
         };
-        let media = [LocalMedia {
-            mid: AUDIO_MID.into(),
-            kind: MediaKind::Audio,
-            direction: Direction::SendRecv,
-            source: Some(LocalSource {
-                ssrc: port.ssrc(),
-                cname: format!("confgate-{group}"),
-                stream: "confgate-room".into(),
-                track: "room-audio".into(),
-            }),
-        }];
-        let offer = sdp::build_offer(rand::random::<u32>() as u64, 1, &transport, &media);
+        let sections = vec![
+            LocalMedia {
+                mid: AUDIO_MID.into(),
+                kind: MediaKind::Audio,
+                direction: Direction::SendRecv,
+                source: Some(LocalSource {
+                    ssrc: port.ssrc(),
+                    cname: format!("confgate-{group}"),
+                    stream: "confgate-room".into(),
+                    track: "room-audio".into(),
+                }),
+            },
+            // The browser's camera, which we receive.
+            LocalMedia {
+                mid: CAMERA_MID.into(),
+                kind: MediaKind::Video,
+                direction: Direction::RecvOnly,
+                source: None,
+            },
+        ];
         let mut agent = IceLiteAgent::new(creds);
         agent.set_software(Some(format!("confgate/{}", env!("CARGO_PKG_VERSION"))));
-        Ok((
-            Media {
-                endpoint: ep.id,
-                port,
-                datagrams,
-                agent,
-                dtls: None,
-                early_dtls: Vec::new(),
-                dtls_peer: None,
-                nominated: None,
-                keys: None,
-                configured: None,
-                failed: false,
-            },
-            offer,
-        ))
+        let mut media = Media {
+            endpoint: ep.id,
+            port,
+            datagrams,
+            agent,
+            dtls: None,
+            early_dtls: Vec::new(),
+            dtls_peer: None,
+            nominated: None,
+            keys: None,
+            configured: None,
+            failed: false,
+            session_id: u64::from(rand::random::<u32>()),
+            version: 0,
+            transport,
+            sections,
+            awaiting_answer: false,
+            reoffer: false,
+            video_leg: None,
+        };
+        let offer = media.offer();
+        Ok((media, offer))
+    }
+
+    /// Our next offer (the version goes up by one each time).
+    fn offer(&mut self) -> String {
+        self.version += 1;
+        self.awaiting_answer = true;
+        self.reoffer = false;
+        sdp::build_offer(self.session_id, self.version, &self.transport, &self.sections)
+    }
+
+    /// Brings the m-sections of other participants' video to `sources`;
+    /// true when the offer must be renegotiated.
+    fn set_sources(&mut self, sources: &[VideoSource]) -> bool {
+        let mut changed = false;
+        for s in sources {
+            let mid = format!("v{}", s.participant);
+            let source = LocalSource {
+                ssrc: s.ssrc,
+                cname: format!("p{}", s.participant),
+                stream: format!("p{}", s.participant),
+                track: format!("p{}-video", s.participant),
+            };
+            let room = self.sections.len() < sdp::MAX_MEDIA;
+            match self.sections.iter_mut().find(|m| m.mid == mid) {
+                Some(m) if m.direction == Direction::SendOnly && m.source.as_ref() == Some(&source) => {}
+                Some(m) => {
+                    m.direction = Direction::SendOnly;
+                    m.source = Some(source);
+                    changed = true;
+                }
+                None if room => {
+                    self.sections.push(LocalMedia {
+                        mid,
+                        kind: MediaKind::Video,
+                        direction: Direction::SendOnly,
+                        source: Some(source),
+                    });
+                    changed = true;
+                }
+                None => tracing::info!(participant = s.participant, "too many video streams for one page"),
+            }
+        }
+        for m in self.sections.iter_mut().filter(|m| m.mid.starts_with('v')) {
+            let live = sources.iter().any(|s| m.mid == format!("v{}", s.participant));
+            if !live && m.direction != Direction::Inactive {
+                m.direction = Direction::Inactive;
+                m.source = None;
+                changed = true;
+            }
+        }
+        changed
     }
 
     fn close(self, relay: &Relay) {
@@ -470,8 +552,13 @@ impl Media {
         }
     }
 
-    /// Takes the browser's answer to our offer.
-    fn answer(&mut self, ctx: &WebContext, text: &str) -> Result<(), String> {
+    /// Takes the browser's answer to our offer; returns the session's
+    /// video leg when it changed.
+    fn answer(&mut self, ctx: &WebContext, text: &str) -> Result<Option<VideoLeg>, String> {
+        if !self.awaiting_answer {
+            return Err("no offer to answer".into());
+        }
+        self.awaiting_answer = false;
         let desc = SessionDescription::parse(text).map_err(|e| e.to_string())?;
         let audio = desc
             .media_by_mid(AUDIO_MID)
@@ -480,17 +567,56 @@ impl Media {
         if audio.port == 0 || audio.codec(sdp::OPUS_PT).is_none() {
             return Err("the answer refuses Opus audio".into());
         }
-        let rt = desc.remote_transport().map_err(|e| e.to_string())?;
-        let role = rt.our_dtls_role().map_err(|e| e.to_string())?;
-        self.agent.set_remote_ufrag(&rt.ice.ufrag);
-        let now = Instant::now();
-        let dtls = DtlsTransport::new(role, &ctx.cert, rt.fingerprint, now).map_err(|e| e.to_string())?;
-        self.dtls = Some(dtls);
-        for (src, d) in std::mem::take(&mut self.early_dtls) {
-            self.on_dtls(now, src, &d);
+        let leg = self.video_leg_of(&desc);
+        if self.dtls.is_none() {
+            let rt = desc.remote_transport().map_err(|e| e.to_string())?;
+            let role = rt.our_dtls_role().map_err(|e| e.to_string())?;
+            self.agent.set_remote_ufrag(&rt.ice.ufrag);
+            let now = Instant::now();
+            let dtls = DtlsTransport::new(role, &ctx.cert, rt.fingerprint, now).map_err(|e| e.to_string())?;
+            self.dtls = Some(dtls);
+            for (src, d) in std::mem::take(&mut self.early_dtls) {
+                self.on_dtls(now, src, &d);
+            }
+            self.drain(ctx);
         }
-        self.drain(ctx);
-        Ok(())
+        if leg == self.video_leg {
+            return Ok(None);
+        }
+        self.video_leg = leg.clone();
+        Ok(leg)
+    }
+
+    /// This session's video as the answer says: the camera's codec and
+    /// SSRC when the browser sends one, and the codecs it takes.
+    fn video_leg_of(&self, desc: &SessionDescription) -> Option<VideoLeg> {
+        let cam = desc.media_by_mid(CAMERA_MID).filter(|m| m.port != 0)?;
+        let formats = |m: &sdp::MediaSection| -> Vec<VideoFormat> {
+            m.codecs
+                .iter()
+                .filter_map(|c| {
+                    let codec = VideoCodec::from_name(&c.name)?;
+                    (c.clock_rate == 90_000).then_some(VideoFormat {
+                        codec,
+                        payload_type: c.payload_type,
+                    })
+                })
+                .collect()
+        };
+        let receives = formats(cam);
+        // The browser sends with the first codec of its answer.
+        let sends = if cam.direction.sends() {
+            receives.first().map(|f| (*f, cam.media_ssrcs().first().copied()))
+        } else {
+            None
+        };
+        Some(VideoLeg {
+            endpoint: self.endpoint,
+            sends,
+            receives,
+            takes_many: true,
+            switched_ssrc: 0,
+        })
     }
 
     fn on_dtls(&mut self, now: Instant, src: SocketAddr, d: &[u8]) {
@@ -675,7 +801,7 @@ fn participants(list: &[ParticipantView]) -> ServerMessage {
                 role: signal_role(p.role),
                 audio_muted: p.muted,
                 video_muted: p.video_stopped,
-                stream: None,
+                stream: Some(format!("p{}", p.id)),
             })
             .collect(),
     })
@@ -756,7 +882,7 @@ impl Session<'_> {
                 }))
                 .await;
                 if self.media.is_none() {
-                    match Media::start(self.ctx, m.id.0) {
+                    match Media::start(self.ctx, video::media_group(&m.conference)) {
                         Ok((media, offer)) => {
                             self.media = Some(media);
                             sig.send(ServerMessage::Offer(signal::Sdp { sdp: offer })).await;
@@ -783,6 +909,18 @@ impl Session<'_> {
                     .await
             }
             RoomEvent::Removed(r) | RoomEvent::Ended(r) => return Some(r),
+            RoomEvent::VideoSources(list) => {
+                if let Some(media) = self.media.as_mut() {
+                    if media.set_sources(&list) {
+                        if media.awaiting_answer {
+                            media.reoffer = true;
+                        } else {
+                            let offer = media.offer();
+                            sig.send(ServerMessage::Offer(signal::Sdp { sdp: offer })).await;
+                        }
+                    }
+                }
+            }
             RoomEvent::Notice(n) => {
                 let (code, text) = match n {
                     RoomNotice::Muted { id, muted } if id == m.id.0 => {
@@ -835,10 +973,18 @@ impl Session<'_> {
         match msg {
             ClientMessage::Answer(a) => match self.media.as_mut() {
                 Some(media) => {
-                    if let Err(e) = media.answer(self.ctx, &a.sdp) {
-                        tracing::info!(error = %e, "unusable answer from the web client");
-                        sig.send(error("bad_message", &e)).await;
-                        return Some(EndReason::MediaIncompatible);
+                    match media.answer(self.ctx, &a.sdp) {
+                        Ok(Some(leg)) => m.set_video(Some(leg)).await,
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::info!(error = %e, "unusable answer from the web client");
+                            sig.send(error("bad_message", &e)).await;
+                            return Some(EndReason::MediaIncompatible);
+                        }
+                    }
+                    if media.reoffer {
+                        let offer = media.offer();
+                        sig.send(ServerMessage::Offer(signal::Sdp { sdp: offer })).await;
                     }
                 }
                 None => sig.send(error("bad_message", "no offer to answer")).await,

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::demux::{classify, PacketKind};
-use crate::rtp::{parse_rtcp, parse_rtp, ReceptionStats, StreamRewriter};
+use crate::rtp::{parse_rtcp, parse_rtp, PayloadMap, ReceptionStats, StreamRewriter};
 use crate::srtp::SrtpContext;
 use crate::sys::{Epoll, EventFd, RecvBatch, SendBatch, BUF_SIZE};
 
@@ -136,9 +136,21 @@ pub trait TapSink: Send {
 pub(crate) enum Cmd {
     Add(Box<NewEndpoint>),
     Configure(u64, Box<EndpointConfig>),
-    Subscribe { from: u64, to: u64 },
-    Unsubscribe { from: u64, to: u64 },
-    Rewrite { id: u64, ssrc: Option<u32>, ts_step: u32 },
+    Subscribe {
+        from: u64,
+        to: u64,
+        media: Option<PayloadMap>,
+    },
+    Untapped(u64, PayloadMap),
+    Unsubscribe {
+        from: u64,
+        to: u64,
+    },
+    Rewrite {
+        id: u64,
+        ssrc: Option<u32>,
+        ts_step: u32,
+    },
     RequestKeyframe(u64),
     Tap(u64, Option<Box<dyn TapSink>>),
     Send(u64, Vec<u8>),
@@ -199,9 +211,12 @@ struct Endpoint {
     srtp_out: Option<SrtpContext>,
     clock_rate: u32,
     rtcp_mux: bool,
-    subscribers: Vec<u64>,
+    subscribers: Vec<Subscription>,
     /// Where accepted packets also go (the mixer), if anywhere.
     tap: Option<Box<dyn TapSink>>,
+    /// RTP payload types that never reach the tap (a bundled leg's video,
+    /// which goes to media subscriptions only).
+    untapped: PayloadMap,
     rewriter: Option<(StreamRewriter, u32)>,
     /// SSRC of the peer's last accepted RTP packet (the media SSRC of a PLI).
     last_ssrc: Option<u32>,
@@ -210,6 +225,16 @@ struct Endpoint {
     reception: ReceptionStats,
     local: LocalStats,
     stats: Arc<EndpointStats>,
+}
+
+/// One edge of the forwarding graph.
+#[derive(Clone, Copy)]
+struct Subscription {
+    to: u64,
+    /// `None`: everything the source's peer sends. `Some`: only RTP with
+    /// these payload types, renumbered for the receiver (RTCP still goes),
+    /// and the receiver's feedback (NACK, PLI, FIR) goes back to the source.
+    media: Option<PayloadMap>,
 }
 
 /// Counters kept in the worker and published in bulk (no atomic per packet).
@@ -371,6 +396,7 @@ impl Worker {
                             rtcp_mux: false,
                             subscribers: Vec::with_capacity(4),
                             tap: None,
+                            untapped: PayloadMap::new(),
                             rewriter: None,
                             last_ssrc: None,
                             // Derived from the id, odd so it is never 0.
@@ -400,18 +426,24 @@ impl Worker {
                         ep.rtcp_mux = cfg.rtcp_mux || ep.rtcp.is_none();
                     }
                 }
-                Cmd::Subscribe { from, to } => {
+                Cmd::Subscribe { from, to, media } => {
                     if self.endpoints.contains_key(&to) {
                         if let Some(ep) = self.endpoints.get_mut(&from) {
-                            if !ep.subscribers.contains(&to) {
-                                ep.subscribers.push(to);
+                            match ep.subscribers.iter_mut().find(|s| s.to == to) {
+                                Some(s) => s.media = media,
+                                None => ep.subscribers.push(Subscription { to, media }),
                             }
                         }
                     }
                 }
+                Cmd::Untapped(id, pts) => {
+                    if let Some(ep) = self.endpoints.get_mut(&id) {
+                        ep.untapped = pts;
+                    }
+                }
                 Cmd::Unsubscribe { from, to } => {
                     if let Some(ep) = self.endpoints.get_mut(&from) {
-                        ep.subscribers.retain(|s| *s != to);
+                        ep.subscribers.retain(|s| s.to != to);
                     }
                 }
                 Cmd::Rewrite { id, ssrc, ts_step } => {
@@ -468,7 +500,7 @@ impl Worker {
                         }
                     }
                     for ep in self.endpoints.values_mut() {
-                        ep.subscribers.retain(|s| *s != id);
+                        ep.subscribers.retain(|s| s.to != id);
                     }
                     let _ = done.send(());
                 }
@@ -507,7 +539,7 @@ impl Worker {
             }
             let (buf, len, src) = self.recv.packet_mut(i);
             let Some(src) = src else { continue };
-            if forward(
+            let feedback = forward(
                 &mut self.endpoints,
                 &mut self.send,
                 &self.drops,
@@ -517,14 +549,34 @@ impl Worker {
                 len,
                 src,
                 now_ms,
-            ) {
+            );
+            if let Feedback::ToSources(flen) = feedback {
+                // A media subscriber's NACK/PLI/FIR goes to the publishers it gets video from.
+                self.sources.clear();
+                self.sources.extend(
+                    self.endpoints
+                        .iter()
+                        .filter(|(_, e)| e.subscribers.iter().any(|s| s.to == id && s.media.is_some()))
+                        .map(|(k, _)| *k),
+                );
+                for k in 0..self.sources.len() {
+                    if self.send.is_full() {
+                        let st = self.send.flush();
+                        self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                    }
+                    if let Some(ep) = self.endpoints.get_mut(&self.sources[k]) {
+                        send_feedback(ep, &mut self.send, &self.drops, &buf[..flen]);
+                    }
+                }
+            }
+            if feedback == Feedback::Keyframe {
                 // A switched subscriber asked for a keyframe: ask its current sources.
                 // `sources` is reused, so this allocates only when it grows.
                 self.sources.clear();
                 self.sources.extend(
                     self.endpoints
                         .iter()
-                        .filter(|(_, e)| e.subscribers.contains(&id))
+                        .filter(|(_, e)| e.subscribers.iter().any(|s| s.to == id))
                         .map(|(k, _)| *k),
                 );
                 for k in 0..self.sources.len() {
@@ -543,6 +595,18 @@ impl Worker {
     }
 }
 
+/// What a received datagram asks of the worker besides forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feedback {
+    /// Nothing.
+    None,
+    /// A switched receiver wants a keyframe: ask its current sources.
+    Keyframe,
+    /// A media subscriber's feedback (NACK, PLI, FIR), this many bytes of
+    /// the decrypted RTCP: goes back to the publishers it subscribes to.
+    ToSources(usize),
+}
+
 /// Handles one received datagram. Public to the crate for tests and benchmarks.
 #[allow(clippy::too_many_arguments)]
 fn forward(
@@ -555,10 +619,10 @@ fn forward(
     len: usize,
     src: SocketAddr,
     now_ms: u64,
-) -> bool {
+) -> Feedback {
     if len == 0 {
         bump(&drops.malformed);
-        return false;
+        return Feedback::None;
     }
     let kind = match classify(&buf[..len]) {
         PacketKind::Rtp if on_rtcp_socket => PacketKind::Unknown,
@@ -566,7 +630,7 @@ fn forward(
     };
     let Some(ep) = endpoints.get_mut(&id) else {
         bump(&drops.unknown_endpoint);
-        return false;
+        return Feedback::None;
     };
     let rtcp = match kind {
         PacketKind::Rtp => false,
@@ -575,17 +639,17 @@ fn forward(
             if !ep.tap.as_mut().is_some_and(|t| t.stun(src, &buf[..len])) {
                 bump(&drops.stun);
             }
-            return false;
+            return Feedback::None;
         }
         PacketKind::Dtls => {
             if !ep.tap.as_mut().is_some_and(|t| t.dtls(src, &buf[..len])) {
                 bump(&drops.dtls);
             }
-            return false;
+            return Feedback::None;
         }
         _ => {
             bump(&drops.malformed);
-            return false;
+            return Feedback::None;
         }
     };
 
@@ -607,49 +671,57 @@ fn forward(
         LatchMode::Once => !latched || known == Some(src),
     };
     if !source_ok {
-        {
-            bump(&drops.wrong_source);
-            return false;
-        }
+        bump(&drops.wrong_source);
+        return Feedback::None;
     }
 
     // Validate, then authenticate and decrypt in place.
     let mut len = len;
-    let mut wants_keyframe = false;
+    let mut feedback = Feedback::None;
+    let mut pt = 0;
     if rtcp {
         if let Some(ctx) = ep.srtp_in.as_mut() {
             match ctx.unprotect_rtcp(buf, len) {
                 Ok(l) => len = l,
                 Err(e) => {
                     count_srtp(drops, &e);
-                    return false;
+                    return Feedback::None;
                 }
             }
         }
         match parse_rtcp(&buf[..len]) {
-            Ok(summary) => wants_keyframe = (summary.pli > 0 || summary.fir > 0) && ep.rewriter.is_some(),
+            Ok(summary) => {
+                let keyframe = summary.pli > 0 || summary.fir > 0;
+                if keyframe && ep.rewriter.is_some() {
+                    feedback = Feedback::Keyframe;
+                } else if ep.rewriter.is_none() && (keyframe || summary.nack > 0) {
+                    feedback = Feedback::ToSources(len);
+                }
+            }
             Err(_) => {
                 bump(&drops.malformed);
-                return false;
+                return Feedback::None;
             }
         }
     } else {
         let Ok(h) = parse_rtp(&buf[..len]) else {
-            {
-                bump(&drops.malformed);
-                return false;
-            }
+            bump(&drops.malformed);
+            return Feedback::None;
         };
         if let Some(ctx) = ep.srtp_in.as_mut() {
             match ctx.unprotect_rtp(buf, len) {
                 Ok(l) => len = l,
                 Err(e) => {
                     count_srtp(drops, &e);
-                    return false;
+                    return Feedback::None;
                 }
             }
         }
-        ep.last_ssrc = Some(h.ssrc);
+        pt = h.payload_type;
+        // On a bundled leg the keyframe requests are about its video.
+        if ep.untapped.is_empty() || ep.untapped.get(pt).is_some() {
+            ep.last_ssrc = Some(h.ssrc);
+        }
         let arrival = (now_ms.wrapping_mul(u64::from(ep.clock_rate)) / 1000) as u32;
         ep.reception.record(h.sequence, h.timestamp, arrival);
     }
@@ -676,17 +748,24 @@ fn forward(
     if let Some(tap) = ep.tap.as_mut() {
         if rtcp {
             tap.rtcp(&buf[..len]);
-        } else {
+        } else if ep.untapped.get(pt).is_none() {
             tap.rtp(&buf[..len]);
         }
     }
 
     let n_subs = ep.subscribers.len();
     for k in 0..n_subs {
-        let Some(sub_id) = endpoints.get(&id).and_then(|e| e.subscribers.get(k).copied()) else {
+        let Some(edge) = endpoints.get(&id).and_then(|e| e.subscribers.get(k).copied()) else {
             break;
         };
-        let Some(sub) = endpoints.get_mut(&sub_id) else {
+        let out_pt = match edge.media {
+            Some(map) if !rtcp => match map.get(pt) {
+                Some(p) => p,
+                None => continue,
+            },
+            _ => pt,
+        };
+        let Some(sub) = endpoints.get_mut(&edge.to) else {
             continue;
         };
         let (dest, fd) = if rtcp {
@@ -714,6 +793,9 @@ fn forward(
         };
         out[..len].copy_from_slice(&buf[..len]);
         let mut out_len = len;
+        if !rtcp && out_pt != pt {
+            out[1] = (out[1] & 0x80) | out_pt;
+        }
         if !rtcp {
             if let Some((rw, step)) = sub.rewriter.as_mut() {
                 if let Ok(h) = parse_rtp(&out[..len]) {
@@ -739,7 +821,44 @@ fn forward(
         sub.local.packets_out += 1;
         sub.local.bytes_out += out_len as u64;
     }
-    wants_keyframe
+    feedback
+}
+
+/// Sends a receiver's decrypted feedback RTCP (`packet`) to the peer of
+/// `ep`, a publisher it subscribes to, SRTCP-protected when keyed.
+fn send_feedback(ep: &mut Endpoint, send: &mut SendBatch, drops: &DropCounters, packet: &[u8]) {
+    let Some(dest) = ep.rtcp_destination() else {
+        bump(&drops.no_destination);
+        return;
+    };
+    let sock = if ep.rtcp_mux {
+        &ep.rtp
+    } else {
+        ep.rtcp.as_ref().unwrap_or(&ep.rtp)
+    };
+    let fd = sock.as_raw_fd();
+    let Some(out) = send.next_buf() else {
+        bump(&drops.send_failed);
+        return;
+    };
+    if packet.len() + 32 > out.len() {
+        bump(&drops.malformed);
+        return;
+    }
+    out[..packet.len()].copy_from_slice(packet);
+    let mut len = packet.len();
+    if let Some(ctx) = ep.srtp_out.as_mut() {
+        match ctx.protect_rtcp(out, len) {
+            Ok(l) => len = l,
+            Err(e) => {
+                count_srtp(drops, &e);
+                return;
+            }
+        }
+    }
+    send.commit(fd, &dest, len);
+    ep.local.packets_out += 1;
+    ep.local.bytes_out += len as u64;
 }
 
 /// Sends an RTP packet made by the control plane (the mixer's output for

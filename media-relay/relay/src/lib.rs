@@ -38,4 +38,5 @@ pub mod sys;
 pub use control::{NgConfig, NgController, NgServer};
 pub use engine::{DropCounters, LatchMode, TapSink};
 pub use relay::{EndpointId, EndpointInfo, EndpointSnapshot, PeerConfig, Relay, RelayConfig, RelayError, SrtpParams};
+pub use rtp::PayloadMap;
 pub use srtp::{SrtpContext, SrtpError, SrtpProfile};

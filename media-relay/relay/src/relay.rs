@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Cmd, DropCounters, EndpointConfig, EndpointStats, LatchMode, NewEndpoint, TapSink, Worker};
 use crate::pool::{PoolError, PortPool};
+use crate::rtp::PayloadMap;
 use crate::srtp::{SrtpContext, SrtpError, SrtpProfile};
 use crate::sys::EventFd;
 
@@ -312,7 +313,38 @@ impl Relay {
         if wf != wt {
             return Err(RelayError::CrossWorker(from.0, to.0));
         }
-        self.inner.workers[wf].send(Cmd::Subscribe { from: from.0, to: to.0 })
+        self.inner.workers[wf].send(Cmd::Subscribe {
+            from: from.0,
+            to: to.0,
+            media: None,
+        })
+    }
+
+    /// A media subscription: RTP received on `from` whose payload type is
+    /// in `map` goes out of `to`, renumbered as `map` says (other RTP does
+    /// not), with `from`'s RTCP; `to`'s feedback about it (NACK, PLI, FIR)
+    /// goes back to `from`'s peer. This is how one stream of a bundled leg
+    /// (a browser's camera) reaches other legs while its audio goes to the
+    /// mixer. Subscribing again replaces the map.
+    pub fn subscribe_media(&self, from: EndpointId, to: EndpointId, map: PayloadMap) -> Result<(), RelayError> {
+        let (wf, wt) = (self.worker_of(from)?, self.worker_of(to)?);
+        if wf != wt {
+            return Err(RelayError::CrossWorker(from.0, to.0));
+        }
+        self.inner.workers[wf].send(Cmd::Subscribe {
+            from: from.0,
+            to: to.0,
+            media: Some(map),
+        })
+    }
+
+    /// RTP with these payload types, received on `id`, never reaches its
+    /// tap: a bundled leg's video goes only to its media subscribers. The
+    /// keyframe requests of [`Relay::request_keyframe`] then name the SSRC
+    /// of that stream.
+    pub fn set_untapped(&self, id: EndpointId, pts: PayloadMap) -> Result<(), RelayError> {
+        let w = self.worker_of(id)?;
+        self.inner.workers[w].send(Cmd::Untapped(id.0, pts))
     }
 
     /// Stops a subscription.

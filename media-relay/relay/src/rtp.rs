@@ -452,4 +452,82 @@ mod tests {
             let _ = parse_rtcp(&data);
         }
     }
+
+    #[test]
+    fn payload_map_filters_and_renumbers() {
+        let mut m = PayloadMap::new();
+        assert!(m.is_empty());
+        assert!(m.insert(96, 97));
+        assert!(m.insert(102, 102));
+        assert_eq!(m.get(96), Some(97));
+        assert_eq!(m.get(102), Some(102));
+        assert_eq!(m.get(111), None);
+        // Re-mapping replaces, does not grow.
+        assert!(m.insert(96, 100));
+        assert_eq!(m.get(96), Some(100));
+        assert!(!m.insert(200, 1), "not a 7-bit payload type");
+        let mut full = PayloadMap::identity(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(!full.insert(9, 9), "a full map refuses more");
+        assert_eq!(full.get(9), None);
+        assert_eq!(full.get(8), Some(8));
+    }
+}
+
+/// Most payload types one [`PayloadMap`] holds.
+pub const PAYLOAD_MAP_LEN: usize = 8;
+
+/// Which RTP payload types a media subscription carries, and what each
+/// becomes on the way out (the receiver may have negotiated another number
+/// for the same codec). Fixed size, so the forwarding path never allocates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PayloadMap {
+    pairs: [(u8, u8); PAYLOAD_MAP_LEN],
+    len: u8,
+}
+
+impl PayloadMap {
+    /// An empty map: nothing passes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `from → to` (7-bit payload types). A map that is full, or a
+    /// number above 127, leaves the map as it was and returns `false`.
+    pub fn insert(&mut self, from: u8, to: u8) -> bool {
+        if from > 127 || to > 127 {
+            return false;
+        }
+        if let Some(p) = self.pairs[..usize::from(self.len)].iter_mut().find(|p| p.0 == from) {
+            p.1 = to;
+            return true;
+        }
+        if usize::from(self.len) == PAYLOAD_MAP_LEN {
+            return false;
+        }
+        self.pairs[usize::from(self.len)] = (from, to);
+        self.len += 1;
+        true
+    }
+
+    /// The same payload types passed through unchanged.
+    pub fn identity(pts: &[u8]) -> Self {
+        let mut m = Self::new();
+        for &pt in pts {
+            m.insert(pt, pt);
+        }
+        m
+    }
+
+    /// What `pt` becomes, if it passes.
+    pub fn get(&self, pt: u8) -> Option<u8> {
+        self.pairs[..usize::from(self.len)]
+            .iter()
+            .find(|p| p.0 == pt)
+            .map(|p| p.1)
+    }
+
+    /// No payload type passes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
