@@ -76,14 +76,22 @@ pub fn is_stun(pkt: &[u8]) -> bool {
 /// Entry point for the fuzz target: classification must never panic.
 #[doc(hidden)]
 pub mod fuzzing {
-    /// Classifies and, for RTP/RTCP, parses arbitrary bytes.
+    /// Classifies and, for RTP/RTCP, parses arbitrary bytes; valid RTCP
+    /// also goes through the NACK translation of switched streams.
     pub fn demux(data: &[u8]) {
         match super::classify(data) {
             super::PacketKind::Rtp => {
                 let _ = crate::rtp::parse_rtp(data);
             }
-            super::PacketKind::Rtcp => {
-                let _ = crate::rtp::parse_rtcp(data);
+            // Only validated RTCP reaches the NACK translation, as in the relay.
+            super::PacketKind::Rtcp if crate::rtp::parse_rtcp(data).is_ok() => {
+                let mut rw = crate::rtp::StreamRewriter::new(0xabc);
+                let mut pkt = [0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+                if let Ok(h) = crate::rtp::parse_rtp(&pkt) {
+                    rw.rewrite(&mut pkt, &h, 3000);
+                }
+                let mut out = [0u8; 12 + 4 * crate::rtp::MAX_NACK_FCI];
+                let _ = crate::rtp::translate_nacks(data, &rw, 1, &mut out);
             }
             _ => {}
         }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::demux::{classify, PacketKind};
-use crate::rtp::{parse_rtcp, parse_rtp, PayloadMap, ReceptionStats, StreamRewriter};
+use crate::rtp::{parse_rtcp, parse_rtp, translate_nacks, PayloadMap, ReceptionStats, StreamRewriter, MAX_NACK_FCI};
 use crate::srtp::SrtpContext;
 use crate::sys::{Epoll, EventFd, RecvBatch, SendBatch, BUF_SIZE};
 
@@ -550,13 +550,17 @@ impl Worker {
                 src,
                 now_ms,
             );
-            if let Feedback::ToSources(flen) = feedback {
-                // A media subscriber's NACK/PLI/FIR goes to the publishers it gets video from.
+            if let Some((flen, media_only)) = feedback.to_sources {
+                // Feedback goes to the publishers the receiver gets media from.
                 self.sources.clear();
                 self.sources.extend(
                     self.endpoints
                         .iter()
-                        .filter(|(_, e)| e.subscribers.iter().any(|s| s.to == id && s.media.is_some()))
+                        .filter(|(_, e)| {
+                            e.subscribers
+                                .iter()
+                                .any(|s| s.to == id && (s.media.is_some() || !media_only))
+                        })
                         .map(|(k, _)| *k),
                 );
                 for k in 0..self.sources.len() {
@@ -569,7 +573,7 @@ impl Worker {
                     }
                 }
             }
-            if feedback == Feedback::Keyframe {
+            if feedback.keyframe {
                 // A switched subscriber asked for a keyframe: ask its current sources.
                 // `sources` is reused, so this allocates only when it grows.
                 self.sources.clear();
@@ -596,15 +600,23 @@ impl Worker {
 }
 
 /// What a received datagram asks of the worker besides forwarding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feedback {
-    /// Nothing.
-    None,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Feedback {
     /// A switched receiver wants a keyframe: ask its current sources.
-    Keyframe,
-    /// A media subscriber's feedback (NACK, PLI, FIR), this many bytes of
-    /// the decrypted RTCP: goes back to the publishers it subscribes to.
-    ToSources(usize),
+    keyframe: bool,
+    /// Feedback RTCP, this many bytes at the start of the datagram's
+    /// buffer, goes back to the publishers the receiver subscribes to
+    /// (`true`: through media subscriptions only). A media subscriber's
+    /// NACK, PLI or FIR goes as it came; a switched receiver's NACKs are
+    /// translated to its current source's SSRC and sequence numbers.
+    to_sources: Option<(usize, bool)>,
+}
+
+impl Feedback {
+    const NONE: Self = Self {
+        keyframe: false,
+        to_sources: None,
+    };
 }
 
 /// Handles one received datagram. Public to the crate for tests and benchmarks.
@@ -622,7 +634,7 @@ fn forward(
 ) -> Feedback {
     if len == 0 {
         bump(&drops.malformed);
-        return Feedback::None;
+        return Feedback::NONE;
     }
     let kind = match classify(&buf[..len]) {
         PacketKind::Rtp if on_rtcp_socket => PacketKind::Unknown,
@@ -630,7 +642,7 @@ fn forward(
     };
     let Some(ep) = endpoints.get_mut(&id) else {
         bump(&drops.unknown_endpoint);
-        return Feedback::None;
+        return Feedback::NONE;
     };
     let rtcp = match kind {
         PacketKind::Rtp => false,
@@ -639,17 +651,17 @@ fn forward(
             if !ep.tap.as_mut().is_some_and(|t| t.stun(src, &buf[..len])) {
                 bump(&drops.stun);
             }
-            return Feedback::None;
+            return Feedback::NONE;
         }
         PacketKind::Dtls => {
             if !ep.tap.as_mut().is_some_and(|t| t.dtls(src, &buf[..len])) {
                 bump(&drops.dtls);
             }
-            return Feedback::None;
+            return Feedback::NONE;
         }
         _ => {
             bump(&drops.malformed);
-            return Feedback::None;
+            return Feedback::NONE;
         }
     };
 
@@ -672,12 +684,13 @@ fn forward(
     };
     if !source_ok {
         bump(&drops.wrong_source);
-        return Feedback::None;
+        return Feedback::NONE;
     }
 
     // Validate, then authenticate and decrypt in place.
     let mut len = len;
-    let mut feedback = Feedback::None;
+    let mut feedback = Feedback::NONE;
+    let mut translate_nack = false;
     let mut pt = 0;
     if rtcp {
         if let Some(ctx) = ep.srtp_in.as_mut() {
@@ -685,35 +698,36 @@ fn forward(
                 Ok(l) => len = l,
                 Err(e) => {
                     count_srtp(drops, &e);
-                    return Feedback::None;
+                    return Feedback::NONE;
                 }
             }
         }
         match parse_rtcp(&buf[..len]) {
             Ok(summary) => {
                 let keyframe = summary.pli > 0 || summary.fir > 0;
-                if keyframe && ep.rewriter.is_some() {
-                    feedback = Feedback::Keyframe;
-                } else if ep.rewriter.is_none() && (keyframe || summary.nack > 0) {
-                    feedback = Feedback::ToSources(len);
+                if ep.rewriter.is_some() {
+                    feedback.keyframe = keyframe;
+                    translate_nack = summary.nack > 0;
+                } else if keyframe || summary.nack > 0 {
+                    feedback.to_sources = Some((len, true));
                 }
             }
             Err(_) => {
                 bump(&drops.malformed);
-                return Feedback::None;
+                return Feedback::NONE;
             }
         }
     } else {
         let Ok(h) = parse_rtp(&buf[..len]) else {
             bump(&drops.malformed);
-            return Feedback::None;
+            return Feedback::NONE;
         };
         if let Some(ctx) = ep.srtp_in.as_mut() {
             match ctx.unprotect_rtp(buf, len) {
                 Ok(l) => len = l,
                 Err(e) => {
                     count_srtp(drops, &e);
-                    return Feedback::None;
+                    return Feedback::NONE;
                 }
             }
         }
@@ -820,6 +834,17 @@ fn forward(
         send.commit(fd, &dest, out_len);
         sub.local.packets_out += 1;
         sub.local.bytes_out += out_len as u64;
+    }
+    if translate_nack {
+        if let Some(ep) = endpoints.get(&id) {
+            if let Some((rw, _)) = ep.rewriter.as_ref() {
+                let mut nack = [0u8; 12 + 4 * MAX_NACK_FCI];
+                if let Some(n) = translate_nacks(&buf[..len], rw, ep.own_ssrc, &mut nack) {
+                    buf[..n].copy_from_slice(&nack[..n]);
+                    feedback.to_sources = Some((n, false));
+                }
+            }
+        }
     }
     feedback
 }

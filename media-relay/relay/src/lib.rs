@@ -11,7 +11,14 @@
 //!   RTP↔SRTP), nothing decoded;
 //! - a fan-out is the same mechanism with more subscribers, with optional
 //!   SSRC/sequence rewriting per subscriber so that a stream stays continuous
-//!   when its source changes;
+//!   when its source changes (the active speaker's video); such a
+//!   receiver's keyframe requests become the relay's own PLI to the current
+//!   source, and its NACKs are translated into the source's SSRC and
+//!   sequence numbers (losses from an earlier source are not asked for);
+//! - a media subscription carries only some payload types of a bundled leg
+//!   (a browser's camera, while its audio goes to the mixer), renumbered
+//!   for the receiver, and routes the receiver's NACK, PLI and FIR back to
+//!   the publisher ([`Relay::subscribe_media`]);
 //! - one port carries STUN, DTLS, RTP and RTCP, told apart by
 //!   [`demux::classify`] (RFC 7983).
 //!

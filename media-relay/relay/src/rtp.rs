@@ -170,6 +170,81 @@ pub fn parse_rtcp(pkt: &[u8]) -> Result<RtcpSummary, RtpError> {
     Ok(s)
 }
 
+/// Most lost packets one translated NACK carries (RFC 4585 §6.2.1: each
+/// FCI names one packet and a bitmask of the 16 after it).
+pub const MAX_NACK_FCI: usize = 64;
+
+/// Rewrites the generic NACKs (RFC 4585 §6.2.1) of a validated compound
+/// RTCP packet `pkt`, sent by a receiver of `rw`'s rewritten stream, into
+/// one NACK to the current source: its SSRC, its sequence numbers. Lost
+/// packets that came from an earlier source are left out. The NACK is
+/// written to `out` (at least 12 + 4 × [`MAX_NACK_FCI`] bytes) with
+/// `sender` as packet sender; returns its length, or `None` when nothing
+/// is left to ask for.
+pub fn translate_nacks(pkt: &[u8], rw: &StreamRewriter, sender: u32, out: &mut [u8]) -> Option<usize> {
+    let source = rw.source_ssrc()?;
+    if out.len() < 12 + 4 * MAX_NACK_FCI {
+        return None;
+    }
+    let mut n = 0;
+    let mut off = 0;
+    while off + 4 <= pkt.len() {
+        let len = 4 * (usize::from(u16::from_be_bytes([pkt[off + 2], pkt[off + 3]])) + 1);
+        let Some(p) = pkt.get(off..off + len) else { break };
+        let is_nack = p[1] == rtcp_type::RTPFB && p[0] & 0x1f == 1 && p.len() >= 12;
+        if is_nack && u32::from_be_bytes([p[8], p[9], p[10], p[11]]) == rw.ssrc() {
+            for fci in p[12..].chunks_exact(4) {
+                let pid = u16::from_be_bytes([fci[0], fci[1]]);
+                let blp = u16::from_be_bytes([fci[2], fci[3]]);
+                // Each lost packet on its own: the first one of a bitmask
+                // may predate the switch while the later ones do not.
+                for k in 0..17u16 {
+                    if k > 0 && blp & (1 << (k - 1)) == 0 {
+                        continue;
+                    }
+                    let Some(src_seq) = rw.source_sequence(pid.wrapping_add(k)) else {
+                        continue;
+                    };
+                    // Fold into the previous FCI's bitmask when it fits.
+                    let prev = (n > 0).then(|| 12 + 4 * (n - 1));
+                    let folded = prev.is_some_and(|at| {
+                        let base = u16::from_be_bytes([out[at], out[at + 1]]);
+                        let d = src_seq.wrapping_sub(base);
+                        if (1..=16).contains(&d) {
+                            let mut m = u16::from_be_bytes([out[at + 2], out[at + 3]]);
+                            m |= 1 << (d - 1);
+                            out[at + 2..at + 4].copy_from_slice(&m.to_be_bytes());
+                            true
+                        } else {
+                            d == 0
+                        }
+                    });
+                    if !folded {
+                        if n == MAX_NACK_FCI {
+                            break;
+                        }
+                        let at = 12 + 4 * n;
+                        out[at..at + 2].copy_from_slice(&src_seq.to_be_bytes());
+                        out[at + 2..at + 4].copy_from_slice(&[0, 0]);
+                        n += 1;
+                    }
+                }
+            }
+        }
+        off += len;
+    }
+    if n == 0 {
+        return None;
+    }
+    let len = 12 + 4 * n;
+    out[0] = 0x81;
+    out[1] = rtcp_type::RTPFB;
+    out[2..4].copy_from_slice(&((len / 4 - 1) as u16).to_be_bytes());
+    out[4..8].copy_from_slice(&sender.to_be_bytes());
+    out[8..12].copy_from_slice(&source.to_be_bytes());
+    Some(len)
+}
+
 /// Writes a new SSRC into an RTP header.
 pub fn set_ssrc(pkt: &mut [u8], ssrc: u32) {
     if let Some(b) = pkt.get_mut(8..12) {
@@ -204,6 +279,9 @@ pub struct StreamRewriter {
     last_out_seq: u16,
     last_out_ts: u32,
     started: bool,
+    /// The first sequence number sent from the current source: what came
+    /// before it is another source's and cannot be asked of this one.
+    first_out_seq: u16,
 }
 
 impl StreamRewriter {
@@ -217,7 +295,24 @@ impl StreamRewriter {
             last_out_seq: 0,
             last_out_ts: 0,
             started: false,
+            first_out_seq: 0,
         }
+    }
+
+    /// The SSRC of the source now being rewritten, once one has sent.
+    pub fn source_ssrc(&self) -> Option<u32> {
+        self.src_ssrc
+    }
+
+    /// The current source's sequence number of the packet sent as `seq`,
+    /// if that packet came from the current source.
+    pub fn source_sequence(&self, seq: u16) -> Option<u16> {
+        if !self.started {
+            return None;
+        }
+        let since_switch = seq.wrapping_sub(self.first_out_seq);
+        let until_last = self.last_out_seq.wrapping_sub(seq);
+        (since_switch < 0x8000 && until_last < 0x8000).then(|| seq.wrapping_sub(self.seq_offset))
     }
 
     /// The SSRC it sends as.
@@ -238,6 +333,7 @@ impl StreamRewriter {
                 self.ts_offset = 0;
             }
             self.src_ssrc = Some(h.ssrc);
+            self.first_out_seq = h.sequence.wrapping_add(self.seq_offset);
         }
         let seq = h.sequence.wrapping_add(self.seq_offset);
         let ts = h.timestamp.wrapping_add(self.ts_offset);
@@ -451,6 +547,65 @@ mod tests {
             let _ = parse_rtp(&data);
             let _ = parse_rtcp(&data);
         }
+    }
+
+    #[test]
+    fn nacks_of_a_switched_stream_go_to_the_current_source_in_its_numbers() {
+        let mut rw = StreamRewriter::new(0xabc);
+        let mut out = [0u8; 12 + 4 * MAX_NACK_FCI];
+        let nack = |fcis: &[(u16, u16)]| {
+            let mut p = vec![0x81, 205, 0, (2 + fcis.len()) as u8];
+            p.extend_from_slice(&9u32.to_be_bytes());
+            p.extend_from_slice(&0xabcu32.to_be_bytes());
+            for (pid, blp) in fcis {
+                p.extend_from_slice(&pid.to_be_bytes());
+                p.extend_from_slice(&blp.to_be_bytes());
+            }
+            p
+        };
+        assert_eq!(
+            translate_nacks(&nack(&[(1, 0)]), &rw, 7, &mut out),
+            None,
+            "nothing sent yet"
+        );
+        // Source A: its 100..=109 go out as 100..=109.
+        for seq in 100..110 {
+            let mut p = rtp(seq, 0, 0xa, &[0; 4]);
+            let h = parse_rtp(&p).unwrap();
+            rw.rewrite(&mut p, &h, 3000);
+        }
+        // Switch to B: its 5000.. go out as 110..
+        for seq in 5000..5010 {
+            let mut p = rtp(seq, 0, 0xb, &[0; 4]);
+            let h = parse_rtp(&p).unwrap();
+            rw.rewrite(&mut p, &h, 3000);
+        }
+        // Lost: 108 (A's), 111 and 113 (B's 5001, 5003), and 200 (never sent).
+        let n = translate_nacks(&nack(&[(108, 0b10100)]), &rw, 7, &mut out).unwrap();
+        assert_eq!(n, 16);
+        assert_eq!(&out[..4], &[0x81, 205, 0, 3]);
+        assert_eq!(u32::from_be_bytes(out[4..8].try_into().unwrap()), 7);
+        assert_eq!(
+            u32::from_be_bytes(out[8..12].try_into().unwrap()),
+            0xb,
+            "the current source"
+        );
+        assert_eq!(u16::from_be_bytes([out[12], out[13]]), 5001);
+        assert_eq!(
+            u16::from_be_bytes([out[14], out[15]]),
+            0b10,
+            "5003 folded into 5001's mask"
+        );
+        assert_eq!(translate_nacks(&nack(&[(200, 0)]), &rw, 7, &mut out), None);
+        assert_eq!(
+            translate_nacks(&nack(&[(105, 0)]), &rw, 7, &mut out),
+            None,
+            "A's packet"
+        );
+        // A NACK about another SSRC is not ours to translate.
+        let mut other = nack(&[(111, 0)]);
+        other[8..12].copy_from_slice(&0x1234u32.to_be_bytes());
+        assert_eq!(translate_nacks(&other, &rw, 7, &mut out), None);
     }
 
     #[test]

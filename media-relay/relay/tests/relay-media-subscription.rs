@@ -135,5 +135,16 @@ fn video_goes_to_media_subscribers_audio_to_the_tap_feedback_to_the_publisher() 
     publisher.send_to(&rtp(VP8, 2, 0x71de0), at(p.rtp_port)).unwrap();
     assert!(recv(&browser).is_none());
     assert_eq!(recv(&phone).unwrap()[1] & 0x7f, 100);
+
+    // The switched phone's NACK (its SSRC, its numbers) reaches the
+    // publisher in the publisher's SSRC and numbers.
+    phone.send_to(&nack(0x9, 0xabcd, 2), at(v.rtp_port)).unwrap();
+    let got = recv(&publisher).unwrap();
+    assert_eq!(&got[..4], &[0x81, 205, 0, 3], "one generic NACK");
+    assert_eq!(u32::from_be_bytes([got[8], got[9], got[10], got[11]]), 0x71de0);
+    assert_eq!(u16::from_be_bytes([got[12], got[13]]), 2);
+    // One for a packet never sent is not passed on.
+    phone.send_to(&nack(0x9, 0xabcd, 900), at(v.rtp_port)).unwrap();
+    assert!(recv(&publisher).is_none());
     r.shutdown();
 }
