@@ -92,6 +92,10 @@ pub mod fuzzing {
                 }
                 let mut out = [0u8; 12 + 4 * crate::rtp::MAX_NACK_FCI];
                 let _ = crate::rtp::translate_nacks(data, &rw, 1, &mut out);
+                let mut copy = [0u8; 2048];
+                let n = data.len().min(copy.len());
+                copy[..n].copy_from_slice(&data[..n]);
+                crate::rtp::rename_feedback_ssrc(&mut copy[..n], 1, 2);
             }
             _ => {}
         }

@@ -140,6 +140,7 @@ pub(crate) enum Cmd {
         from: u64,
         to: u64,
         media: Option<PayloadMap>,
+        ssrc: Option<u32>,
     },
     Untapped(u64, PayloadMap),
     Unsubscribe {
@@ -235,6 +236,10 @@ struct Subscription {
     /// these payload types, renumbered for the receiver (RTCP still goes),
     /// and the receiver's feedback (NACK, PLI, FIR) goes back to the source.
     media: Option<PayloadMap>,
+    /// The SSRC the receiver gets this media as (a publisher whose own
+    /// SSRC nobody announced, e.g. a SIP phone's video to a browser); the
+    /// receiver's feedback about it is given the publisher's SSRC back.
+    ssrc: Option<u32>,
 }
 
 /// Counters kept in the worker and published in bulk (no atomic per packet).
@@ -426,12 +431,15 @@ impl Worker {
                         ep.rtcp_mux = cfg.rtcp_mux || ep.rtcp.is_none();
                     }
                 }
-                Cmd::Subscribe { from, to, media } => {
+                Cmd::Subscribe { from, to, media, ssrc } => {
                     if self.endpoints.contains_key(&to) {
                         if let Some(ep) = self.endpoints.get_mut(&from) {
                             match ep.subscribers.iter_mut().find(|s| s.to == to) {
-                                Some(s) => s.media = media,
-                                None => ep.subscribers.push(Subscription { to, media }),
+                                Some(s) => {
+                                    s.media = media;
+                                    s.ssrc = ssrc;
+                                }
+                                None => ep.subscribers.push(Subscription { to, media, ssrc }),
                             }
                         }
                     }
@@ -510,23 +518,24 @@ impl Worker {
         true
     }
 
-    fn drain_socket(&mut self, t: u64, now_ms: u64) {
+    /// Reads one batch from a ready socket and forwards it; returns how many datagrams came.
+    fn drain_socket(&mut self, t: u64, now_ms: u64) -> usize {
         let id = t >> 1;
         let is_rtcp_socket = t & 1 == 1;
         let fd = match self.endpoints.get(&id) {
             Some(ep) if is_rtcp_socket => match &ep.rtcp {
                 Some(s) => s.as_raw_fd(),
-                None => return,
+                None => return 0,
             },
             Some(ep) => ep.rtp.as_raw_fd(),
             None => {
                 bump(&self.drops.unknown_endpoint);
-                return;
+                return 0;
             }
         };
         let n = match self.recv.recv(fd) {
             Ok(n) => n,
-            Err(_) => return,
+            Err(_) => return 0,
         };
         self.syscalls.fetch_add(1, Ordering::Relaxed);
         for i in 0..n {
@@ -569,7 +578,14 @@ impl Worker {
                         self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
                     }
                     if let Some(ep) = self.endpoints.get_mut(&self.sources[k]) {
-                        send_feedback(ep, &mut self.send, &self.drops, &buf[..flen]);
+                        // Feedback about an SSRC the relay gave this stream names the publisher's own.
+                        let alias = ep
+                            .subscribers
+                            .iter()
+                            .find(|s| s.to == id)
+                            .and_then(|s| s.ssrc)
+                            .zip(ep.last_ssrc);
+                        send_feedback(ep, &mut self.send, &self.drops, &buf[..flen], alias);
                     }
                 }
             }
@@ -596,6 +612,7 @@ impl Worker {
                 }
             }
         }
+        n
     }
 }
 
@@ -810,6 +827,9 @@ fn forward(
         if !rtcp && out_pt != pt {
             out[1] = (out[1] & 0x80) | out_pt;
         }
+        if let (false, Some(ssrc)) = (rtcp, edge.ssrc) {
+            crate::rtp::set_ssrc(&mut out[..len], ssrc);
+        }
         if !rtcp {
             if let Some((rw, step)) = sub.rewriter.as_mut() {
                 if let Ok(h) = parse_rtp(&out[..len]) {
@@ -851,7 +871,13 @@ fn forward(
 
 /// Sends a receiver's decrypted feedback RTCP (`packet`) to the peer of
 /// `ep`, a publisher it subscribes to, SRTCP-protected when keyed.
-fn send_feedback(ep: &mut Endpoint, send: &mut SendBatch, drops: &DropCounters, packet: &[u8]) {
+fn send_feedback(
+    ep: &mut Endpoint,
+    send: &mut SendBatch,
+    drops: &DropCounters,
+    packet: &[u8],
+    alias: Option<(u32, u32)>,
+) {
     let Some(dest) = ep.rtcp_destination() else {
         bump(&drops.no_destination);
         return;
@@ -872,6 +898,9 @@ fn send_feedback(ep: &mut Endpoint, send: &mut SendBatch, drops: &DropCounters, 
     }
     out[..packet.len()].copy_from_slice(packet);
     let mut len = packet.len();
+    if let Some((given, real)) = alias {
+        crate::rtp::rename_feedback_ssrc(&mut out[..len], given, real);
+    }
     if let Some(ctx) = ep.srtp_out.as_mut() {
         match ctx.protect_rtcp(out, len) {
             Ok(l) => len = l,

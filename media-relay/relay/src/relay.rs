@@ -317,6 +317,7 @@ impl Relay {
             from: from.0,
             to: to.0,
             media: None,
+            ssrc: None,
         })
     }
 
@@ -327,6 +328,21 @@ impl Relay {
     /// (a browser's camera) reaches other legs while its audio goes to the
     /// mixer. Subscribing again replaces the map.
     pub fn subscribe_media(&self, from: EndpointId, to: EndpointId, map: PayloadMap) -> Result<(), RelayError> {
+        self.subscribe_media_as(from, to, map, None)
+    }
+
+    /// [`Relay::subscribe_media`], the receiver getting the stream as SSRC
+    /// `ssrc` (when `Some`) whatever the publisher's own: for a publisher
+    /// whose SSRC was never signalled (most SIP phones), so that the
+    /// receiver's SDP can name the stream before it starts. The receiver's
+    /// NACK, PLI and FIR about `ssrc` reach the publisher with its own SSRC.
+    pub fn subscribe_media_as(
+        &self,
+        from: EndpointId,
+        to: EndpointId,
+        map: PayloadMap,
+        ssrc: Option<u32>,
+    ) -> Result<(), RelayError> {
         let (wf, wt) = (self.worker_of(from)?, self.worker_of(to)?);
         if wf != wt {
             return Err(RelayError::CrossWorker(from.0, to.0));
@@ -335,6 +351,7 @@ impl Relay {
             from: from.0,
             to: to.0,
             media: Some(map),
+            ssrc,
         })
     }
 

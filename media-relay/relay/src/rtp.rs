@@ -245,6 +245,33 @@ pub fn translate_nacks(pkt: &[u8], rw: &StreamRewriter, sender: u32, out: &mut [
     Some(len)
 }
 
+/// In a validated compound RTCP packet, renames the media source `given`
+/// to `real` in the feedback messages (RFC 4585 §6.1 media source field;
+/// RFC 5104 FIR entries carry it in their FCI).
+pub fn rename_feedback_ssrc(pkt: &mut [u8], given: u32, real: u32) {
+    let mut off = 0;
+    while off + 12 <= pkt.len() {
+        let len = 4 * (usize::from(u16::from_be_bytes([pkt[off + 2], pkt[off + 3]])) + 1);
+        let end = (off + len).min(pkt.len());
+        let (pt, fmt) = (pkt[off + 1], pkt[off] & 0x1f);
+        if pt == rtcp_type::RTPFB || pt == rtcp_type::PSFB {
+            if pkt[off + 8..off + 12] == given.to_be_bytes() {
+                pkt[off + 8..off + 12].copy_from_slice(&real.to_be_bytes());
+            }
+            if pt == rtcp_type::PSFB && fmt == 4 {
+                let mut at = off + 12;
+                while at + 8 <= end {
+                    if pkt[at..at + 4] == given.to_be_bytes() {
+                        pkt[at..at + 4].copy_from_slice(&real.to_be_bytes());
+                    }
+                    at += 8;
+                }
+            }
+        }
+        off += len;
+    }
+}
+
 /// Writes a new SSRC into an RTP header.
 pub fn set_ssrc(pkt: &mut [u8], ssrc: u32) {
     if let Some(b) = pkt.get_mut(8..12) {
@@ -606,6 +633,24 @@ mod tests {
         let mut other = nack(&[(111, 0)]);
         other[8..12].copy_from_slice(&0x1234u32.to_be_bytes());
         assert_eq!(translate_nacks(&other, &rw, 7, &mut out), None);
+    }
+
+    #[test]
+    fn feedback_media_ssrc_is_renamed_in_pli_nack_and_fir() {
+        let mut pkt = Vec::new();
+        // RR (untouched), PLI and NACK about 5, FIR with an entry for 5 and one for 6.
+        pkt.extend_from_slice(&[0x80, 201, 0, 1, 0, 0, 0, 5]);
+        pkt.extend_from_slice(&[0x81, 206, 0, 2, 0, 0, 0, 1, 0, 0, 0, 5]);
+        pkt.extend_from_slice(&[0x81, 205, 0, 3, 0, 0, 0, 1, 0, 0, 0, 5, 0, 7, 0, 0]);
+        pkt.extend_from_slice(&[0x84, 206, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0]);
+        pkt.extend_from_slice(&[0, 0, 0, 5, 1, 0, 0, 0, 0, 0, 0, 6, 2, 0, 0, 0]);
+        assert!(parse_rtcp(&pkt).is_ok());
+        rename_feedback_ssrc(&mut pkt, 5, 9);
+        assert_eq!(&pkt[4..8], &[0, 0, 0, 5], "the RR's sender is not a media source");
+        assert_eq!(&pkt[16..20], &[0, 0, 0, 9]);
+        assert_eq!(&pkt[28..32], &[0, 0, 0, 9]);
+        assert_eq!(&pkt[48..52], &[0, 0, 0, 9]);
+        assert_eq!(&pkt[56..60], &[0, 0, 0, 6]);
     }
 
     #[test]

@@ -148,3 +148,54 @@ fn video_goes_to_media_subscribers_audio_to_the_tap_feedback_to_the_publisher() 
     assert!(recv(&publisher).is_none());
     r.shutdown();
 }
+
+#[test]
+fn a_stream_given_an_ssrc_keeps_it_and_feedback_names_the_publishers_own() {
+    let r = Relay::start(RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        port_min: 43200,
+        port_max: 43299,
+        workers: 1,
+        batch: 16,
+    })
+    .unwrap();
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let browser = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&phone, &browser] {
+        s.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
+    }
+    let cfg = |peer: &UdpSocket| PeerConfig {
+        peer: Some(peer.local_addr().unwrap()),
+        rtcp_mux: true,
+        ..Default::default()
+    };
+    let p = r.create_endpoint(1, true).unwrap();
+    let b = r.create_endpoint(1, true).unwrap();
+    r.configure(p.id, &cfg(&phone)).unwrap();
+    r.configure(b.id, &cfg(&browser)).unwrap();
+    // The phone's H.264 (PT 99) reaches the browser as 102, as SSRC 0x5151.
+    let mut map = PayloadMap::new();
+    map.insert(99, 102);
+    r.subscribe_media_as(p.id, b.id, map, Some(0x5151)).unwrap();
+
+    phone.send_to(&rtp(99, 40, 0x9999), at(p.rtp_port)).unwrap();
+    let got = recv(&browser).unwrap();
+    assert_eq!(got[1] & 0x7f, 102);
+    assert_eq!(u32::from_be_bytes([got[8], got[9], got[10], got[11]]), 0x5151);
+    assert_eq!(
+        u16::from_be_bytes([got[2], got[3]]),
+        40,
+        "sequence numbers pass unchanged"
+    );
+
+    // The browser's PLI and NACK about 0x5151 name 0x9999 on the way back.
+    browser.send_to(&pli(0xb, 0x5151), at(b.rtp_port)).unwrap();
+    let fb = recv(&phone).unwrap();
+    assert_eq!(fb[1], 206);
+    assert_eq!(u32::from_be_bytes([fb[8], fb[9], fb[10], fb[11]]), 0x9999);
+    browser.send_to(&nack(0xb, 0x5151, 40), at(b.rtp_port)).unwrap();
+    let fb = recv(&phone).unwrap();
+    assert_eq!(fb[1], 205);
+    assert_eq!(u32::from_be_bytes([fb[8], fb[9], fb[10], fb[11]]), 0x9999);
+    r.shutdown();
+}
