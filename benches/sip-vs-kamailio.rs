@@ -281,6 +281,11 @@ fn confgate_env(cmd: &mut Command, setup: &Setup, http_port: u16, sip_port: u16,
         .env("CONFGATE_MEDIA__ADVERTISE", "127.0.0.1")
         .env("CONFGATE_RELAY__NG_LISTEN", "")
         .env("CONFGATE_LOOPBACK__ENABLED", "false")
+        // Listeners the bench does not use stay closed: on a shared machine
+        // their standard ports may be taken.
+        .env("CONFGATE_SIP__TCP_LISTEN", "")
+        .env("CONFGATE_H323__SIGNALLING_LISTEN", "")
+        .env("CONFGATE_H323__RAS_LISTEN", "")
         .env("CONFGATE_SERVER__LOG", "warn");
     if tuned {
         cmd.env("CONFGATE_SIP__MAX_TRANSACTIONS", "1000000");

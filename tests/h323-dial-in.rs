@@ -50,8 +50,10 @@ impl Endpoint {
             call_id: [0x5a; 16],
             dialed: dialed.into(),
             display: "Scripted room".into(),
+            calling: None,
             fast_start: media::propose(G711::Ulaw, 1, local, rtcp).unwrap(),
             tunnelling,
+            h245_address: None,
         })
         .unwrap();
         ep.tcp.write_all(&setup).unwrap();
@@ -331,8 +333,10 @@ fn unknown_conference_is_released_with_a_cause() {
         call_id: [1; 16],
         dialed: "9999".into(),
         display: "Lost".into(),
+        calling: None,
         fast_start: media::propose(G711::Ulaw, 1, rtp, rtp).unwrap(),
         tunnelling: false,
+        h245_address: None,
     })
     .unwrap();
     ep.tcp.write_all(&setup).unwrap();

@@ -1,8 +1,12 @@
 //! baresip (a real SIP user agent nobody here wrote) against confgate's SIP
 //! listener on 127.0.0.1: two registered phones call each other through
-//! confgate, and a phone dials into a conference with a `confgate bot`.
-//! Each side plays its own tone (baresip's `ausine`, opus at 48 kHz) and
-//! records what it decoded; the recordings are checked by frequency.
+//! confgate, a call rings both phones of one account and the first to
+//! answer wins, two phones without a common codec (G.711 µ-law and G.722)
+//! hear each other through the transcoder, and a phone dials into a
+//! conference with a `confgate bot`. Each side plays its own tone
+//! (baresip's `ausine` with opus at 48 kHz, or a WAV file at the codec's
+//! rate) and records what it decoded; the recordings are checked by
+//! frequency.
 //!
 //! Needs `baresip` (Debian `baresip-core`); it fails, not skips, without it.
 //! Every process is ended by its PID; logs are printed when a case fails
@@ -21,32 +25,76 @@ use confgate_suite::{dominant_frequency, read_wav, read_wav_mixed, rms, ChildGua
 /// The cases run one after the other: two cores, real-time audio.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// What a UA sends and which codec it has.
+#[derive(Debug, Clone, Copy)]
+enum Voice {
+    /// `ausine` (48 kHz only) with opus only.
+    Opus,
+    /// A tone from a WAV file (`aufile`) at the codec's rate, with one
+    /// codec module loaded and allowed.
+    Codec {
+        /// baresip module, e.g. `g711.so`.
+        module: &'static str,
+        /// The account's `audio_codecs`, e.g. `PCMU`.
+        codec: &'static str,
+        /// The codec's sampling rate (the WAV's).
+        rate: u32,
+    },
+}
+
 struct Ua {
-    name: &'static str,
+    /// Its directory and log name.
+    name: String,
+    /// The account it registers as.
+    user: &'static str,
     password: &'static str,
     tone: f64,
     dir: PathBuf,
     rec: PathBuf,
+    voice: Voice,
+    /// `auto` or `manual`.
+    answermode: &'static str,
 }
 
 impl Ua {
     fn new(root: &Path, name: &'static str, password: &'static str, tone: f64, rtp_base: u16) -> Result<Ua> {
+        Ua::build(root, name, name, password, tone, rtp_base, Voice::Opus)
+    }
+
+    fn build(
+        root: &Path,
+        name: &str,
+        user: &'static str,
+        password: &'static str,
+        tone: f64,
+        rtp_base: u16,
+        voice: Voice,
+    ) -> Result<Ua> {
         let dir = root.join(name);
         let rec = dir.join("rec");
         std::fs::create_dir_all(&rec)?;
         let sip_port = confgate_suite::free_port();
+        let (modules, source) = match voice {
+            Voice::Opus => (
+                "module\t\t\tg711.so\nmodule\t\t\topus.so\nmodule\t\t\tausine.so\n".to_string(),
+                format!("ausine,{tone}"),
+            ),
+            Voice::Codec { module, rate, .. } => {
+                let wav = dir.join("tone.wav");
+                write_tone(&wav, rate, tone, 20)?;
+                (format!("module\t\t\t{module}\n"), format!("aufile,{}", wav.display()))
+            }
+        };
         let config = format!(
             "poll_method\t\tepoll\n\
              sip_listen\t\t127.0.0.1:{sip_port}\n\
              module_path\t\t/usr/lib/baresip/modules\n\
-             module\t\t\tg711.so\n\
-             module\t\t\topus.so\n\
-             module\t\t\tausine.so\n\
+             {modules}\
              module\t\t\taufile.so\n\
              module\t\t\tsndfile.so\n\
              module_app\t\taccount.so\n\
              module_app\t\tmenu.so\n\
-             audio_source\t\tausine,{tone}\n\
+             audio_source\t\t{source}\n\
              snd_path\t\t{rec}\n\
              rtp_ports\t\t{rtp_base}-{rtp_end}\n",
             rec = rec.display(),
@@ -54,11 +102,14 @@ impl Ua {
         );
         std::fs::write(dir.join("config"), config)?;
         Ok(Ua {
-            name,
+            name: name.to_string(),
+            user,
             password,
             tone,
             dir,
             rec,
+            voice,
+            answermode: "auto",
         })
     }
 
@@ -69,11 +120,16 @@ impl Ua {
     }
 
     fn account_over(&self, sip_port: u16, register: bool, transport: &str) -> Result<()> {
+        let codecs = match self.voice {
+            Voice::Opus => "opus/48000/2",
+            Voice::Codec { codec, .. } => codec,
+        };
         let line = format!(
-            "<sip:{name}@127.0.0.1:{sip_port};transport={transport}>;auth_pass={pw};answermode=auto;regint={reg};\
-             audio_codecs=opus/48000/2\n",
-            name = self.name,
+            "<sip:{user}@127.0.0.1:{sip_port};transport={transport}>;auth_pass={pw};answermode={mode};regint={reg};\
+             audio_codecs={codecs}\n",
+            user = self.user,
             pw = self.password,
+            mode = self.answermode,
             reg = if register { 60 } else { 0 },
         );
         std::fs::write(self.dir.join("accounts"), line)?;
@@ -321,4 +377,374 @@ fn add_user(d: &Daemon, user: &str, password: &str) {
         "user add {user}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `secs` seconds of a 16-bit mono tone at `hz`, sampled at `rate`.
+fn write_tone(path: &Path, rate: u32, hz: f64, secs: u32) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for i in 0..rate * secs {
+        let t = f64::from(i) / f64::from(rate);
+        w.write_sample((f64::sin(2.0 * std::f64::consts::PI * hz * t) * 10_000.0) as i16)?;
+    }
+    w.finalize()?;
+    Ok(())
+}
+
+/// Whether `ua` decoded any audio (a `*-dec.wav` with samples in it).
+fn decoded_anything(ua: &Ua) -> bool {
+    std::fs::read_dir(&ua.rec)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+                .any(|p| read_wav_mixed(&p).is_ok_and(|(_, s)| !s.is_empty()))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_call_rings_every_phone_of_the_account_and_the_first_to_answer_wins() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("sip-baresip-fork").unwrap();
+    let logs = d.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    add_user(&d, "alice", "alice-pass-1");
+    add_user(&d, "bob", "bob-pass-22");
+    let r = (|| -> Result<String> {
+        let alice = Ua::new(d.dir.path(), "alice", "alice-pass-1", 440.0, 41000)?;
+        // Bob has two phones, registered as the same account from two
+        // addresses: the desk phone answers by itself, the mobile only rings.
+        let desk = Ua::build(
+            d.dir.path(),
+            "bob-desk",
+            "bob",
+            "bob-pass-22",
+            660.0,
+            41200,
+            Voice::Opus,
+        )?;
+        let mut mobile = Ua::build(
+            d.dir.path(),
+            "bob-mobile",
+            "bob",
+            "bob-pass-22",
+            880.0,
+            41400,
+            Voice::Opus,
+        )?;
+        mobile.answermode = "manual";
+        alice.account(d.sip_port, true)?;
+        desk.account(d.sip_port, true)?;
+        mobile.account(d.sip_port, true)?;
+        let mut mobile_p = mobile.spawn(&logs, &["-t".into(), "40".into()])?;
+        wait_for_log(&mut mobile_p, &logs, "bob-mobile", "binding", Duration::from_secs(10))?;
+        let mut desk_p = desk.spawn(&logs, &["-t".into(), "40".into()])?;
+        wait_for_log(&mut desk_p, &logs, "bob-desk", "2 bindings", Duration::from_secs(10))?;
+        let mut alice_p = alice.spawn(
+            &logs,
+            &[
+                "-e".into(),
+                format!("/dial sip:bob@127.0.0.1:{}", d.sip_port),
+                "-t".into(),
+                "7".into(),
+            ],
+        )?;
+        // Both phones ring; the desk phone answers and the mobile is cancelled.
+        wait_for_log(
+            &mut mobile_p,
+            &logs,
+            "bob-mobile",
+            "Incoming call",
+            Duration::from_secs(10),
+        )?;
+        let st = alice_p.wait_timeout(Duration::from_secs(30))?;
+        ensure!(st.success(), "alice exited with {st}");
+        wait_for_log(&mut desk_p, &logs, "bob-desk", "terminated", Duration::from_secs(10))?;
+        // The mobile's SIP trace (-s): after the INVITE, a CANCEL request
+        // arrived and the INVITE was answered 487 (RFC 3261 §9.2).
+        let mobile_log = log_of(&logs, "bob-mobile");
+        let incoming = mobile_log.find("Incoming call").context("the mobile never rang")?;
+        let after = &mobile_log[incoming..];
+        let cancel = after
+            .lines()
+            .position(|l| l.starts_with("CANCEL sip:"))
+            .context("the mobile got no CANCEL")?;
+        ensure!(
+            after.lines().skip(cancel).any(|l| l.starts_with("SIP/2.0 487")),
+            "the mobile did not end the cancelled INVITE with 487"
+        );
+        desk_p.signal("TERM")?;
+        desk_p.wait_timeout(Duration::from_secs(10))?;
+        mobile_p.signal("TERM")?;
+        mobile_p.wait_timeout(Duration::from_secs(10))?;
+        ensure!(
+            !decoded_anything(&mobile),
+            "the mobile never answered, yet decoded audio"
+        );
+        let (fa, la) = alice.heard()?;
+        let (fb, lb) = desk.heard()?;
+        ensure!(
+            (fa - desk.tone).abs() <= 10.0 && la > 1000.0,
+            "alice heard {fa} Hz at rms {la:.0}"
+        );
+        ensure!(
+            (fb - alice.tone).abs() <= 10.0 && lb > 1000.0,
+            "bob's desk phone heard {fb} Hz at rms {lb:.0}"
+        );
+        Ok(format!(
+            "alice heard {fa} Hz (rms {la:.0}), bob's desk phone heard {fb} Hz (rms {lb:.0}); the mobile was cancelled"
+        ))
+    })();
+    match r {
+        Ok(report) => println!("{report}"),
+        Err(e) => report_failure(&d, &logs, &["alice", "bob-desk", "bob-mobile"], e),
+    }
+}
+
+#[test]
+fn phones_without_a_common_codec_hear_each_other_through_the_transcoder() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("sip-baresip-transcode").unwrap();
+    let logs = d.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    add_user(&d, "alice", "alice-pass-1");
+    add_user(&d, "bob", "bob-pass-22");
+    let r = (|| -> Result<String> {
+        // Alice's phone has only G.711 µ-law, Bob's only G.722.
+        let pcmu = Voice::Codec {
+            module: "g711.so",
+            codec: "PCMU",
+            rate: 8000,
+        };
+        let g722 = Voice::Codec {
+            module: "g722.so",
+            codec: "G722",
+            rate: 16_000,
+        };
+        let alice = Ua::build(d.dir.path(), "alice", "alice", "alice-pass-1", 440.0, 41000, pcmu)?;
+        let bob = Ua::build(d.dir.path(), "bob", "bob", "bob-pass-22", 660.0, 41200, g722)?;
+        alice.account(d.sip_port, true)?;
+        bob.account(d.sip_port, true)?;
+        let mut bob_p = bob.spawn(&logs, &["-t".into(), "40".into()])?;
+        wait_for_log(&mut bob_p, &logs, "bob", "[1 binding]", Duration::from_secs(10))?;
+        let mut alice_p = alice.spawn(
+            &logs,
+            &[
+                "-e".into(),
+                format!("/dial sip:bob@127.0.0.1:{}", d.sip_port),
+                "-t".into(),
+                "7".into(),
+            ],
+        )?;
+        let st = alice_p.wait_timeout(Duration::from_secs(30))?;
+        ensure!(st.success(), "alice exited with {st}");
+        wait_for_log(&mut bob_p, &logs, "bob", "terminated", Duration::from_secs(10))?;
+        bob_p.signal("TERM")?;
+        bob_p.wait_timeout(Duration::from_secs(10))?;
+        ensure!(
+            d.stderr().contains("phones connected through the transcoder"),
+            "the call did not go through the transcoder"
+        );
+        let (fa, la) = alice.heard()?;
+        let (fb, lb) = bob.heard()?;
+        ensure!(
+            (fa - bob.tone).abs() <= 10.0 && la > 1000.0,
+            "alice (PCMU) heard {fa} Hz at rms {la:.0}"
+        );
+        ensure!(
+            (fb - alice.tone).abs() <= 10.0 && lb > 1000.0,
+            "bob (G722) heard {fb} Hz at rms {lb:.0}"
+        );
+        Ok(format!(
+            "alice (PCMU) heard {fa} Hz (rms {la:.0}), bob (G722) heard {fb} Hz (rms {lb:.0})"
+        ))
+    })();
+    match r {
+        Ok(report) => println!("{report}"),
+        Err(e) => report_failure(&d, &logs, &["alice", "bob"], e),
+    }
+}
+
+/// Adds a fake camera (baresip's `fakevideo`) and VP8 to a UA.
+fn with_video(ua: &Ua) -> Result<()> {
+    let cfg = ua.dir.join("config");
+    let mut c = std::fs::read_to_string(&cfg)?;
+    c.push_str(
+        "module\t\t\tvp8.so\n\
+         module\t\t\tfakevideo.so\n\
+         video_source\t\tfakevideo,nil\n\
+         video_display\t\tfakevideo,nil\n\
+         video_size\t\t320x240\n\
+         video_fps\t\t15\n",
+    );
+    std::fs::write(&cfg, c)?;
+    let acc = ua.dir.join("accounts");
+    let line = std::fs::read_to_string(&acc)?;
+    std::fs::write(&acc, format!("{};video_codecs=VP8\n", line.trim_end()))?;
+    Ok(())
+}
+
+/// One RTP packet seen on loopback.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    src: u16,
+    dst: u16,
+    ssrc: u32,
+    timestamp: u32,
+}
+
+/// RTP packets seen on loopback while `f` runs, from tshark with RTP
+/// found heuristically.
+fn capture_rtp(ports: (u16, u16), secs: u32, f: impl FnOnce() -> Result<()>) -> Result<Vec<Seen>> {
+    let pcap = std::env::temp_dir().join(format!("confgate-video-{}.pcap", std::process::id()));
+    let cap = Command::new("tshark")
+        .args(["-i", "lo", "-q", "-a"])
+        .arg(format!("duration:{secs}"))
+        .args(["-f", &format!("udp portrange {}-{}", ports.0, ports.1), "-w"])
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("tshark (scripts/test installs it)")?;
+    let mut cap = ChildGuard(cap);
+    std::thread::sleep(Duration::from_secs(1));
+    f()?;
+    cap.wait_timeout(Duration::from_secs(u64::from(secs) + 20))?;
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(&pcap)
+        .args(["-o", "rtp.heuristic_rtp:TRUE", "-Y", "rtp", "-T", "fields"])
+        .args([
+            "-e",
+            "udp.srcport",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "rtp.ssrc",
+            "-e",
+            "rtp.timestamp",
+        ])
+        .output()?;
+    let _ = std::fs::remove_file(&pcap);
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            Some(Seen {
+                src: f.first()?.parse().ok()?,
+                dst: f.get(1)?.parse().ok()?,
+                ssrc: u32::from_str_radix(f.get(2)?.trim_start_matches("0x"), 16).ok()?,
+                timestamp: f.get(3)?.parse().ok()?,
+            })
+        })
+        .collect())
+}
+
+/// The video streams among `packets` (by SSRC, with their packet counts):
+/// those whose timestamp does not step by one 20 ms Opus packet (960)
+/// most of the time — video steps by 90000/fps per frame, or not at all
+/// between the packets of one frame.
+fn video_streams(packets: &[Seen]) -> std::collections::BTreeMap<u32, usize> {
+    let mut by: std::collections::BTreeMap<u32, Vec<u32>> = std::collections::BTreeMap::new();
+    for p in packets {
+        by.entry(p.ssrc).or_default().push(p.timestamp);
+    }
+    by.into_iter()
+        .filter(|(_, ts)| {
+            let audio_steps = ts.windows(2).filter(|w| w[1].wrapping_sub(w[0]) == 960).count();
+            ts.len() > 10 && audio_steps * 2 < ts.len()
+        })
+        .map(|(ssrc, ts)| (ssrc, ts.len()))
+        .collect()
+}
+
+/// Two phones with cameras in a conference: each gets the other's video as
+/// one switched stream (its own SSRC from the relay), with audio as usual.
+#[test]
+fn two_video_phones_in_a_conference_get_each_others_video() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("sip-baresip-video").unwrap();
+    let logs = d.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    d.cli_ok(&["conference", "add", "7003"]).unwrap();
+    let r = (|| -> Result<String> {
+        let carol = Ua::new(d.dir.path(), "carol", "unused-pass", 440.0, 41600)?;
+        let dave = Ua::new(d.dir.path(), "dave", "unused-pass", 660.0, 41700)?;
+        for ua in [&carol, &dave] {
+            ua.account(d.sip_port, false)?;
+            with_video(ua)?;
+        }
+        let mut procs = Vec::new();
+        let packets = capture_rtp((41600, 41799), 12, || {
+            for ua in [&carol, &dave] {
+                procs.push(ua.spawn(
+                    &logs,
+                    &[
+                        "-e".into(),
+                        format!("/dial sip:7003@127.0.0.1:{}", d.sip_port),
+                        "-t".into(),
+                        "9".into(),
+                    ],
+                )?);
+            }
+            Ok(())
+        })?;
+        for mut p in procs {
+            let st = p.wait_timeout(Duration::from_secs(30))?;
+            ensure!(st.success(), "baresip exited with {st}");
+        }
+        let range = |lo: u16| lo..lo + 100;
+        let sent: Vec<Seen> = packets
+            .iter()
+            .filter(|p| range(41600).contains(&p.src))
+            .copied()
+            .collect();
+        let carol_sent = video_streams(&sent);
+        let sent: Vec<Seen> = packets
+            .iter()
+            .filter(|p| range(41700).contains(&p.src))
+            .copied()
+            .collect();
+        let dave_sent = video_streams(&sent);
+        let got = |lo: u16| -> Vec<Seen> {
+            packets
+                .iter()
+                .filter(|p| range(lo).contains(&p.dst) && !range(lo).contains(&p.src))
+                .copied()
+                .collect()
+        };
+        let (to_carol, to_dave) = (video_streams(&got(41600)), video_streams(&got(41700)));
+        ensure!(
+            carol_sent.len() == 1 && dave_sent.len() == 1,
+            "each phone sends one video stream: {carol_sent:?} {dave_sent:?}"
+        );
+        // One switched stream each, from the relay's own SSRC (not the other phone's passed through).
+        ensure!(
+            to_carol.len() == 1 && to_dave.len() == 1,
+            "each phone gets one video stream: {to_carol:?} {to_dave:?}"
+        );
+        let n = |m: &std::collections::BTreeMap<u32, usize>| m.values().sum::<usize>();
+        ensure!(
+            n(&to_carol) > 30 && n(&to_dave) > 30,
+            "video packets to the phones: {to_carol:?} {to_dave:?}"
+        );
+        ensure!(
+            to_carol.keys().all(|s| !dave_sent.contains_key(s)) && to_dave.keys().all(|s| !carol_sent.contains_key(s)),
+            "the relay rewrote the SSRC: {to_carol:?} {dave_sent:?}"
+        );
+        let (cs, cg, ds, dg) = (n(&carol_sent), n(&to_carol), n(&dave_sent), n(&to_dave));
+        Ok(format!(
+            "carol sent {cs} and got {cg} video packets, dave sent {ds} and got {dg}"
+        ))
+    })();
+    match r {
+        Ok(report) => println!("{report}"),
+        Err(e) => report_failure(&d, &logs, &["carol", "dave"], e),
+    }
 }

@@ -1,7 +1,8 @@
 //! SIPp (a SIP test tool nobody here wrote) against the running daemon:
 //! registration with digest authentication, a call into a conference with
 //! media that a `confgate bot` in the same conference hears, PIN entry by
-//! SIP INFO and by RFC 4733 events, and malformed messages.
+//! SIP INFO and by RFC 4733 events, reliable provisional responses (PRACK,
+//! RFC 3262) both ways, and malformed messages.
 //!
 //! Scenarios are in `tests/sipp/`. Needs `sipp` (Debian `sip-tester`); it
 //! fails, not skips, without it. Every SIPp process is ended by its PID.
@@ -436,5 +437,234 @@ fn required_extensions_we_lack_get_420_naming_them() {
     assert!(
         header(&r, "Session-Expires").is_some_and(|v| v.starts_with("1800")),
         "{r}"
+    );
+}
+
+/// Registers a SIPp phone for `user` from a fresh local port and returns
+/// that port (where the phone then takes calls).
+fn register_phone(d: &Daemon, user: &str, password: &str) -> u16 {
+    let phone = free_udp_port();
+    let inf = injection(d, user, password);
+    let (ok, log) = spawn_sipp(
+        d,
+        "register.xml",
+        phone,
+        true,
+        &["-inf", &inf, "-au", user, "-ap", password],
+    )
+    .finish(Duration::from_secs(30));
+    assert!(ok, "{user}'s phone registers: {log}");
+    phone
+}
+
+/// The messages of a SIPp trace that start with `start_line` (e.g. `SIP/2.0 180`).
+fn traced<'a>(trace: &'a str, start_line: &str) -> Vec<&'a str> {
+    trace
+        .split("-----------------------------------------------")
+        .filter_map(|m| {
+            let at = m.find(start_line)?;
+            let msg = &m[at..];
+            msg.lines()
+                .next()
+                .is_some_and(|l| l.starts_with(start_line))
+                .then_some(msg)
+        })
+        .collect()
+}
+
+#[test]
+fn reliable_ringing_is_acknowledged_both_ways_and_the_answer_waits_for_the_prack() {
+    let d = Daemon::start("sipp-prack").unwrap();
+    add_user(&d, "alice", "alice-secret-1");
+    let phone = register_phone(&d, "alice", "alice-secret-1");
+    // Alice's phone rings reliably and wants a PRACK from confgate.
+    let callee = spawn_sipp(&d, "callee-100rel-answer.xml", phone, false, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let caller = spawn_sipp(&d, "call-100rel-prack.xml", free_udp_port(), true, &["-s", "alice"]);
+    let trace_file = caller.msg_file.clone();
+    let (caller_ok, caller_log) = caller.finish(Duration::from_secs(40));
+    let (callee_ok, callee_log) = callee.finish(Duration::from_secs(40));
+    assert!(
+        callee_ok,
+        "phone: INVITE (Supported: 100rel) → 183 with SDP (RSeq 4711) → PRACK (RAck 4711) → 200 \
+         without SDP → ACK → BYE: {callee_log}"
+    );
+    assert!(
+        caller_ok,
+        "caller: INVITE (Require: 100rel) → reliable 180 → PRACK → 200 (PRACK) → 200 (INVITE) → ACK \
+         → BYE: {caller_log}"
+    );
+    let trace = std::fs::read_to_string(trace_file).unwrap();
+    let ringing = traced(&trace, "SIP/2.0 180");
+    assert!(!ringing.is_empty(), "{trace}");
+    for r in &ringing {
+        assert!(
+            header(r, "Require").is_some_and(|v| v.contains("100rel")),
+            "the 180 is sent reliably: {r}"
+        );
+        assert!(
+            header(r, "RSeq").is_some_and(|v| v.parse::<u32>().is_ok_and(|n| (1..1 << 31).contains(&n))),
+            "{r}"
+        );
+    }
+    // RFC 3262 §3 as confgate applies it: the 2xx waits for the PRACK (the
+    // callee answered while the caller was still pausing).
+    let entries: Vec<&str> = trace.split("-----------------------------------------------").collect();
+    let prack_sent = entries
+        .iter()
+        .position(|e| e.contains("message sent") && e.contains("\nPRACK "))
+        .expect("the caller sent a PRACK");
+    let answer = entries
+        .iter()
+        .position(|e| {
+            e.contains("message received")
+                && e.contains("\nSIP/2.0 200 ")
+                && header(&e[e.find("SIP/2.0").unwrap_or(0)..], "CSeq").is_some_and(|c| c.ends_with("INVITE"))
+        })
+        .expect("the caller got a 200 for its INVITE");
+    assert!(
+        answer > prack_sent,
+        "the 200 for the INVITE came before the PRACK was sent:\n{trace}"
+    );
+}
+
+#[test]
+fn reliable_ringing_never_acknowledged_is_retransmitted_then_the_call_fails_with_500() {
+    // T1 = 100 ms: retransmissions at 100, 300, 700, 1500, 3100 and 6300 ms,
+    // the 500 at 6400 ms (64·T1).
+    let d = Daemon::start_with("sipp-prack-none", &[("CONFGATE_SIP__T1_MS", "100")]).unwrap();
+    add_user(&d, "alice", "alice-secret-1");
+    let phone = register_phone(&d, "alice", "alice-secret-1");
+    let callee = spawn_sipp(&d, "callee-ring-cancelled.xml", phone, false, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let caller = spawn_sipp(&d, "call-100rel-no-prack.xml", free_udp_port(), true, &["-s", "alice"]);
+    let trace_file = caller.msg_file.clone();
+    let started = std::time::Instant::now();
+    let (caller_ok, caller_log) = caller.finish(Duration::from_secs(40));
+    let took = started.elapsed();
+    let (callee_ok, callee_log) = callee.finish(Duration::from_secs(40));
+    assert!(
+        caller_ok,
+        "caller: INVITE → reliable 180, retransmitted → 500 → ACK: {caller_log}"
+    );
+    assert!(
+        callee_ok,
+        "the ringing phone is cancelled when the caller's call fails: {callee_log}"
+    );
+    let trace = std::fs::read_to_string(trace_file).unwrap();
+    let ringing = traced(&trace, "SIP/2.0 180");
+    let rseqs: Vec<&str> = ringing.iter().filter_map(|r| header(r, "RSeq")).collect();
+    assert_eq!(rseqs.len(), ringing.len(), "every 180 has an RSeq: {trace}");
+    assert!(
+        ringing.len() >= 6,
+        "the 180 is retransmitted until 64·T1: {} sent\n{trace}",
+        ringing.len()
+    );
+    assert!(
+        rseqs.windows(2).all(|w| w[0] == w[1]),
+        "retransmissions keep the RSeq: {rseqs:?}"
+    );
+    let finals = traced(&trace, "SIP/2.0 500");
+    assert!(!finals.is_empty(), "{trace}");
+    assert!(
+        took >= Duration::from_millis(6000),
+        "the call is given up after 64·T1 (6.4 s), not before: {took:?}"
+    );
+}
+
+#[test]
+fn prack_for_an_unknown_rseq_gets_481_and_one_without_rack_400() {
+    let d = Daemon::start("sipp-prack-481").unwrap();
+    add_user(&d, "alice", "alice-secret-1");
+    let phone = register_phone(&d, "alice", "alice-secret-1");
+    let callee = spawn_sipp(&d, "callee-ring-cancelled.xml", phone, false, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (caller_ok, caller_log) = sipp(
+        &d,
+        "call-100rel-wrong-rack.xml",
+        &["-s", "alice"],
+        Duration::from_secs(40),
+    );
+    let (callee_ok, callee_log) = callee.finish(Duration::from_secs(40));
+    assert!(
+        caller_ok,
+        "caller: reliable 180 → PRACK (unknown RSeq) → 481 → PRACK (no RAck) → 400 → CANCEL → 200, 487 \
+         → ACK: {caller_log}"
+    );
+    assert!(callee_ok, "phone: INVITE → 180 → CANCEL → 200, 487 → ACK: {callee_log}");
+}
+
+#[test]
+fn a_call_to_a_user_whose_phones_are_all_busy_gets_486() {
+    let d = Daemon::start("sipp-fork-busy").unwrap();
+    add_user(&d, "alice", "alice-secret-1");
+    // Two phones registered as alice, from two ports: both are rung.
+    let phones: Vec<Sipp> = (0..2)
+        .map(|_| {
+            let port = register_phone(&d, "alice", "alice-secret-1");
+            spawn_sipp(&d, "callee-busy.xml", port, false, &[])
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (caller_ok, caller_log) = sipp(
+        &d,
+        "call-user-refused-486.xml",
+        &["-s", "alice"],
+        Duration::from_secs(40),
+    );
+    for (i, p) in phones.into_iter().enumerate() {
+        let (ok, log) = p.finish(Duration::from_secs(40));
+        assert!(
+            ok,
+            "phone {i} got the INVITE, refused it with 486 and got the ACK: {log}"
+        );
+    }
+    assert!(
+        caller_ok,
+        "both busy: the caller gets 486 (RFC 3261 §16.7): {caller_log}"
+    );
+}
+
+#[test]
+fn a_decline_from_one_phone_ends_the_search_and_cancels_the_other() {
+    let d = Daemon::start("sipp-fork-6xx").unwrap();
+    add_user(&d, "alice", "alice-secret-1");
+    let ringing = register_phone(&d, "alice", "alice-secret-1");
+    let declining = register_phone(&d, "alice", "alice-secret-1");
+    let ringing = spawn_sipp(&d, "callee-ring-cancelled.xml", ringing, false, &[]);
+    let declining = spawn_sipp(&d, "callee-decline.xml", declining, false, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (caller_ok, caller_log) = sipp(
+        &d,
+        "call-user-refused-603.xml",
+        &["-s", "alice"],
+        Duration::from_secs(40),
+    );
+    let (ringing_ok, ringing_log) = ringing.finish(Duration::from_secs(40));
+    let (declining_ok, declining_log) = declining.finish(Duration::from_secs(40));
+    assert!(declining_ok, "the declining phone: INVITE → 603 → ACK: {declining_log}");
+    assert!(
+        caller_ok,
+        "a 6xx ends the search: the caller gets 603 at once (RFC 3261 §16.7): {caller_log}"
+    );
+    assert!(
+        ringing_ok,
+        "the phone still ringing is cancelled: INVITE → 180 → CANCEL → 200, 487 → ACK: {ringing_log}"
+    );
+}
+
+#[test]
+fn a_hold_from_the_callee_is_answered_on_the_codec_in_use() {
+    let d = Daemon::start("sipp-callee-hold").unwrap();
+    add_user(&d, "alice", "alice-secret-1");
+    let phone = register_phone(&d, "alice", "alice-secret-1");
+    let callee = spawn_sipp(&d, "callee-answer-then-hold.xml", phone, false, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (caller_ok, caller_log) = sipp(&d, "call-user-answered.xml", &["-s", "alice"], Duration::from_secs(40));
+    let (callee_ok, callee_log) = callee.finish(Duration::from_secs(40));
+    assert!(caller_ok, "caller: INVITE → 200 (PCMU) → ACK → BYE → 200: {caller_log}");
+    assert!(
+        callee_ok,
+        "phone: 200 → ACK → re-INVITE sendonly → 200 with PCMU alone, recvonly → ACK → BYE: {callee_log}"
     );
 }

@@ -233,6 +233,42 @@ impl Web {
     }
 }
 
+/// Runs `tests/web/<script>` in the client namespace with `env` (and
+/// BASE_URL, ARTIFACTS); returns its `RESULT` line, after checking that it
+/// reported no error.
+fn run_script(web: &Web, script: &str, env: &[(&str, &str)], timeout: Duration) -> serde_json::Value {
+    let mut c = web.net.client_cmd("node");
+    c.arg(web_dir().join(script))
+        .env("BASE_URL", format!("http://{}:{HTTP_PORT}", web.net.server_ip))
+        .env("ARTIFACTS", artifacts())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let (st, out, err) = ChildGuard(c.spawn().unwrap()).output_timeout(timeout).unwrap();
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("no RESULT from {script} ({st}): {out}\n{err}\n{}", log(web.dir.path())));
+    let r: serde_json::Value = serde_json::from_str(line).unwrap();
+    eprintln!("{script}: {r}");
+    assert!(
+        r.get("error").is_none(),
+        "{script} failed: {r}\n{err}\ndaemon: {}",
+        log(web.dir.path())
+    );
+    r
+}
+
+/// Whether a `[a, b]` pair of counters grew by more than `by`.
+fn grew(pair: &serde_json::Value, by: f64) -> bool {
+    let a = pair[0].as_f64().unwrap_or_default();
+    let b = pair[1].as_f64().unwrap_or_default();
+    b > a + by
+}
+
 /// Audio flowed both ways while the browser was in (`getStats`).
 fn assert_audio_flows(r: &serde_json::Value) {
     let first = r["first"]["inbound"].as_f64().unwrap_or_default();
@@ -628,4 +664,403 @@ fn two_browsers_see_and_hear_each_other() {
         "the guest's tile names Alice: {r}"
     );
     assert_eq!(r["tileGoneAfterLeave"], true, "{r}");
+}
+
+/// A closed conference with a PIN: the browser asks for it, says when it
+/// is wrong (with the attempts left), joins with the right one; three wrong
+/// PINs end the attempt with a clear message.
+#[test]
+fn closed_conference_asks_for_the_pin() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("pin");
+    web.cli(&["conference", "add", "vault", "--closed", "--pin", "4711"], "");
+    let bot = confgate(&web.net, web.dir.path())
+        .args(["bot", "--conference", "vault", "--name", "Bot", "--pin", "4711"])
+        .args(["--play", "tone:440", "--duration", "40"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bot = ChildGuard(bot);
+    std::thread::sleep(Duration::from_millis(500));
+    let r = run_script(
+        &web,
+        "pin.mjs",
+        &[("CONF", "vault"), ("PIN", "4711"), ("WRONG", "1234")],
+        Duration::from_secs(120),
+    );
+    drop(bot);
+    let screen = &r["pinScreen"];
+    assert_eq!(screen["focused"], "pin-input", "the PIN field has the focus: {r}");
+    assert_eq!(screen["label"], "PIN", "{r}");
+    assert!(
+        screen["help"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("never starts with 0"),
+        "{r}"
+    );
+    assert_eq!(screen["attempts"], "3 attempts left.", "{r}");
+    assert_eq!(screen["wrongShown"], false, "no error before a try: {r}");
+    assert_eq!(
+        r["leadingZero"],
+        serde_json::json!({"valid": false, "patternMismatch": true}),
+        "the form refuses a PIN starting with 0: {r}"
+    );
+    let wrong = &r["afterWrong"];
+    assert_eq!(wrong["alert"], "Wrong PIN. Try again.", "{r}");
+    assert_eq!(wrong["role"], "alert", "{r}");
+    assert_eq!(wrong["attempts"], "2 attempts left.", "{r}");
+    assert_eq!(wrong["cleared"], "", "the wrong PIN is cleared: {r}");
+    assert_eq!(wrong["invalid"], "true", "{r}");
+    let joined = &r["joined"];
+    let names = joined["participants"].to_string();
+    assert!(
+        names.contains("Guest (you)") && names.contains("Bot"),
+        "in the conference: {r}"
+    );
+    assert!(grew(&joined["audioBytes"], 10_000.0), "audio flows after the PIN: {r}");
+    assert_eq!(
+        r["exhausted"]["attemptsSeen"],
+        serde_json::json!(["3 attempts left.", "2 attempts left.", "Last attempt."]),
+        "{r}"
+    );
+    assert_eq!(
+        r["exhausted"]["ended"], "Three wrong PINs: this attempt has ended.",
+        "{r}"
+    );
+    assert_eq!(r["left"], true);
+    let log = log(web.dir.path());
+    assert!(
+        !log.contains("locked out"),
+        "four wrong PINs stay below the lock-out: {log}"
+    );
+}
+
+/// A closed conference with a waiting room: a guest waits (screenshot
+/// `waiting-room.png`), a logged-in moderator admits it from its browser,
+/// and the guest is in the conference; another guest is rejected, a third
+/// cancels its wait.
+#[test]
+fn waiting_room_and_a_moderator_admits_from_the_browser() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("lob");
+    web.cli(
+        &[
+            "user",
+            "add",
+            "mona",
+            "--type",
+            "ws",
+            "--name",
+            "Mona",
+            "--password-stdin",
+        ],
+        "mona-secret-1\n",
+    );
+    web.cli(
+        &[
+            "conference",
+            "add",
+            "board",
+            "--closed",
+            "--lobby",
+            "--moderator",
+            "mona",
+        ],
+        "",
+    );
+    let r = run_script(
+        &web,
+        "lobby.mjs",
+        &[
+            ("CONF", "board"),
+            ("MOD_USER", "mona"),
+            ("MOD_PASSWORD", "mona-secret-1"),
+        ],
+        Duration::from_secs(150),
+    );
+    let waiting = &r["waiting"];
+    assert_eq!(waiting["heading"], "Waiting room", "{r}");
+    assert!(
+        waiting["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Conference ID: board"),
+        "{r}"
+    );
+    assert!(
+        waiting["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Waiting for a moderator"),
+        "{r}"
+    );
+    assert!(waiting["text"].as_str().unwrap_or_default().contains("Visitor"), "{r}");
+    assert_eq!(waiting["cancelFocused"], "lobby-cancel", "{r}");
+    assert!(artifacts().join("waiting-room.png").exists());
+    assert_eq!(r["moderatorSees"], serde_json::json!(["Visitor", "Stranger"]), "{r}");
+    assert_eq!(r["admitLabel"], "Admit Visitor", "{r}");
+    let names = r["admitted"]["participants"].to_string();
+    assert!(
+        names.contains("Visitor (you)") && names.contains("Mona"),
+        "admitted into the conference: {r}"
+    );
+    assert!(
+        grew(&r["admitted"]["audioBytes"], 10_000.0),
+        "the admitted guest hears the room: {r}"
+    );
+    assert_eq!(r["rejected"], "A moderator did not let you in.", "{r}");
+    assert_eq!(r["cancelled"]["ended"], "You left the conference.", "{r}");
+    assert_eq!(r["cancelled"]["moderatorList"], serde_json::json!([]), "{r}");
+    assert_eq!(r["mutedNotice"], "A moderator muted your microphone.", "{r}");
+    assert_eq!(r["removed"], "A moderator removed you from the conference.", "{r}");
+    assert_eq!(r["endedByModerator"], "The conference was ended.", "{r}");
+    assert_eq!(r["left"], true);
+}
+
+/// Chat between two browsers in a conference that allows it (keyboard and
+/// button, names, order, no markup); a chat flood closes only the flooding
+/// session; a conference with chat off hides the panel and refuses chat
+/// frames with `chat_disabled`.
+#[test]
+fn chat_between_browsers_and_chat_off() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("cht");
+    web.cli(&["conference", "add", "talk"], "");
+    web.cli(&["conference", "add", "quiet", "--no-chat"], "");
+    let shown = web.cli(&["conference", "show", "quiet"], "");
+    assert!(shown.contains("chat:             off"), "{shown}");
+    let r = run_script(
+        &web,
+        "chat.mjs",
+        &[("CONF", "talk"), ("QUIET", "quiet")],
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        r["panel"],
+        serde_json::json!({"visible": true, "label": "Message", "logLive": "polite", "logTag": "OL"}),
+        "{r}"
+    );
+    assert_eq!(r["inputAfterSend"], "", "Enter sent the line: {r}");
+    let expected = serde_json::json!([
+        {"from": "Ann (you)", "text": "Hello from Ann\nsecond line"},
+        {"from": "Ben", "text": "Hi Ann, Ben here <b>not bold</b>"},
+    ]);
+    assert_eq!(r["annSees"], expected, "{r}");
+    assert_eq!(
+        r["benSees"],
+        serde_json::json!([
+            {"from": "Ann", "text": "Hello from Ann\nsecond line"},
+            {"from": "Ben (you)", "text": "Hi Ann, Ben here <b>not bold</b>"},
+        ]),
+        "{r}"
+    );
+    assert_eq!(r["boldTags"], 0, "chat text is text, not markup: {r}");
+    assert_eq!(r["flood"]["code"], 1008, "the flood is closed: {r}");
+    assert_eq!(r["flood"]["reason"], "rate limited", "{r}");
+    assert!(
+        r["flood"]["got"].to_string().contains("error:rate_limited"),
+        "told why before the close: {r}"
+    );
+    let seen = r["floodLinesSeen"].as_u64().unwrap_or(0);
+    // The per-session burst (`listen::web::RATE_BURST` = 40, less hello and
+    // join), plus the few tokens (10/s) that refill while the burst arrives.
+    assert!(
+        (30..60).contains(&seen),
+        "the room got the burst's worth of lines, not all 80: {seen}"
+    );
+    assert_eq!(r["afterFlood"], true, "the others keep chatting: {r}");
+    assert_eq!(r["quietPanelHidden"], true, "{r}");
+    assert_eq!(r["quietJoined"], false, "joined says chat is off: {r}");
+    assert!(
+        r["quiet"]["got"].to_string().contains("error:chat_disabled"),
+        "a chat frame in a conference without chat: {r}"
+    );
+    // The REST API shows and changes the setting; so does the CLI.
+    let token = web.cli(&["admin", "token"], "").trim().to_string();
+    assert_eq!(web.api_get(&token, "conferences/quiet")["chat"], false);
+    assert_eq!(web.api_get(&token, "conferences/talk")["chat"], true);
+    let out = web
+        .net
+        .server_cmd("curl")
+        .args(["-s", "--max-time", "2", "-X", "PATCH", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .args(["-H", "content-type: application/json", "-d", r#"{"chat":false}"#])
+        .arg(format!(
+            "http://{}:{HTTP_PORT}/api/v1/conferences/talk",
+            web.net.server_ip
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let patched: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(patched["chat"], false, "PATCH turns chat off: {patched}");
+    web.cli(&["conference", "update", "quiet", "--chat"], "");
+    assert!(web
+        .cli(&["conference", "show", "quiet"], "")
+        .contains("chat:             on"));
+    assert_eq!(web.api_get(&token, "conferences/quiet")["chat"], true);
+}
+
+/// Microphone, camera and speaker chosen on the join screen and changed
+/// during the call (Chromium's fake devices: three cameras, three
+/// microphones, three speakers); the other participant keeps receiving.
+#[test]
+fn device_selection_before_and_during_the_call() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("dev");
+    web.cli(&["conference", "add", "gear"], "");
+    let r = run_script(&web, "devices.mjs", &[("CONF", "gear")], Duration::from_secs(120));
+    let labels = |k: &str| r["join"][k].to_string();
+    assert!(
+        labels("cams").contains("fake_device_0") && labels("cams").contains("fake_device_2"),
+        "the cameras are listed: {r}"
+    );
+    assert!(labels("mics").contains("Fake Audio Input 2"), "{r}");
+    assert!(labels("spks").contains("Fake Audio Output 1"), "{r}");
+    assert_eq!(
+        r["join"]["labels"],
+        serde_json::json!(["Microphone->dev-mic", "Camera->dev-cam", "Speaker->dev-spk"]),
+        "every select has its label: {r}"
+    );
+    assert_eq!(r["previewShown"], true, "{r}");
+    assert_eq!(
+        r["startedWith"]["cam"]["id"], r["chosen"]["cam"],
+        "the call starts with the chosen camera: {r}"
+    );
+    assert_eq!(r["startedWith"]["mic"]["id"], r["chosen"]["mic"], "and microphone: {r}");
+    assert_eq!(
+        r["panel"],
+        serde_json::json!({"expanded": "true", "inRoom": true, "focused": "dev-mic"}),
+        "{r}"
+    );
+    assert_eq!(r["switchedTo"]["cam"]["id"], r["wanted"]["cam"], "{r}");
+    assert_eq!(r["switchedTo"]["mic"]["id"], r["wanted"]["mic"], "{r}");
+    assert_eq!(r["switchedTo"]["cam"]["state"], "live", "{r}");
+    assert_eq!(r["sinkId"], r["wanted"]["spk"], "the speaker follows the choice: {r}");
+    assert!(
+        r["peerFramesBefore"].as_f64().unwrap_or_default() >= 10.0,
+        "the peer decoded the first camera: {r}"
+    );
+    assert!(grew(&r["sentFrames"], 30.0), "the new camera is sent: {r}");
+    assert!(grew(&r["peerFrames"], 30.0), "the peer keeps decoding video: {r}");
+    assert!(grew(&r["peerAudio"], 5_000.0), "and hearing the new microphone: {r}");
+}
+
+/// Screen sharing as a second video: the viewer gets the presenter's
+/// screen as its own tile "<name> (screen)", decoded, next to the
+/// presenter's camera; on the presenter's bundle the screen has payload
+/// types of its own (VP8 97) apart from the camera's (VP8 96). Headless
+/// Chromium captures its screen with `--use-fake-ui-for-media-stream`.
+#[test]
+fn screen_share_is_a_tile_of_its_own() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("scr");
+    web.cli(&["conference", "add", "demo"], "");
+    let r = run_script(&web, "screen.mjs", &[("CONF", "demo")], Duration::from_secs(120));
+    assert_eq!(r["presenter"]["pressed"], "true", "{r}");
+    assert_eq!(r["presenter"]["button"], "Stop sharing", "{r}");
+    assert_eq!(r["presenter"]["ownScreenTile"], true, "{r}");
+    let v = &r["viewer"];
+    assert_eq!(
+        v["captions"],
+        serde_json::json!(["Pia (screen)", "Viv (you)", "Pia"]),
+        "the screen is a tile of its own, named, with the camera beside it: {r}"
+    );
+    assert!(grew(&v["screenFrames"], 5.0), "the viewer decodes the screen: {r}");
+    assert!(grew(&v["cameraFrames"], 30.0), "and still the camera: {r}");
+    assert_eq!(v["screenPt"], 97, "the screen keeps its own payload type: {r}");
+    assert_eq!(v["cameraPt"], 96, "{r}");
+    assert_ne!(v["screenSize"], "0x0", "{r}");
+    let sent = &r["presenterSent"];
+    assert!(
+        sent["1"].as_f64().unwrap_or_default() > 0.0 && sent["2"].as_f64().unwrap_or_default() > 0.0,
+        "the presenter sends camera (mid 1) and screen (mid 2): {r}"
+    );
+    assert_eq!(
+        r["afterStop"]["captions"],
+        serde_json::json!(["Viv (you)", "Pia"]),
+        "the screen tile goes when sharing stops: {r}"
+    );
+    assert_eq!(r["afterStop"]["button"], "Share screen", "{r}");
+    assert_eq!(r["afterStop"]["ownScreenTile"], false, "{r}");
+}
+
+/// The client namespace's end of the veth pair (the interface that is not `lo`).
+fn client_veth(net: &NetnsPair) -> String {
+    let out = Command::new("ip")
+        .args(["-n", &net.client, "-o", "link", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .find(|n| n != "lo")
+        .expect("a veth in the client namespace")
+}
+
+/// A brief network loss: the link between the namespaces goes down (at
+/// least 6 s, until both pages have reacted: Chromium reports ICE
+/// `disconnected` some 7 s into a silent path). Both pages say
+/// "reconnecting", send `ice_restart`, the server offers new ICE
+/// credentials (same DTLS, same relay endpoint) and points the endpoint at
+/// the new nomination, and media comes back: decoded frames and audio
+/// energy grow again on both, over the new candidate pair.
+#[test]
+fn reconnects_by_ice_restart_after_a_network_loss() {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let web = Web::start("rec");
+    web.cli(&["conference", "add", "flaky"], "");
+    let veth = client_veth(&web.net);
+    let r = run_script(
+        &web,
+        "reconnect.mjs",
+        &[("CONF", "flaky"), ("VETH", &veth), ("DOWN_SECS", "6")],
+        Duration::from_secs(150),
+    );
+    assert_eq!(r["noticeText"], "Connection lost. Reconnecting…", "{r}");
+    assert_eq!(r["noticeRole"], "status", "{r}");
+    for who in ["ann", "ben"] {
+        let at = |phase: &str, key: &str| r[phase][who][key].as_f64().unwrap_or_default();
+        assert!(
+            at("before", "videoFrames") > 10.0,
+            "{who} decoded video before the loss: {r}"
+        );
+        assert_ne!(
+            r["after2"][who]["local"], r["before"][who]["local"],
+            "{who}: media runs on the restart's new candidate pair: {r}"
+        );
+        assert!(
+            at("after2", "videoFrames") > at("after1", "videoFrames") + 20.0,
+            "{who} decodes video again after the loss: {r}"
+        );
+        assert!(
+            at("after2", "audioEnergy") > at("after1", "audioEnergy"),
+            "{who} hears again after the loss: {r}"
+        );
+        assert!(
+            at("after2", "videoFrames") > at("during", "videoFrames") + 20.0,
+            "{who}: frames resumed: {r}"
+        );
+        let log = r[format!("{who}Log")].to_string();
+        assert!(
+            log.contains("reconnecting") && log.contains("reconnected"),
+            "{who} said so on screen: {log}"
+        );
+        assert!(r["restarts"][who].as_u64().unwrap_or(0) >= 1, "{r}");
+    }
+    assert_eq!(r["tiles"], serde_json::json!(["Ben"]), "{r}");
+    let log = log(web.dir.path());
+    assert!(
+        log.contains("web client restarts ICE") && log.contains("ICE restart: new credentials offered"),
+        "the server restarted ICE: {log}"
+    );
 }

@@ -49,6 +49,11 @@ pub async fn route_call(
             }
             if facts.conference.is_none() {
                 if let Some(user) = router::account_candidate(&dialed, &home) {
+                    // The account's name, or an alias one of its H.323 endpoints registered.
+                    let user = match shared.directory.lookup_account(&user).await {
+                        Ok(None) => crate::listen::h323::ras::account_of_alias(&user).unwrap_or(user),
+                        _ => user,
+                    };
                     if let Ok(Some(a)) = shared.directory.lookup_account(&user).await {
                         if let Ok(id) = TrueConfId::new(&a.user, &home) {
                             facts.account = Some((id, reachable_endpoints(shared, &a.user).await));

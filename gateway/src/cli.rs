@@ -126,6 +126,9 @@ pub struct ConferenceFlags {
     /// Unlisted callers wait in the lobby.
     #[arg(long)]
     pub lobby: bool,
+    /// No chat: participants cannot send text messages (chat is on by default).
+    #[arg(long)]
+    pub no_chat: bool,
     /// Maximum participants.
     #[arg(long)]
     pub max: Option<u32>,
@@ -187,6 +190,9 @@ pub enum ConferenceCmd {
         /// Turn the lobby off.
         #[arg(long, conflicts_with = "lobby")]
         no_lobby: bool,
+        /// Turn chat on.
+        #[arg(long, conflicts_with = "no_chat")]
+        chat: bool,
         /// Remove the owner.
         #[arg(long, conflicts_with = "owner")]
         no_owner: bool,
@@ -244,6 +250,7 @@ fn show_conference(c: &Conference) {
     );
     println!("pin:              {}", if c.pin.is_some() { "set" } else { "none" });
     println!("lobby:            {}", if c.lobby { "on" } else { "off" });
+    println!("chat:             {}", if c.chat { "on" } else { "off" });
     println!("max participants: {}", c.max_participants);
     println!("permanent:        {}", if c.permanent { "yes" } else { "no" });
     println!(
@@ -366,6 +373,7 @@ async fn run_manage(dir: &Directory, command: Command) -> Result<(), Box<dyn std
                 spec.closed = flags.closed;
                 spec.allow_anonymous = !flags.no_anonymous;
                 spec.lobby = flags.lobby;
+                spec.chat = !flags.no_chat;
                 spec.permanent = !flags.temporary;
                 if let Some(m) = flags.max {
                     spec.max_participants = m;
@@ -408,6 +416,7 @@ async fn run_manage(dir: &Directory, command: Command) -> Result<(), Box<dyn std
                 open,
                 anonymous,
                 no_lobby,
+                chat,
                 no_owner,
             } => {
                 let pick = |on: bool, off: bool| {
@@ -426,6 +435,7 @@ async fn run_manage(dir: &Directory, command: Command) -> Result<(), Box<dyn std
                     allow_anonymous: pick(anonymous, flags.no_anonymous),
                     pin: if no_pin { Some(None) } else { flags.pin.map(Some) },
                     lobby: pick(flags.lobby, no_lobby),
+                    chat: pick(chat, flags.no_chat),
                     max_participants: flags.max,
                     permanent: pick(flags.permanent, flags.temporary),
                     moderators: (!flags.moderators.is_empty()).then_some(flags.moderators),

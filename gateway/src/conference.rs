@@ -123,6 +123,22 @@ impl Membership {
         let _ = self.control.send(RoomCmd::Leave(self.id)).await;
     }
 
+    /// Says a chat line to everyone admitted (the sender included, so that
+    /// every one sees the lines in the same order). Lines from the lobby are
+    /// dropped; the text is cut at [`MAX_CHAT_CHARS`]. Whether the
+    /// conference allows chat is the driver's check (the directory's
+    /// `chat` setting).
+    pub async fn chat(&self, text: String) {
+        let _ = self.control.send(RoomCmd::Chat(self.id, text)).await;
+    }
+
+    /// The participant's media came back on a new path (an ICE restart):
+    /// every stream it gets and the ones it sends start again with a
+    /// keyframe.
+    pub async fn refresh_video(&self) {
+        let _ = self.control.send(RoomCmd::VideoRefresh(self.id)).await;
+    }
+
     /// Sets the participant's video as its driver negotiated it (`None`:
     /// no video). Only for admitted participants; the room routes it from
     /// then on ([`crate::video::RoomVideo`]).
@@ -180,7 +196,19 @@ pub enum RoomNotice {
     LobbyQueue(Vec<ParticipantView>),
     /// The conference was locked or unlocked.
     Locked(bool),
+    /// A chat line.
+    Chat {
+        /// Who wrote it.
+        from: u64,
+        /// Their name.
+        display_name: String,
+        /// The text.
+        text: String,
+    },
 }
+
+/// Longest chat line a room passes on, in characters.
+pub const MAX_CHAT_CHARS: usize = 2000;
 
 #[derive(Debug)]
 enum RoomCmd {
@@ -205,6 +233,8 @@ enum RoomCmd {
     End(EndReason),
     List(oneshot::Sender<Vec<ParticipantView>>),
     Video(ParticipantId, Option<crate::video::VideoLeg>),
+    Chat(ParticipantId, String),
+    VideoRefresh(ParticipantId),
 }
 
 /// Why a moderator action failed.
@@ -670,6 +700,24 @@ impl Room {
             }
             RoomCmd::List(reply) => {
                 let _ = reply.send(self.members.iter().map(|(id, m)| m.view(*id)).collect());
+            }
+            RoomCmd::Chat(id, text) => {
+                let Some(m) = self.members.get(&id).filter(|m| !m.in_lobby) else {
+                    return;
+                };
+                let text: String = text.chars().take(MAX_CHAT_CHARS).collect();
+                if text.trim().is_empty() {
+                    return;
+                }
+                let display_name = m.party.display_name().to_string();
+                self.notify_all(RoomNotice::Chat {
+                    from: id.0,
+                    display_name,
+                    text,
+                });
+            }
+            RoomCmd::VideoRefresh(id) => {
+                self.video.refresh(id.0);
             }
             RoomCmd::Video(id, leg) => {
                 let Some(m) = self.members.get(&id).filter(|m| !m.in_lobby) else {
@@ -1141,6 +1189,45 @@ mod tests {
         assert_eq!(next_event(&mut g).await, RoomEvent::Lobby(Duration::from_secs(5)));
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert_eq!(next_event(&mut g).await, RoomEvent::Removed(EndReason::LobbyTimeout));
+    }
+
+    /// The next chat line `m` is told, skipping other events.
+    async fn next_chat(m: &mut Membership) -> (u64, String, String) {
+        loop {
+            if let RoomEvent::Notice(RoomNotice::Chat {
+                from,
+                display_name,
+                text,
+            }) = next_event(m).await
+            {
+                return (from, display_name, text);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn chat_reaches_everyone_admitted_not_the_lobby() {
+        let c = rooms();
+        let enter = |name: &str, entry| c.enter("c6", Party::anonymous(name, Protocol::Loopback), entry, 10);
+        let mut a = enter("Ann", Entry::Admit(Role::Moderator)).await.unwrap();
+        let mut b = enter("Bob", Entry::Admit(Role::Guest)).await.unwrap();
+        let mut w = enter("Wait", Entry::Lobby).await.unwrap();
+        b.chat("hello\nall".into()).await;
+        let line = (b.id.0, "Bob".to_string(), "hello\nall".to_string());
+        assert_eq!(next_chat(&mut a).await, line);
+        assert_eq!(next_chat(&mut b).await, line, "the sender sees its own line");
+        // Someone in the lobby neither hears the line nor can say one.
+        w.chat("let me in".into()).await;
+        a.chat(format!("{}!", "x".repeat(MAX_CHAT_CHARS + 10))).await;
+        let (from, _, text) = next_chat(&mut b).await;
+        assert_eq!(from, a.id.0, "the lobby's line was dropped");
+        assert_eq!(text.chars().count(), MAX_CHAT_CHARS, "cut at the limit");
+        while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(200), w.events.recv()).await {
+            assert!(
+                !matches!(ev, RoomEvent::Notice(RoomNotice::Chat { .. })),
+                "the lobby gets no chat: {ev:?}"
+            );
+        }
     }
 
     #[tokio::test]

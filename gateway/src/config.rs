@@ -26,6 +26,7 @@ const LIST_KEYS: &[&str] = &[
     "routing.allow",
     "routing.deny",
     "sip.digest_algorithms",
+    "sip.websocket_origins",
 ];
 
 /// A configuration problem: which key, which value, what is allowed.
@@ -168,6 +169,11 @@ pub struct SipConfig {
     /// SIP trunks (`[[sip.trunks]]`): providers that calls go out through
     /// (gateway routes with target `sip:<name>`) and come in from.
     pub trunks: Vec<TrunkConfig>,
+    /// Serve SIP over WebSocket (RFC 7118) at `/sip` on the HTTP listener.
+    pub websocket: bool,
+    /// Browser origins (`https://phone.example.com`) allowed to open the SIP
+    /// WebSocket besides the server's own; `*` allows any.
+    pub websocket_origins: Vec<String>,
 }
 
 /// `[[sip.trunks]]`: a SIP provider or PBX.
@@ -236,6 +242,8 @@ impl Default for SipConfig {
             session_expires: 1800,
             min_se: 90,
             trunks: Vec::new(),
+            websocket: true,
+            websocket_origins: Vec::new(),
         }
     }
 }
@@ -715,6 +723,21 @@ impl Config {
                 "at least sip.min_se, at most 86400",
             ));
         }
+        for o in &sip.websocket_origins {
+            let o = o.trim();
+            let well_formed = o == "*"
+                || o.split_once("://").is_some_and(|(scheme, host)| {
+                    matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+                        && valid_host_port(host.trim_end_matches('/'))
+                });
+            if !well_formed {
+                return Err(ConfigError::value(
+                    "sip.websocket_origins",
+                    o,
+                    "a list of browser origins (\"https://phone.example.com\", with an optional :port) or \"*\" for any",
+                ));
+            }
+        }
         let mut names = BTreeSet::new();
         for (i, t) in sip.trunks.iter().enumerate() {
             let key = |k: &str| format!("sip.trunks[{i}].{k}");
@@ -1064,6 +1087,24 @@ impl Config {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_origins_are_origins() {
+        let c = load_str(
+            "[sip]\nwebsocket_origins = [\"https://phone.example.com\", \"http://10.0.0.1:8080/\"]\n",
+            &[],
+        )
+        .unwrap();
+        assert!(c.sip.websocket, "SIP over WebSocket is on by default");
+        assert_eq!(c.sip.websocket_origins.len(), 2);
+        let c = load_str("", &[("CONFGATE_SIP__WEBSOCKET_ORIGINS", "*")]).unwrap();
+        assert_eq!(c.sip.websocket_origins, ["*"]);
+        for bad in ["phone.example.com", "ftp://x.example", "https://", "https://a b"] {
+            let e = load_str(&format!("[sip]\nwebsocket_origins = [\"{bad}\"]\n"), &[]).unwrap_err();
+            assert_eq!(e.key, "sip.websocket_origins", "{bad}");
+            assert!(e.problem.contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn routes_name_existing_trunks_and_trunks_are_checked() {

@@ -173,10 +173,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         });
 
     let mut tasks = tokio::task::JoinSet::new();
+    // SIP over WebSocket: the HTTP listener hands its connections to the SIP listener.
+    let sip_ws = listen::sip::ws::WsTransport::new();
     {
         let web = listen::web::WebContext::new(media.clone(), media_address)
             .map_err(|e| anyhow!("cannot start the web client: {e}"))?;
-        let app = crate::http::router_with_web(shared.clone(), web);
+        let app = crate::http::router_with_web(shared.clone(), web, sip_ws.clone());
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let shutdown = async move {
@@ -196,6 +198,7 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
             socket,
             sip_tcp,
             sip_tls,
+            sip_ws,
             shared.clone(),
             media.clone(),
             media_address,
@@ -252,7 +255,12 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
     if let Some(a) = sip_addr {
         let tcp = sip_tcp_addr.map(|t| format!(", tcp {t}")).unwrap_or_default();
         let tls = sip_tls_addr.map(|t| format!(", tls {t}")).unwrap_or_default();
-        println!("  SIP:          udp {a}{tcp}{tls} (registrar, calls)");
+        let ws = if config.sip.websocket {
+            format!(", ws ws://{http_addr}{}", listen::sip::ws::PATH)
+        } else {
+            String::new()
+        };
+        println!("  SIP:          udp {a}{tcp}{tls}{ws} (registrar, calls)");
     }
     if let Some(a) = h323_addr {
         println!("  H.323:        tcp {a} (call signalling, Fast Connect)");

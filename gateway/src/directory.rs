@@ -25,6 +25,7 @@ use sqlx::{Row, SqlitePool};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "directory", include_str!("../migrations/0001_directory.sql")),
     (2, "sip", include_str!("../migrations/0002_sip.sql")),
+    (3, "chat", include_str!("../migrations/0003_chat.sql")),
 ];
 
 /// Highest conference size accepted.
@@ -190,6 +191,8 @@ pub struct Conference {
     pub pin: Option<String>,
     /// Unlisted callers wait in the lobby for a moderator.
     pub lobby: bool,
+    /// Participants may send chat lines to everyone (web client).
+    pub chat: bool,
     /// Most participants at once.
     pub max_participants: u32,
     /// Runs always. A temporary conference runs while someone is in it and
@@ -225,6 +228,8 @@ pub struct ConferenceSpec {
     pub pin: Option<String>,
     /// Lobby on.
     pub lobby: bool,
+    /// Chat on.
+    pub chat: bool,
     /// Maximum participants.
     pub max_participants: u32,
     /// Permanent.
@@ -237,7 +242,7 @@ pub struct ConferenceSpec {
 
 impl ConferenceSpec {
     /// A spec with the defaults: open, anonymous allowed, no PIN, no lobby,
-    /// permanent.
+    /// chat on, permanent.
     pub fn new(id: &str) -> Self {
         Self {
             id: id.into(),
@@ -247,6 +252,7 @@ impl ConferenceSpec {
             allow_anonymous: true,
             pin: None,
             lobby: false,
+            chat: true,
             max_participants: DEFAULT_MAX_PARTICIPANTS,
             permanent: true,
             moderators: Vec::new(),
@@ -263,6 +269,7 @@ impl ConferenceSpec {
             allow_anonymous: c.allow_anonymous,
             pin: c.pin.clone(),
             lobby: c.lobby,
+            chat: c.chat,
             max_participants: c.max_participants,
             permanent: c.permanent,
             moderators: c.moderators.clone(),
@@ -286,6 +293,8 @@ pub struct ConferencePatch {
     pub pin: Option<Option<String>>,
     /// Lobby.
     pub lobby: Option<bool>,
+    /// Chat.
+    pub chat: Option<bool>,
     /// Maximum participants.
     pub max_participants: Option<u32>,
     /// Permanent.
@@ -389,16 +398,27 @@ impl Directory {
         let mut attempt = 0;
         loop {
             let result = async {
+                // Migrations run on a connection of their own, closed before the
+                // pool opens: a connection that read the schema before a migration
+                // changed it would expand `SELECT *` to the old columns.
+                let migrator = Self {
+                    pool: SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .connect_with(opts.clone())
+                        .await?,
+                    server: server.to_ascii_lowercase(),
+                };
+                let migrated = migrator.migrate().await;
+                migrator.pool.close().await;
+                migrated?;
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     .connect_with(opts.clone())
                     .await?;
-                let dir = Self {
+                Ok::<_, DirectoryError>(Self {
                     pool,
                     server: server.to_ascii_lowercase(),
-                };
-                dir.migrate().await?;
-                Ok::<_, DirectoryError>(dir)
+                })
             }
             .await;
             match result {
@@ -753,6 +773,15 @@ impl Directory {
         Ok(())
     }
 
+    /// The SIP registrar's handle on the directory for its batches
+    /// ([`SipRegistrarStore::register_batch`]), with a connection of its own.
+    pub fn sip_registrar_store(&self) -> SipRegistrarStore {
+        SipRegistrarStore {
+            directory: self.clone(),
+            conn: None,
+        }
+    }
+
     /// Deletes registrations that expired before `now_unix`; returns how many.
     pub async fn purge_expired_bindings(&self, now_unix: u64) -> Result<u64, DirectoryError> {
         let r = sqlx::query("DELETE FROM sip_bindings WHERE expires_at <= $1")
@@ -886,8 +915,8 @@ impl Directory {
                 });
             }
             let r = sqlx::query(
-                "INSERT INTO conferences (id, name, owner, closed, allow_anonymous, pin, lobby, max_participants, permanent, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO conferences (id, name, owner, closed, allow_anonymous, pin, lobby, max_participants, permanent, created_at, updated_at, chat) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&spec.id)
             .bind(&spec.name)
@@ -899,6 +928,7 @@ impl Directory {
             .bind(spec.max_participants as i64)
             .bind(spec.permanent)
             .bind(now)
+            .bind(spec.chat)
             .execute(&mut **tx)
             .await?;
             if r.rows_affected() == 0 {
@@ -911,7 +941,7 @@ impl Directory {
         } else {
             let r = sqlx::query(
                 "UPDATE conferences SET name = $2, owner = $3, closed = $4, allow_anonymous = $5, pin = $6, lobby = $7, \
-                 max_participants = $8, permanent = $9, updated_at = $10 WHERE id = $1",
+                 max_participants = $8, permanent = $9, updated_at = $10, chat = $11 WHERE id = $1",
             )
             .bind(&spec.id)
             .bind(&spec.name)
@@ -923,6 +953,7 @@ impl Directory {
             .bind(spec.max_participants as i64)
             .bind(spec.permanent)
             .bind(now)
+            .bind(spec.chat)
             .execute(&mut **tx)
             .await?;
             if r.rows_affected() == 0 {
@@ -972,6 +1003,7 @@ impl Directory {
             allow_anonymous,
             pin,
             lobby,
+            chat,
             max_participants,
             permanent,
             moderators,
@@ -1053,6 +1085,7 @@ impl Directory {
             allow_anonymous: row.try_get("allow_anonymous")?,
             pin: row.try_get("pin")?,
             lobby: row.try_get("lobby")?,
+            chat: row.try_get("chat")?,
             max_participants: u32::try_from(max).unwrap_or(DEFAULT_MAX_PARTICIPANTS),
             permanent: row.try_get("permanent")?,
             moderators,
@@ -1242,6 +1275,193 @@ impl Directory {
     /// Closes the pool (checkpointing the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// The SIP registrar's access to the directory: one batch of REGISTERs at a
+/// time, each in one write transaction (group commit), on a connection held
+/// for the registrar alone (taken out of the pool at the first batch and
+/// again after an error), so that a batch costs no pool checks.
+///
+/// Every exchange with the database's worker thread costs a few thread
+/// switches, so a batch is two: `BEGIN IMMEDIATE` with the read, then the
+/// write with `COMMIT`. The statements carry a whole batch in one parameter
+/// and return it in one row, as JSON (SQLite's `json_each` and
+/// `json_group_array`; PostgreSQL has the same functions under other names):
+/// a statement's cost does not grow with its parameter count, and a result
+/// is not handed over row by row. The transaction is opened and closed by
+/// these statements, not by sqlx: after any error the connection is dropped
+/// (SQLite rolls back what was not committed when it closes) and the next
+/// batch takes a fresh one.
+#[derive(Debug)]
+pub struct SipRegistrarStore {
+    directory: Directory,
+    conn: Option<sqlx::SqliteConnection>,
+}
+
+/// What the SIP registrar reads of one account in a batch
+/// ([`SipRegistrarStore::register_batch`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SipAccountState {
+    /// HA1 for MD5 (RFC 7616 §3.4.2), when the account has digest credentials.
+    pub digest_md5: Option<String>,
+    /// HA1 for SHA-256.
+    pub digest_sha256: Option<String>,
+    /// The registrations that had not expired, latest expiry first.
+    pub bindings: Vec<sip::registrar::Binding>,
+}
+
+/// One row of the batch read: the account, its two HA1s, then one binding
+/// (all `None` when the account has none).
+type SipBatchRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// One binding row to write: user, contact, expires_at, call_id, cseq,
+/// q_milli, source, transport, user_agent, instance.
+type SipBindingRow<'a> = (
+    &'a str,
+    &'a str,
+    i64,
+    &'a str,
+    i64,
+    Option<i64>,
+    Option<String>,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
+/// Takes the write lock (`IMMEDIATE`: the read and the write see the same
+/// state, and the write never waits for a lock upgrade that could fail),
+/// then reads the accounts named in a JSON array with their HA1s and live
+/// bindings (`expires_at` above the first parameter), as one JSON array of rows.
+const SIP_BATCH_READ: &str =
+    "BEGIN IMMEDIATE; SELECT json_group_array(json_array(a.user_name, a.digest_md5, a.digest_sha256, \
+     b.contact, b.expires_at, b.call_id, b.cseq, b.q_milli, b.source, b.transport, b.user_agent, b.instance)) \
+     FROM accounts a LEFT JOIN sip_bindings b ON b.user_name = a.user_name AND b.expires_at > ? \
+     WHERE a.user_name IN (SELECT value FROM json_each(?))";
+
+/// Replaces the bindings of the accounts named in the first parameter (a
+/// JSON array) by the rows of the second (a JSON array of [`SipBindingRow`]),
+/// and commits.
+const SIP_BATCH_WRITE: &str = "DELETE FROM sip_bindings WHERE user_name IN (SELECT value FROM json_each(?)); \
+     INSERT INTO sip_bindings (user_name, contact, expires_at, call_id, cseq, q_milli, source, transport, \
+     user_agent, instance) \
+     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, \
+     value ->> 7, value ->> 8, value ->> 9 FROM json_each(?) WHERE true \
+     ON CONFLICT (user_name, contact) DO NOTHING; COMMIT";
+
+impl SipRegistrarStore {
+    /// Runs one batch of the SIP registrar in one write transaction: reads
+    /// the digest credentials and the registrations still live at `now_unix`
+    /// of `users` (stored user parts, see [`Directory::local_user`]; accounts
+    /// that do not exist are absent from the map), hands them to `decide`,
+    /// writes the new bindings of the accounts it returns (the whole list of
+    /// each), and commits. Reading inside the write transaction means that no
+    /// other writer changes an account between the read and the write.
+    ///
+    /// # Errors
+    ///
+    /// The database failed; nothing of the batch is written then.
+    pub async fn register_batch<F>(&mut self, users: &[String], now_unix: u64, decide: F) -> Result<(), DirectoryError>
+    where
+        F: FnOnce(std::collections::HashMap<String, SipAccountState>) -> Vec<(String, Vec<sip::registrar::Binding>)>,
+    {
+        let result = self.run_batch(users, now_unix, decide).await;
+        if result.is_err() {
+            // Whatever state the connection is in, the next batch starts on a fresh one.
+            self.conn = None;
+        }
+        result
+    }
+
+    async fn run_batch<F>(&mut self, users: &[String], now_unix: u64, decide: F) -> Result<(), DirectoryError>
+    where
+        F: FnOnce(std::collections::HashMap<String, SipAccountState>) -> Vec<(String, Vec<sip::registrar::Binding>)>,
+    {
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => self.conn.insert(self.directory.pool.acquire().await?.detach()),
+        };
+        let mut names: Vec<&str> = users.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names.dedup();
+        let names = serde_json::to_string(&names).map_err(|e| invalid("users", e.to_string()))?;
+        let text: String = sqlx::query_scalar(SIP_BATCH_READ)
+            .bind(now_unix.min(i64::MAX as u64) as i64)
+            .bind(&names)
+            .fetch_one(&mut *conn)
+            .await?;
+        let rows: Vec<SipBatchRow> = serde_json::from_str(&text).map_err(|e| invalid("sip_bindings", e.to_string()))?;
+        let mut state: std::collections::HashMap<String, SipAccountState> = std::collections::HashMap::new();
+        for (user, md5, sha256, contact, expires_at, call_id, cseq, q_milli, source, transport, user_agent, instance) in
+            rows
+        {
+            let entry = state.entry(user).or_default();
+            entry.digest_md5 = md5;
+            entry.digest_sha256 = sha256;
+            let Some(contact) = contact else { continue };
+            entry.bindings.push(sip::registrar::Binding {
+                contact,
+                expires_at: expires_at.unwrap_or_default().max(0) as u64,
+                call_id: call_id.unwrap_or_default(),
+                cseq: cseq.unwrap_or_default().clamp(0, i64::from(u32::MAX)) as u32,
+                q: q_milli.map(|q| q as f32 / 1000.0),
+                source: source.and_then(|s| s.parse().ok()),
+                transport: transport.unwrap_or_default(),
+                user_agent,
+                instance,
+            });
+        }
+        for s in state.values_mut() {
+            s.bindings
+                .sort_by(|a, b| b.expires_at.cmp(&a.expires_at).then_with(|| a.contact.cmp(&b.contact)));
+        }
+        let writes = decide(state);
+        if !writes.is_empty() {
+            let changed: Vec<&str> = writes.iter().map(|(u, _)| u.as_str()).collect();
+            let rows: Vec<SipBindingRow<'_>> = writes
+                .iter()
+                .flat_map(|(u, bs)| {
+                    bs.iter().map(move |b| {
+                        (
+                            u.as_str(),
+                            b.contact.as_str(),
+                            b.expires_at.min(i64::MAX as u64) as i64,
+                            b.call_id.as_str(),
+                            i64::from(b.cseq),
+                            b.q.map(|q| (q * 1000.0).round() as i64),
+                            b.source.map(|s| s.to_string()),
+                            b.transport.as_str(),
+                            b.user_agent.as_deref(),
+                            b.instance.as_deref(),
+                        )
+                    })
+                })
+                .collect();
+            let changed = serde_json::to_string(&changed).map_err(|e| invalid("users", e.to_string()))?;
+            let rows = serde_json::to_string(&rows).map_err(|e| invalid("sip_bindings", e.to_string()))?;
+            sqlx::query(SIP_BATCH_WRITE)
+                .bind(&changed)
+                .bind(&rows)
+                .execute(&mut *conn)
+                .await?;
+        } else {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 }
 
@@ -1452,6 +1672,85 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chat_is_on_by_default_and_can_be_turned_off() {
+        let (d, p) = dir().await;
+        let c = d.add_conference(ConferenceSpec::new("talk")).await.unwrap();
+        assert!(c.chat, "chat is on unless turned off");
+        let mut quiet = ConferenceSpec::new("quiet");
+        quiet.chat = false;
+        assert!(!d.add_conference(quiet).await.unwrap().chat);
+        let c = d
+            .update_conference(
+                "talk",
+                ConferencePatch {
+                    chat: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(!c.chat);
+        let c = d
+            .update_conference(
+                "talk",
+                ConferencePatch {
+                    lobby: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(!c.chat && c.lobby, "other changes keep the chat setting");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["chat"], false, "{json}");
+        d.close().await;
+
+        std::fs::remove_dir_all(&p).ok();
+
+        // A directory from before the chat migration: its conferences get chat on.
+        std::fs::create_dir_all(&p).unwrap();
+        let opts = SqliteConnectOptions::new()
+            .filename(p.join("confgate.db"))
+            .create_if_missing(true);
+        let old = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)")
+            .execute(&old)
+            .await
+            .unwrap();
+        for (version, name, sql) in &MIGRATIONS[..2] {
+            for statement in sql
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && !is_comment_only(s))
+            {
+                sqlx::query(statement).execute(&old).await.unwrap();
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, 0)")
+                .bind(version)
+                .bind(name)
+                .execute(&old)
+                .await
+                .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO conferences (id, name, closed, allow_anonymous, lobby, max_participants, permanent, created_at, updated_at) \
+             VALUES ('old', 'old', FALSE, TRUE, FALSE, 10, TRUE, 0, 0)",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+        let d = Directory::open(&p, "srv.example").await.unwrap();
+        assert!(d.get_conference("old").await.unwrap().chat);
+        d.close().await;
+        std::fs::remove_dir_all(p).ok();
+    }
+
+    #[tokio::test]
     async fn address_book_entries() {
         let (d, p) = dir().await;
         d.add_account(acct("carol")).await.unwrap();
@@ -1497,6 +1796,119 @@ mod tests {
         let d2 = Directory::open(&p, "srv.example").await.unwrap();
         assert_eq!(d2.get_account("erin").await.unwrap().id, "erin@srv.example");
         assert!(d2.check_admin_token(&t2).await.unwrap());
+        std::fs::remove_dir_all(p).ok();
+    }
+
+    fn binding(contact: &str, expires_at: u64, full: bool) -> sip::registrar::Binding {
+        sip::registrar::Binding {
+            contact: contact.into(),
+            expires_at,
+            call_id: format!("cid-{contact}"),
+            cseq: 7,
+            q: full.then_some(0.5),
+            source: full.then(|| "192.0.2.7:5062".parse().unwrap()),
+            transport: "udp".into(),
+            user_agent: full.then(|| "Phone \"X\" ü/1.0".into()),
+            instance: full.then(|| "urn:uuid:00000000-0000-0000-0000-000000000001".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn sip_register_batches_read_credentials_and_bindings_and_commit_together() {
+        let (d, p) = dir().await;
+        for user in ["alice", "bob"] {
+            let mut a = acct(user);
+            a.account_type = AccountType::Sip;
+            a.password = Some(format!("pw-{user}-123456"));
+            d.add_account(a).await.unwrap();
+        }
+        d.add_account(acct("carol")).await.unwrap();
+        let now = 1_000_000;
+        let mut store = d.sip_registrar_store();
+        let alice = vec![
+            binding("sip:alice@[2001:db8::1]:5060;x=\"q\"", now + 60, true),
+            binding("sip:alice@a", now + 30, false),
+        ];
+        let users: Vec<String> = ["alice", "bob", "carol", "nobody", "alice"].map(String::from).to_vec();
+        let mut seen = None;
+        store
+            .register_batch(&users, now, |state| {
+                seen = Some(state.clone());
+                vec![
+                    ("alice".into(), alice.clone()),
+                    (
+                        "bob".into(),
+                        vec![
+                            binding("sip:bob@b", now + 10, false),
+                            binding("sip:bob@old", now, false),
+                        ],
+                    ),
+                ]
+            })
+            .await
+            .unwrap();
+        let seen = seen.unwrap();
+        assert_eq!(seen.len(), 3, "unknown accounts are left out: {seen:?}");
+        let (md5, sha) = d.digest_ha1s("alice").await.unwrap();
+        assert_eq!(seen["alice"].digest_md5, md5);
+        assert_eq!(seen["alice"].digest_sha256, sha);
+        assert!(md5.is_some() && sha.is_some());
+        assert_eq!(seen["carol"], SipAccountState::default(), "no password, no bindings");
+        assert!(seen["alice"].bindings.is_empty());
+        // Written and readable by the other functions; the one expiring now is not live.
+        assert_eq!(d.sip_bindings("alice", now).await.unwrap(), alice);
+        assert_eq!(
+            d.sip_bindings("bob", now).await.unwrap(),
+            vec![binding("sip:bob@b", now + 10, false)]
+        );
+
+        // The next batch sees what the last one wrote, latest expiry first; it replaces whole lists.
+        let mut seen = None;
+        store
+            .register_batch(&["alice".into(), "bob".into()], now, |state| {
+                seen = Some(state);
+                vec![("alice".into(), vec![binding("sip:alice@c", now + 90, false)])]
+            })
+            .await
+            .unwrap();
+        let seen = seen.unwrap();
+        assert_eq!(seen["alice"].bindings, alice);
+        assert_eq!(seen["bob"].bindings, vec![binding("sip:bob@b", now + 10, false)]);
+        assert_eq!(
+            d.sip_bindings("alice", now).await.unwrap(),
+            vec![binding("sip:alice@c", now + 90, false)]
+        );
+
+        // A batch that fails writes nothing, and the next one runs on a fresh connection.
+        let failed = store
+            .register_batch(&["alice".into()], now, |_| {
+                vec![
+                    ("alice".into(), Vec::new()),
+                    ("nobody".into(), vec![binding("sip:x@y", now + 5, false)]),
+                ]
+            })
+            .await;
+        assert!(failed.is_err(), "a binding of no account breaks the foreign key");
+        assert_eq!(d.sip_bindings("alice", now).await.unwrap().len(), 1);
+        store
+            .register_batch(&["alice".into()], now, |state| {
+                assert_eq!(state["alice"].bindings.len(), 1);
+                vec![("alice".into(), Vec::new())]
+            })
+            .await
+            .unwrap();
+        assert!(d.sip_bindings("alice", now).await.unwrap().is_empty());
+
+        // Committed means on disk: a reopened directory has them.
+        store
+            .register_batch(&["bob".into()], now, |_| vec![("bob".into(), alice.clone())])
+            .await
+            .unwrap();
+        drop(store);
+        d.close().await;
+        let d2 = Directory::open(&p, "srv.example").await.unwrap();
+        assert_eq!(d2.sip_bindings("bob", now).await.unwrap(), alice);
+        d2.close().await;
         std::fs::remove_dir_all(p).ok();
     }
 

@@ -21,7 +21,8 @@
 //! | `POST /api/v1/conferences/{id}/end` | end the running conference |
 //! | `POST /api/v1/conferences/{id}/lock`, `.../unlock` | no new guests or participants (moderators still get in) |
 //!
-//! The web client's pages and its WebSocket are in [`web`].
+//! The web client's pages and its WebSocket are in [`web`]; SIP over
+//! WebSocket (`GET /sip`) in [`crate::listen::sip::ws`].
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -126,9 +127,16 @@ fn double<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// The HTTP routes with the web client's pages and WebSocket ([`web`]).
-pub fn router_with_web(shared: Shared, web_ctx: crate::listen::web::WebContext) -> Router {
-    router(shared.clone()).merge(web::routes(shared, web_ctx))
+/// The HTTP routes with the web client's pages and WebSocket ([`web`]),
+/// and the SIP WebSocket (`/sip`, [`crate::listen::sip::ws`]).
+pub fn router_with_web(
+    shared: Shared,
+    web_ctx: crate::listen::web::WebContext,
+    sip_ws: crate::listen::sip::ws::WsTransport,
+) -> Router {
+    router(shared.clone())
+        .merge(web::routes(shared.clone(), web_ctx))
+        .merge(crate::listen::sip::ws::routes(shared, sip_ws))
 }
 
 /// The HTTP routes.
@@ -312,6 +320,8 @@ struct ConfReq {
     #[serde(default)]
     lobby: Option<bool>,
     #[serde(default)]
+    chat: Option<bool>,
+    #[serde(default)]
     max_participants: Option<u32>,
     #[serde(default)]
     permanent: Option<bool>,
@@ -337,6 +347,8 @@ struct ConfPatchReq {
     #[serde(default)]
     lobby: Option<bool>,
     #[serde(default)]
+    chat: Option<bool>,
+    #[serde(default)]
     max_participants: Option<u32>,
     #[serde(default)]
     permanent: Option<bool>,
@@ -359,6 +371,7 @@ async fn add_conf(State(s): State<Shared>, body: Bytes) -> ApiResult<Response> {
     spec.allow_anonymous = r.allow_anonymous.unwrap_or(spec.allow_anonymous);
     spec.pin = r.pin;
     spec.lobby = r.lobby.unwrap_or(spec.lobby);
+    spec.chat = r.chat.unwrap_or(spec.chat);
     spec.max_participants = r.max_participants.unwrap_or(spec.max_participants);
     spec.permanent = r.permanent.unwrap_or(spec.permanent);
     spec.moderators = r.moderators.unwrap_or_default();
@@ -381,6 +394,7 @@ async fn patch_conf(State(s): State<Shared>, Path(id): Path<String>, body: Bytes
         allow_anonymous: r.allow_anonymous,
         pin: r.pin,
         lobby: r.lobby,
+        chat: r.chat,
         max_participants: r.max_participants,
         permanent: r.permanent,
         moderators: r.moderators,

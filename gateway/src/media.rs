@@ -208,6 +208,64 @@ impl Drop for AudioPort {
     }
 }
 
+/// Two legs without a common codec joined through the mixer's codecs:
+/// what one says is decoded by its [`AudioPort`] and re-encoded by the
+/// other's, both ways, frame by frame (a two-party call needs no mixing).
+/// Key presses each port takes out of its stream (RFC 4733) are not
+/// carried across: the legs send digits in band. Dropping the bridge stops
+/// its task and both ports.
+#[derive(Debug)]
+pub struct AudioBridge {
+    task: tokio::task::JoinHandle<()>,
+    frames: Arc<AtomicU64>,
+}
+
+impl AudioBridge {
+    /// Starts passing frames between `a` and `b`.
+    pub fn start(a: AudioPort, b: AudioPort) -> AudioBridge {
+        let frames = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(Self::run(a, b, frames.clone()));
+        AudioBridge { task, frames }
+    }
+
+    /// Frames passed so far, both ways.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    async fn run(mut a: AudioPort, mut b: AudioPort, frames: Arc<AtomicU64>) {
+        loop {
+            tokio::select! {
+                f = a.from_leg.recv() => match f {
+                    // Full: the other leg's encoder is behind; the frame is late anyway.
+                    Some(frame) => {
+                        if b.to_leg.try_send(Heard { frame, shared: None }).is_ok() {
+                            frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    None => return,
+                },
+                f = b.from_leg.recv() => match f {
+                    Some(frame) => {
+                        if a.to_leg.try_send(Heard { frame, shared: None }).is_ok() {
+                            frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    None => return,
+                },
+                d = a.dtmf.recv() => if d.is_none() { return },
+                d = b.dtmf.recv() => if d.is_none() { return },
+            }
+        }
+    }
+}
+
+impl Drop for AudioBridge {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Encoders of one room's shared mix, one per codec: the first leg that
 /// needs a tick's shared mix in a codec encodes it, the others copy the
 /// payload. All listeners on one codec thus cost one encode per tick, and
@@ -572,6 +630,117 @@ mod tests {
         }
         assert_eq!(ring.pop_into(&mut out), None);
         assert!(ring.push(&[1, 2]), "room again after draining");
+    }
+
+    /// Power of `hz` in 48 kHz `x` (Goertzel), per sample.
+    fn power_at(x: &[i16], hz: f64) -> f64 {
+        let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &v in x {
+            let s0 = f64::from(v) + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / x.len().max(1) as f64
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bridge_carries_a_tone_from_a_pcmu_leg_to_a_g722_leg() {
+        use relay::{LatchMode, PeerConfig, RelayConfig};
+        // Two phones on loopback: A speaks PCMU to endpoint a, B hears G.722 from endpoint b.
+        let base = 47_000 + (std::process::id() % 500) as u16 * 8;
+        let relay = Relay::start(RelayConfig {
+            bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            port_min: base,
+            port_max: base + 7,
+            workers: 1,
+            batch: 8,
+        })
+        .unwrap();
+        let phone_a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let phone_b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        phone_b.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let ea = relay.create_endpoint(1, true).unwrap();
+        let eb = relay.create_endpoint(1, true).unwrap();
+        for (ep, phone, rate) in [(ea.id, &phone_a, 8000), (eb.id, &phone_b, 8000)] {
+            let peer = PeerConfig {
+                peer: Some(phone.local_addr().unwrap()),
+                peer_rtcp: None,
+                latch: LatchMode::Once,
+                srtp_in: None,
+                srtp_out: None,
+                clock_rate: rate,
+                rtcp_mux: true,
+            };
+            relay.configure(ep, &peer).unwrap();
+        }
+        let format = |codec, payload_type| AudioFormat {
+            codec,
+            payload_type,
+            telephone_event: None,
+            telephone_event_clock: 8000,
+        };
+        let a = AudioPort::start(&relay, ea.id, format(CodecKind::Pcmu, 0)).unwrap();
+        let b = AudioPort::start(&relay, eb.id, format(CodecKind::G722, 9)).unwrap();
+        let bridge = AudioBridge::start(a, b);
+        // 1.5 s of a 700 Hz tone from A, in real time, in PCMU.
+        let sender = {
+            let phone_a = phone_a.try_clone().unwrap();
+            let to = std::net::SocketAddr::from(([127, 0, 0, 1], ea.rtp_port));
+            std::thread::spawn(move || {
+                let mut enc = codec::encoder(CodecKind::Pcmu, EncoderOptions::default()).unwrap();
+                let mut payload = [0u8; 1500];
+                for n in 0u32..75 {
+                    let frame: Frame = std::array::from_fn(|i| {
+                        let t = f64::from(n * 960 + i as u32) / 48_000.0;
+                        (f64::sin(2.0 * std::f64::consts::PI * 700.0 * t) * 8000.0) as i16
+                    });
+                    let len = enc.encode(&frame, &mut payload).unwrap();
+                    let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+                    packet[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                    packet[4..8].copy_from_slice(&(n * 160).to_be_bytes());
+                    packet.extend_from_slice(&payload[..len]);
+                    phone_a.send_to(&packet, to).unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            })
+        };
+        // B decodes what it gets as G.722 (payload type 9).
+        let receiver = std::thread::spawn(move || {
+            let mut dec = codec::decoder(CodecKind::G722).unwrap();
+            let mut heard = Vec::new();
+            let mut buf = [0u8; 2048];
+            let mut pcm = vec![0i16; codec::MAX_PAYLOAD_SAMPLES_48K];
+            let deadline = Instant::now() + Duration::from_secs(4);
+            while Instant::now() < deadline {
+                let Ok(n) = phone_b.recv(&mut buf) else { continue };
+                let Ok(h) = relay::rtp::parse_rtp(&buf[..n]) else {
+                    continue;
+                };
+                assert_eq!(h.payload_type, 9, "B gets G.722");
+                let payload = &buf[h.payload_offset..h.payload_offset + h.payload_len];
+                let k = dec.decode(payload, &mut pcm).unwrap();
+                heard.extend_from_slice(&pcm[..k]);
+            }
+            heard
+        });
+        tokio::task::spawn_blocking(move || sender.join().unwrap())
+            .await
+            .unwrap();
+        let heard = tokio::task::spawn_blocking(move || receiver.join().unwrap())
+            .await
+            .unwrap();
+        assert!(bridge.frames() > 40, "frames passed: {}", bridge.frames());
+        assert!(heard.len() > 48_000 / 2, "B heard {} samples", heard.len());
+        let tone = power_at(&heard, 700.0);
+        let other = power_at(&heard, 1100.0);
+        assert!(
+            tone > 100.0 * other.max(1.0),
+            "700 Hz at {tone:.0}, 1100 Hz at {other:.0}"
+        );
+        drop(bridge);
+        let _ = relay.remove_endpoint(ea.id);
+        let _ = relay.remove_endpoint(eb.id);
     }
 
     #[test]

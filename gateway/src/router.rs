@@ -648,6 +648,7 @@ mod tests {
             allow_anonymous: true,
             pin: None,
             lobby: false,
+            chat: true,
             max_participants: 10,
             permanent: false,
             moderators: vec!["mona@srv.example".into()],

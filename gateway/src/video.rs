@@ -13,7 +13,7 @@
 //! - A participant whose video a moderator stopped is nobody's source.
 //! - Nobody receives their own video.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A participant's id as the video router knows it.
 pub type Pid = u64;
@@ -265,6 +265,15 @@ pub struct VideoFormat {
     pub payload_type: u8,
 }
 
+/// Which of a participant's videos a stream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VideoKind {
+    /// The camera.
+    Camera,
+    /// A shared screen (a browser's `getDisplayMedia`).
+    Screen,
+}
+
 /// A participant's video, as its driver negotiated it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoLeg {
@@ -281,6 +290,42 @@ pub struct VideoLeg {
     pub takes_many: bool,
     /// The SSRC of the one switched stream a single-stream receiver gets.
     pub switched_ssrc: u32,
+    /// The screen it shares now, on the same endpoint as its camera and
+    /// under a payload type of its own (the relay tells the two streams
+    /// apart by payload type), with its SSRC.
+    pub screen: Option<(VideoFormat, Option<u32>)>,
+    /// What it receives others' screens as, in its payload types (empty:
+    /// as [`VideoLeg::receives`]). Only many-stream receivers get screens.
+    pub receives_screen: Vec<VideoFormat>,
+}
+
+impl VideoLeg {
+    /// Whether `other` differs from it at most in the screen: the camera's
+    /// routing then stays as it is.
+    fn same_camera(&self, other: &VideoLeg) -> bool {
+        self.endpoint == other.endpoint
+            && self.sends == other.sends
+            && self.receives == other.receives
+            && self.takes_many == other.takes_many
+            && self.switched_ssrc == other.switched_ssrc
+    }
+
+    /// The format `to` gets `from`'s stream of `kind` in, if it takes that codec.
+    fn receive_format(&self, kind: VideoKind, codec: VideoCodec) -> Option<VideoFormat> {
+        let list = match kind {
+            VideoKind::Screen if !self.receives_screen.is_empty() => &self.receives_screen,
+            _ => &self.receives,
+        };
+        list.iter().find(|r| r.codec == codec).copied()
+    }
+
+    /// What it publishes of `kind`.
+    fn published(&self, kind: VideoKind) -> Option<(VideoFormat, Option<u32>)> {
+        match kind {
+            VideoKind::Camera => self.sends,
+            VideoKind::Screen => self.screen,
+        }
+    }
 }
 
 /// A publisher's video as one many-stream receiver gets it: what its SDP
@@ -289,10 +334,19 @@ pub struct VideoLeg {
 pub struct VideoSource {
     /// The publisher's participant id.
     pub participant: u64,
+    /// Its camera or its screen.
+    pub kind: VideoKind,
     /// The SSRC the stream arrives with.
     pub ssrc: u32,
     /// Codec and payload type as the receiver gets them.
     pub format: VideoFormat,
+}
+
+/// The SSRC a publisher that signalled none (most SIP phones) is given
+/// towards many-stream receivers, so that their SDP can name its stream.
+pub fn alias_ssrc(p: Pid) -> u32 {
+    // Stable per participant, never 0.
+    ((p as u32).wrapping_mul(0x9e37_79b9) ^ 0x5ca1_ab1e) | 1
 }
 
 /// The relay group of a conference's legs: every leg whose video the
@@ -309,10 +363,21 @@ pub fn media_group(conference: &str) -> u64 {
 /// relay. The room calls it on membership, speaker and moderation changes;
 /// it keeps the forwarding graph's edges and tells many-stream receivers
 /// which sources they get.
+///
+/// A participant publishes up to two streams from its one endpoint: its
+/// camera, routed by [`VideoRouter`], and its screen, which goes to every
+/// many-stream receiver. The relay keeps one media subscription per
+/// (publisher, receiver) pair; its payload map carries the camera's
+/// payload type, the screen's, or both, each renumbered to the receiver's.
 #[derive(Debug, Default)]
 pub struct RoomVideo {
     router: VideoRouter,
     legs: BTreeMap<Pid, VideoLeg>,
+    /// Camera edges the router chose (publisher, receiver).
+    camera: BTreeSet<(Pid, Pid)>,
+    /// Participants whose video a moderator stopped (camera and screen).
+    stopped: BTreeSet<Pid>,
+    /// What the relay forwards now, per (publisher, receiver).
     edges: BTreeMap<(Pid, Pid), relay::PayloadMap>,
     relay: Option<relay::Relay>,
     announced: BTreeMap<Pid, Vec<VideoSource>>,
@@ -328,14 +393,27 @@ impl RoomVideo {
     }
 
     /// Sets (or with `None` removes) `p`'s video leg. `stopped`: a
-    /// moderator stopped its video before it had any.
+    /// moderator stopped its video before it had any. A change of the
+    /// screen alone leaves the camera's routing as it is.
     pub fn set_leg(&mut self, p: Pid, leg: Option<VideoLeg>, stopped: bool) {
-        if self.legs.contains_key(&p) {
-            let ops = self.router.leave(p);
-            self.apply(&ops);
-            self.drop_edges_of(p);
+        if let (Some(old), Some(new)) = (self.legs.get(&p), leg.as_ref()) {
+            if old.same_camera(new) {
+                let (screen, receives_screen) = (new.screen, new.receives_screen.clone());
+                if let Some(l) = self.legs.get_mut(&p) {
+                    l.screen = screen;
+                    l.receives_screen = receives_screen;
+                }
+                self.set_untapped(p);
+                self.sync(&[]);
+                return;
+            }
         }
-        self.legs.remove(&p);
+        if self.legs.contains_key(&p) {
+            self.drop_edges_of(p);
+            let ops = self.router.leave(p);
+            self.legs.remove(&p);
+            self.apply(&ops);
+        }
         let Some(leg) = leg else { return };
         if !leg.takes_many {
             if let Some(r) = &self.relay {
@@ -344,13 +422,14 @@ impl RoomVideo {
                 }
             }
         }
-        if leg.sends.is_some() {
-            if let (Some(r), Some((f, _))) = (&self.relay, leg.sends) {
-                let _ = r.set_untapped(leg.endpoint, relay::PayloadMap::identity(&[f.payload_type]));
-            }
-        }
         let (publishes, takes_many) = (leg.sends.is_some(), leg.takes_many);
         self.legs.insert(p, leg);
+        self.set_untapped(p);
+        if stopped {
+            self.stopped.insert(p);
+        } else {
+            self.stopped.remove(&p);
+        }
         let mut ops = self.router.join(p, publishes, takes_many);
         ops.extend(self.router.sfu_ops_for_join(p));
         if stopped {
@@ -359,13 +438,31 @@ impl RoomVideo {
         self.apply(&ops);
     }
 
+    /// Keeps `p`'s video payload types (camera and screen) away from its
+    /// audio tap: they go only to media subscribers.
+    fn set_untapped(&self, p: Pid) {
+        let (Some(r), Some(leg)) = (&self.relay, self.legs.get(&p)) else {
+            return;
+        };
+        let pts: Vec<u8> = [leg.sends, leg.screen]
+            .iter()
+            .flatten()
+            .map(|(f, _)| f.payload_type)
+            .collect();
+        if !pts.is_empty() {
+            let _ = r.set_untapped(leg.endpoint, relay::PayloadMap::identity(&pts));
+        }
+    }
+
     /// `p` left the room.
     pub fn leave(&mut self, p: Pid) {
-        if self.legs.remove(&p).is_some() {
-            let ops = self.router.leave(p);
-            self.apply(&ops);
+        if self.legs.contains_key(&p) {
             self.drop_edges_of(p);
+            let ops = self.router.leave(p);
+            self.legs.remove(&p);
+            self.apply(&ops);
         }
+        self.stopped.remove(&p);
         self.announced.remove(&p);
     }
 
@@ -375,10 +472,31 @@ impl RoomVideo {
         self.apply(&ops);
     }
 
-    /// A moderator stopped or allowed `p`'s video.
+    /// A moderator stopped or allowed `p`'s video (camera and screen).
     pub fn set_stopped(&mut self, p: Pid, stopped: bool) {
+        if stopped {
+            self.stopped.insert(p);
+        } else {
+            self.stopped.remove(&p);
+        }
         let ops = self.router.set_stopped(p, stopped);
         self.apply(&ops);
+    }
+
+    /// `p`'s media path changed (it lost packets for a while): asks for a
+    /// keyframe from every publisher it receives and from itself when
+    /// others receive it. Returns the publishers asked.
+    pub fn refresh(&mut self, p: Pid) -> Vec<Pid> {
+        let mut ask: BTreeSet<Pid> = self.edges.keys().filter(|(_, to)| *to == p).map(|(f, _)| *f).collect();
+        if self.edges.keys().any(|(f, _)| *f == p) {
+            ask.insert(p);
+        }
+        for q in &ask {
+            if let (Some(r), Some(a)) = (&self.relay, self.legs.get(q)) {
+                let _ = r.request_keyframe(a.endpoint);
+            }
+        }
+        ask.into_iter().collect()
     }
 
     /// Who sends video to whom now (publisher, receiver).
@@ -387,30 +505,41 @@ impl RoomVideo {
     }
 
     /// For each many-stream receiver whose sources changed since the last
-    /// call, its sources now (publishers whose SSRC is known).
+    /// call, its sources now (publishers' cameras and screens whose SSRC is
+    /// known), by publisher, camera first.
     pub fn take_announcements(&mut self) -> Vec<(Pid, Vec<VideoSource>)> {
         let mut out = Vec::new();
         for (&r, leg) in &self.legs {
             if !leg.takes_many {
                 continue;
             }
-            let now: Vec<VideoSource> = self
-                .edges
-                .iter()
-                .filter(|((_, to), _)| *to == r)
-                .filter_map(|(&(from, _), map)| {
-                    let (f, ssrc) = self.legs.get(&from)?.sends?;
-                    let pt = map.get(f.payload_type)?;
-                    Some(VideoSource {
-                        participant: from,
-                        ssrc: ssrc?,
-                        format: VideoFormat {
-                            codec: f.codec,
-                            payload_type: pt,
-                        },
-                    })
-                })
-                .collect();
+            let mut now: Vec<VideoSource> = Vec::new();
+            for (&(from, _), map) in self.edges.iter().filter(|((_, to), _)| *to == r) {
+                let Some(pl) = self.legs.get(&from) else { continue };
+                for kind in [VideoKind::Camera, VideoKind::Screen] {
+                    let Some((f, ssrc)) = pl.published(kind) else {
+                        continue;
+                    };
+                    // A camera whose SSRC was never signalled (a SIP phone's)
+                    // reaches many-stream receivers under one given to it.
+                    let ssrc = match (kind, ssrc) {
+                        (_, Some(s)) => s,
+                        (VideoKind::Camera, None) => alias_ssrc(from),
+                        (VideoKind::Screen, None) => continue,
+                    };
+                    if let Some(pt) = map.get(f.payload_type) {
+                        now.push(VideoSource {
+                            participant: from,
+                            kind,
+                            ssrc,
+                            format: VideoFormat {
+                                codec: f.codec,
+                                payload_type: pt,
+                            },
+                        });
+                    }
+                }
+            }
             if self.announced.get(&r) != Some(&now) {
                 self.announced.insert(r, now.clone());
                 out.push((r, now));
@@ -419,6 +548,7 @@ impl RoomVideo {
         out
     }
 
+    /// Stops every subscription that involves `p` (before its leg goes).
     fn drop_edges_of(&mut self, p: Pid) {
         let gone: Vec<(Pid, Pid)> = self.edges.keys().filter(|(f, t)| *f == p || *t == p).copied().collect();
         for (f, t) in gone {
@@ -427,55 +557,123 @@ impl RoomVideo {
                 let _ = r.unsubscribe(a.endpoint, b.endpoint);
             }
         }
+        self.camera.retain(|(f, t)| *f != p && *t != p);
     }
 
-    /// The payload map from `from`'s video to `to`'s: the same codec,
-    /// renumbered; empty when they share none.
-    fn payload_map(from: &VideoLeg, to: &VideoLeg) -> relay::PayloadMap {
+    /// Whether `from`'s screen goes to `to`: every many-stream receiver
+    /// but the sharer gets it, unless a moderator stopped `from`'s video.
+    fn screen_flows(&self, from: Pid, to: Pid) -> bool {
+        from != to
+            && !self.stopped.contains(&from)
+            && self.legs.get(&from).is_some_and(|l| l.screen.is_some())
+            && self.legs.get(&to).is_some_and(|l| l.takes_many)
+    }
+
+    /// The payload map of the subscription from `from` to `to`: the
+    /// camera's payload type when the router routes it, the screen's when
+    /// it flows, each renumbered to the receiver's for the same codec;
+    /// empty when nothing goes.
+    fn edge_map(&self, from: Pid, to: Pid) -> relay::PayloadMap {
         let mut m = relay::PayloadMap::new();
-        if let Some((f, _)) = from.sends {
-            if let Some(r) = to.receives.iter().find(|r| r.codec == f.codec) {
-                m.insert(f.payload_type, r.payload_type);
+        let (Some(a), Some(b)) = (self.legs.get(&from), self.legs.get(&to)) else {
+            return m;
+        };
+        let mut add = |kind: VideoKind| {
+            if let Some((f, _)) = a.published(kind) {
+                if let Some(r) = b.receive_format(kind, f.codec) {
+                    m.insert(f.payload_type, r.payload_type);
+                }
             }
+        };
+        if self.camera.contains(&(from, to)) {
+            add(VideoKind::Camera);
+        }
+        let distinct = match (a.sends, a.screen) {
+            (Some((c, _)), Some((s, _))) => c.payload_type != s.payload_type,
+            _ => true,
+        };
+        if self.screen_flows(from, to) && distinct {
+            add(VideoKind::Screen);
         }
         m
     }
 
+    /// Brings the relay's subscriptions to what the camera routing and the
+    /// screens say; asks publishers for a keyframe where a receiver got a
+    /// new stream (and for each of `keyframes`).
+    fn sync(&mut self, keyframes: &[Pid]) {
+        let mut want: BTreeMap<(Pid, Pid), relay::PayloadMap> = BTreeMap::new();
+        let pairs: Vec<(Pid, Pid)> = self
+            .legs
+            .keys()
+            .flat_map(|&f| self.legs.keys().map(move |&t| (f, t)))
+            .filter(|(f, t)| f != t)
+            .collect();
+        for (f, t) in pairs {
+            if !self.camera.contains(&(f, t)) && !self.screen_flows(f, t) {
+                continue;
+            }
+            let map = self.edge_map(f, t);
+            if map.is_empty() {
+                tracing::debug!(from = f, to = t, "video: no codec in common, not forwarded");
+                continue;
+            }
+            want.insert((f, t), map);
+        }
+        let mut ask: BTreeSet<Pid> = keyframes.iter().copied().collect();
+        let gone: Vec<(Pid, Pid)> = self.edges.keys().filter(|k| !want.contains_key(k)).copied().collect();
+        for (f, t) in gone {
+            self.edges.remove(&(f, t));
+            if let (Some(r), Some(a), Some(b)) = (&self.relay, self.legs.get(&f), self.legs.get(&t)) {
+                let _ = r.unsubscribe(a.endpoint, b.endpoint);
+            }
+        }
+        for ((f, t), map) in want {
+            let old = self.edges.get(&(f, t)).copied();
+            if old == Some(map) {
+                continue;
+            }
+            if let (Some(r), Some(a), Some(b)) = (&self.relay, self.legs.get(&f), self.legs.get(&t)) {
+                let alias = (b.takes_many && a.sends.is_some_and(|(_, s)| s.is_none())).then(|| alias_ssrc(f));
+                if let Err(e) = r.subscribe_media_as(a.endpoint, b.endpoint, map, alias) {
+                    tracing::warn!(from = f, to = t, error = %e, "video: subscription refused");
+                    continue;
+                }
+            }
+            // A stream the receiver did not get before starts with a keyframe.
+            let screen_new = self.legs.get(&f).and_then(|l| l.screen).is_some_and(|(s, _)| {
+                map.get(s.payload_type).is_some() && old.is_none_or(|o| o.get(s.payload_type).is_none())
+            });
+            if screen_new {
+                ask.insert(f);
+            }
+            self.edges.insert((f, t), map);
+        }
+        for p in ask {
+            if let (Some(r), Some(a)) = (&self.relay, self.legs.get(&p)) {
+                let _ = r.request_keyframe(a.endpoint);
+            }
+        }
+    }
+
+    /// Applies the router's decisions: camera edges, then the relay, then
+    /// the keyframe requests (after the subscriptions they are for).
     fn apply(&mut self, ops: &[VideoOp]) {
+        let mut keyframes = Vec::new();
         for op in ops {
             match *op {
                 VideoOp::Subscribe { from, to } => {
-                    let (Some(a), Some(b)) = (self.legs.get(&from), self.legs.get(&to)) else {
-                        continue;
-                    };
-                    let map = Self::payload_map(a, b);
-                    if map.is_empty() {
-                        tracing::info!(from, to, "video: no codec in common, not forwarded");
-                        continue;
+                    if self.legs.contains_key(&from) && self.legs.contains_key(&to) {
+                        self.camera.insert((from, to));
                     }
-                    if let Some(r) = &self.relay {
-                        if let Err(e) = r.subscribe_media(a.endpoint, b.endpoint, map) {
-                            tracing::warn!(from, to, error = %e, "video: subscription refused");
-                            continue;
-                        }
-                    }
-                    self.edges.insert((from, to), map);
                 }
                 VideoOp::Unsubscribe { from, to } => {
-                    if self.edges.remove(&(from, to)).is_none() {
-                        continue;
-                    }
-                    if let (Some(r), Some(a), Some(b)) = (&self.relay, self.legs.get(&from), self.legs.get(&to)) {
-                        let _ = r.unsubscribe(a.endpoint, b.endpoint);
-                    }
+                    self.camera.remove(&(from, to));
                 }
-                VideoOp::RequestKeyframe(p) => {
-                    if let (Some(r), Some(a)) = (&self.relay, self.legs.get(&p)) {
-                        let _ = r.request_keyframe(a.endpoint);
-                    }
-                }
+                VideoOp::RequestKeyframe(p) => keyframes.push(p),
             }
         }
+        self.sync(&keyframes);
     }
 }
 
@@ -588,6 +786,8 @@ mod tests {
                 .collect(),
             takes_many,
             switched_ssrc: 0x5e1f,
+            screen: None,
+            receives_screen: Vec::new(),
         }
     }
 
@@ -611,6 +811,7 @@ mod tests {
             vec![
                 VideoSource {
                     participant: 2,
+                    kind: VideoKind::Camera,
                     ssrc: 222,
                     format: VideoFormat {
                         codec: Vp8,
@@ -619,6 +820,7 @@ mod tests {
                 },
                 VideoSource {
                     participant: 3,
+                    kind: VideoKind::Camera,
                     ssrc: 333,
                     format: VideoFormat {
                         codec: H264,
@@ -628,6 +830,10 @@ mod tests {
             ]
         );
         assert!(v.take_announcements().is_empty(), "nothing changed");
+        // 1's path changed: keyframes from 2 and 3 (whom it gets) and 1 (whom 2 gets).
+        assert_eq!(v.refresh(1), vec![1, 2, 3]);
+        assert_eq!(v.refresh(3), vec![3], "the H.264 phone gets no VP8: it only sends");
+        assert_eq!(v.refresh(9), Vec::<Pid>::new(), "not in the room");
         // A moderator stops 2's video: 1 no longer gets it.
         v.set_stopped(2, true);
         let ann = v.take_announcements();
@@ -639,5 +845,119 @@ mod tests {
         assert_eq!(v.edges(), vec![(1, 2)]);
         assert_eq!(media_group("room-1"), media_group("room-1"));
         assert_ne!(media_group("room-1"), media_group("room-2"));
+    }
+
+    #[test]
+    fn a_screen_share_is_a_second_stream_to_every_browser() {
+        use VideoCodec::{Vp8, H264};
+        let browser = [(Vp8, 96), (H264, 102)];
+        let screen_pts = vec![
+            VideoFormat {
+                codec: Vp8,
+                payload_type: 97,
+            },
+            VideoFormat {
+                codec: H264,
+                payload_type: 103,
+            },
+        ];
+        let browser_leg = |ep, ssrc| VideoLeg {
+            receives_screen: screen_pts.clone(),
+            ..leg(ep, Some((Vp8, 96, ssrc)), true, &browser)
+        };
+        let mut v = RoomVideo::new(None);
+        v.set_leg(1, Some(browser_leg(10, 111)), false);
+        v.set_leg(2, Some(browser_leg(20, 222)), false);
+        // A phone that takes one stream: it gets cameras, never screens.
+        v.set_leg(3, Some(leg(30, Some((Vp8, 100, 333)), false, &[(Vp8, 100)])), false);
+        v.take_announcements();
+        let before = v.edges();
+
+        // 1 shares its screen (VP8, payload type 97 on its bundle).
+        let mut sharing = browser_leg(10, 111);
+        sharing.screen = Some((
+            VideoFormat {
+                codec: Vp8,
+                payload_type: 97,
+            },
+            Some(0x5c),
+        ));
+        v.set_leg(1, Some(sharing.clone()), false);
+        assert_eq!(v.edges(), before, "the same pairs: the camera routing is untouched");
+        let map = v.edges[&(1, 2)];
+        assert_eq!(
+            (map.get(96), map.get(97)),
+            (Some(96), Some(97)),
+            "camera and screen, told apart"
+        );
+        assert_eq!(
+            v.edges.get(&(1, 3)).and_then(|m| m.get(97)),
+            None,
+            "the single-stream phone gets no screen"
+        );
+        let ann: BTreeMap<Pid, Vec<VideoSource>> = v.take_announcements().into_iter().collect();
+        assert_eq!(ann.len(), 1, "only browser 2's sources changed: {ann:?}");
+        assert_eq!(
+            ann[&2],
+            vec![
+                VideoSource {
+                    participant: 1,
+                    kind: VideoKind::Camera,
+                    ssrc: 111,
+                    format: VideoFormat {
+                        codec: Vp8,
+                        payload_type: 96
+                    }
+                },
+                VideoSource {
+                    participant: 1,
+                    kind: VideoKind::Screen,
+                    ssrc: 0x5c,
+                    format: VideoFormat {
+                        codec: Vp8,
+                        payload_type: 97
+                    }
+                },
+                VideoSource {
+                    participant: 3,
+                    kind: VideoKind::Camera,
+                    ssrc: 333,
+                    format: VideoFormat {
+                        codec: Vp8,
+                        payload_type: 96
+                    }
+                },
+            ]
+        );
+
+        // A moderator stops 1's video: camera and screen both stop.
+        v.set_stopped(1, true);
+        assert!(!v.edges().iter().any(|(f, _)| *f == 1), "{:?}", v.edges());
+        v.set_stopped(1, false);
+        assert_eq!(v.edges[&(1, 2)].get(97), Some(97), "back with the video");
+        v.take_announcements();
+
+        // 1 stops sharing: 2 keeps 1's camera only.
+        sharing.screen = None;
+        v.set_leg(1, Some(sharing), false);
+        assert_eq!(v.edges[&(1, 2)].get(97), None);
+        assert_eq!(v.edges[&(1, 2)].get(96), Some(96));
+        let ann = v.take_announcements();
+        assert_eq!(ann.len(), 1);
+        assert!(ann[0].1.iter().all(|s| s.kind == VideoKind::Camera), "{ann:?}");
+
+        // A screen without a camera still reaches the others.
+        let mut screen_only = leg(10, None, true, &browser);
+        screen_only.screen = Some((
+            VideoFormat {
+                codec: Vp8,
+                payload_type: 97,
+            },
+            Some(0x5d),
+        ));
+        v.set_leg(1, Some(screen_only), false);
+        assert_eq!(v.edges[&(1, 2)].get(97), Some(97));
+        assert_eq!(v.edges[&(1, 2)].get(96), None, "no camera");
+        assert_eq!(v.edges.get(&(1, 3)), None);
     }
 }

@@ -418,6 +418,8 @@ impl Session {
                         waiting: q.into_iter().map(info).collect(),
                     },
                     RoomNotice::Locked(locked) => ServerMessage::Locked { locked },
+                    // The loopback protocol has no chat message.
+                    RoomNotice::Chat { .. } => return (None, false),
                 };
                 (Some(msg), false)
             }

@@ -17,6 +17,26 @@
 //!    ([`LatchMode::Signaled`]) and SRTP contexts; audio then flows
 //!    browser → relay → [`AudioPort`] → room and back.
 //!
+//! Our m-sections: `0` audio, `1` the browser's camera, `2` the browser's
+//! screen share (its own payload types, [`sdp::SCREEN_VP8_PT`] and
+//! [`sdp::SCREEN_H264_PT`], so that the relay tells it from the camera on
+//! the one bundled endpoint), then `v<participant>` for each other
+//! participant's camera and `s<participant>` for each other participant's
+//! screen, re-offered whenever [`RoomEvent::VideoSources`] changes.
+//!
+//! `ice_restart` (the browser lost its path) is answered with a new offer
+//! carrying new ICE credentials; the DTLS association, its SRTP keys and
+//! the relay endpoint stay, and the next nomination points the endpoint at
+//! the browser's new address.
+//!
+//! Moderators get `lobby_queue` (who waits in the waiting room) whenever
+//! it changes, and admit or reject with `moderate`.
+//!
+//! Chat: a `chat` line goes to the room ([`Membership::chat`]) when the
+//! conference's `chat` setting (read from the directory at each line) is
+//! on; otherwise an `error` with code `chat_disabled`. A chat flood meets
+//! the same per-session rate limit as every other frame.
+//!
 //! Bad input: a frame that does not parse closes the session with the
 //! code [`webrtc::signal::SignalError::close_code`] gives (1008, or 1009
 //! when too big); binary frames close with 1003; more than
@@ -30,6 +50,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use call::{EndReason, ParticipantId, Party, Protocol};
 use relay::{EndpointId, LatchMode, PeerConfig, Relay, SrtpParams};
+use webrtc::dtls::Fingerprint;
 use webrtc::dtls::{DtlsCert, DtlsOutput, DtlsTransport};
 use webrtc::ice::{IceCredentials, IceEvent, IceLiteAgent, IceOutput};
 use webrtc::sdp::{self, Direction, LocalMedia, LocalSource, LocalTransport, MediaKind, SessionDescription};
@@ -41,12 +62,14 @@ use crate::http::web::{SessionStore, WebUser};
 use crate::media::{AudioFormat, AudioPort, TransportDatagram};
 use crate::router::Role;
 use crate::state::Shared;
-use crate::video::{self, VideoCodec, VideoFormat, VideoLeg, VideoSource};
+use crate::video::{self, VideoCodec, VideoFormat, VideoKind, VideoLeg, VideoSource};
 
 /// Frames a session may send at once before the rate limit applies.
 pub const RATE_BURST: f64 = 40.0;
 /// Frames per second a session may keep sending.
 pub const RATE_PER_SEC: f64 = 10.0;
+/// How long we wait for the browser's Close after ours.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// How long a new session has to say `hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the browser has to answer `pin_required`.
@@ -59,6 +82,8 @@ const EARLY_DTLS: usize = 16;
 const AUDIO_MID: &str = "0";
 /// The mid of the m-section the browser's camera goes in.
 const CAMERA_MID: &str = "1";
+/// The mid of the m-section the browser's screen share goes in.
+const SCREEN_MID: &str = "2";
 
 /// What every web session needs besides [`Shared`]: the media plane and
 /// our DTLS certificate (one per process). Cheap to clone.
@@ -127,6 +152,18 @@ impl Signal {
         };
         let _ = self.socket.send(Message::Close(Some(frame))).await;
         self.closed = true;
+        // Read (and drop) what the browser still sends until its Close, for
+        // a moment: closing with unread data resets the connection, and the
+        // reset can overtake our error and Close frames (the browser then
+        // sees 1006 and no reason).
+        let drain = async {
+            while let Some(Ok(m)) = self.socket.recv().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_DRAIN, drain).await;
     }
 
     /// The next client message; `None` once the session is over (closed by
@@ -359,6 +396,8 @@ async fn join(shared: &Shared, ctx: &WebContext, sig: &mut Signal, party: Party,
         media: None,
         role: Role::Guest,
         mic_muted: !j.mic,
+        admitted: false,
+        lobby_queue: None,
     };
     let reason = s.in_room(sig, m).await;
     if let Some(media) = s.media.take() {
@@ -399,6 +438,20 @@ struct Media {
     reoffer: bool,
     /// What the room was told of this session's video.
     video_leg: Option<VideoLeg>,
+    /// The browser's last answer (its camera and screen m-sections).
+    last_answer: Option<SessionDescription>,
+    /// The browser shares its screen now (`screen` message).
+    screen_sharing: bool,
+    /// The browser's DTLS fingerprint from its first answer: later answers
+    /// must keep it (the DTLS association outlives ICE restarts).
+    remote_fingerprint: Option<Fingerprint>,
+    /// The browser asked for an ICE restart while an offer was out.
+    restart_pending: bool,
+    /// The endpoint had a peer before (so a new one is a re-pointing).
+    was_configured: bool,
+    /// The endpoint was pointed at a new address after a loss: the room
+    /// asks for keyframes so that video starts again at once.
+    repointed: bool,
 }
 
 /// What the media transport woke up for.
@@ -451,6 +504,7 @@ impl Media {
                     stream: "confgate-room".into(),
                     track: "room-audio".into(),
                 }),
+                codecs: None,
             },
             // The browser's camera, which we receive.
             LocalMedia {
@@ -458,6 +512,15 @@ impl Media {
                 kind: MediaKind::Video,
                 direction: Direction::RecvOnly,
                 source: None,
+                codecs: None,
+            },
+            // The browser's screen share, under payload types of its own.
+            LocalMedia {
+                mid: SCREEN_MID.into(),
+                kind: MediaKind::Video,
+                direction: Direction::RecvOnly,
+                source: None,
+                codecs: Some(sdp::screen_codecs()),
             },
         ];
         let mut agent = IceLiteAgent::new(creds);
@@ -481,17 +544,47 @@ impl Media {
             awaiting_answer: false,
             reoffer: false,
             video_leg: None,
+            last_answer: None,
+            screen_sharing: false,
+            remote_fingerprint: None,
+            restart_pending: false,
+            was_configured: false,
+            repointed: false,
         };
         let offer = media.offer();
         Ok((media, offer))
     }
 
-    /// Our next offer (the version goes up by one each time).
+    /// Our next offer (the version goes up by one each time), with new ICE
+    /// credentials when a restart is pending.
     fn offer(&mut self) -> String {
+        if self.restart_pending {
+            match IceCredentials::random() {
+                Ok(creds) => {
+                    tracing::info!("ICE restart: new credentials offered");
+                    self.agent.restart(creds.clone());
+                    self.transport.ice = creds;
+                }
+                Err(e) => tracing::warn!(error = %e, "ICE restart: no new credentials"),
+            }
+            self.restart_pending = false;
+        }
         self.version += 1;
         self.awaiting_answer = true;
         self.reoffer = false;
         sdp::build_offer(self.session_id, self.version, &self.transport, &self.sections)
+    }
+
+    /// The browser asks for an ICE restart: the offer to send now, or
+    /// `None` when one is out (the restart goes with the next, sent when
+    /// its answer comes).
+    fn ice_restart(&mut self) -> Option<String> {
+        self.restart_pending = true;
+        if self.awaiting_answer {
+            self.reoffer = true;
+            return None;
+        }
+        Some(self.offer())
     }
 
     /// Brings the m-sections of other participants' video to `sources`;
@@ -499,13 +592,23 @@ impl Media {
     fn set_sources(&mut self, sources: &[VideoSource]) -> bool {
         let mut changed = false;
         for s in sources {
-            let mid = format!("v{}", s.participant);
+            let mid = source_mid(s);
+            let (stream, track) = match s.kind {
+                VideoKind::Camera => (format!("p{}", s.participant), format!("p{}-video", s.participant)),
+                VideoKind::Screen => (
+                    format!("p{}-screen", s.participant),
+                    format!("p{}-screen", s.participant),
+                ),
+            };
             let source = LocalSource {
                 ssrc: s.ssrc,
                 cname: format!("p{}", s.participant),
-                stream: format!("p{}", s.participant),
-                track: format!("p{}-video", s.participant),
+                stream,
+                track,
             };
+            // The section's payload types are the ones the room forwards in.
+            let codecs = (s.format.payload_type == sdp::SCREEN_VP8_PT || s.format.payload_type == sdp::SCREEN_H264_PT)
+                .then(sdp::screen_codecs);
             let room = self.sections.len() < sdp::MAX_MEDIA;
             match self.sections.iter_mut().find(|m| m.mid == mid) {
                 Some(m) if m.direction == Direction::SendOnly && m.source.as_ref() == Some(&source) => {}
@@ -520,14 +623,19 @@ impl Media {
                         kind: MediaKind::Video,
                         direction: Direction::SendOnly,
                         source: Some(source),
+                        codecs,
                     });
                     changed = true;
                 }
                 None => tracing::info!(participant = s.participant, "too many video streams for one page"),
             }
         }
-        for m in self.sections.iter_mut().filter(|m| m.mid.starts_with('v')) {
-            let live = sources.iter().any(|s| m.mid == format!("v{}", s.participant));
+        for m in self
+            .sections
+            .iter_mut()
+            .filter(|m| m.mid.starts_with('v') || m.mid.starts_with('s'))
+        {
+            let live = sources.iter().any(|s| m.mid == source_mid(s));
             if !live && m.direction != Direction::Inactive {
                 m.direction = Direction::Inactive;
                 m.source = None;
@@ -567,12 +675,18 @@ impl Media {
         if audio.port == 0 || audio.codec(sdp::OPUS_PT).is_none() {
             return Err("the answer refuses Opus audio".into());
         }
-        let leg = self.video_leg_of(&desc);
+        let rt = desc.remote_transport().map_err(|e| e.to_string())?;
+        // An ICE restart brings a new ufrag; the DTLS association stays.
+        self.agent.set_remote_ufrag(&rt.ice.ufrag);
+        if let Some(fp) = &self.remote_fingerprint {
+            if *fp != rt.fingerprint {
+                return Err("the answer changes the DTLS fingerprint; a new DTLS association is not supported".into());
+            }
+        }
         if self.dtls.is_none() {
-            let rt = desc.remote_transport().map_err(|e| e.to_string())?;
             let role = rt.our_dtls_role().map_err(|e| e.to_string())?;
-            self.agent.set_remote_ufrag(&rt.ice.ufrag);
             let now = Instant::now();
+            self.remote_fingerprint = Some(rt.fingerprint.clone());
             let dtls = DtlsTransport::new(role, &ctx.cert, rt.fingerprint, now).map_err(|e| e.to_string())?;
             self.dtls = Some(dtls);
             for (src, d) in std::mem::take(&mut self.early_dtls) {
@@ -580,11 +694,26 @@ impl Media {
             }
             self.drain(ctx);
         }
+        self.last_answer = Some(desc);
+        Ok(self.update_video_leg())
+    }
+
+    /// This session's video leg from the last answer and the screen
+    /// sharing state; `Some` when it changed (to tell the room).
+    fn update_video_leg(&mut self) -> Option<VideoLeg> {
+        let leg = self.last_answer.as_ref().and_then(|d| self.video_leg_of(d));
         if leg == self.video_leg {
-            return Ok(None);
+            return None;
         }
         self.video_leg = leg.clone();
-        Ok(leg)
+        leg
+    }
+
+    /// The browser started or stopped sharing its screen; the video leg to
+    /// tell the room when it changed.
+    fn set_screen(&mut self, sharing: bool) -> Option<VideoLeg> {
+        self.screen_sharing = sharing;
+        self.update_video_leg()
     }
 
     /// This session's video as the answer says: the camera's codec and
@@ -610,12 +739,22 @@ impl Media {
         } else {
             None
         };
+        let screen_section = desc.media_by_mid(SCREEN_MID).filter(|m| m.port != 0);
+        let receives_screen = screen_section.map(formats).unwrap_or_default();
+        let screen = match screen_section {
+            Some(m) if self.screen_sharing && m.direction.sends() => {
+                receives_screen.first().map(|f| (*f, m.media_ssrcs().first().copied()))
+            }
+            _ => None,
+        };
         Some(VideoLeg {
             endpoint: self.endpoint,
             sends,
             receives,
             takes_many: true,
             switched_ssrc: 0,
+            screen,
+            receives_screen,
         })
     }
 
@@ -737,11 +876,48 @@ impl Media {
         match r {
             Ok(()) => {
                 tracing::info!(peer = ?want, "web client media configured");
+                if want.is_some() {
+                    self.repointed |= self.was_configured;
+                    self.was_configured = true;
+                }
                 self.configured = want;
             }
             Err(e) => tracing::warn!(error = %e, "relay refused the web client's media"),
         }
     }
+}
+
+/// The mid of the m-section that carries `s` to a page: `v<participant>`
+/// for a camera, `s<participant>` for a screen.
+fn source_mid(s: &VideoSource) -> String {
+    match s.kind {
+        VideoKind::Camera => format!("v{}", s.participant),
+        VideoKind::Screen => format!("s{}", s.participant),
+    }
+}
+
+/// Whether the conference lets its participants chat (on when it is not
+/// in the directory, or the directory cannot say).
+async fn chat_allowed(shared: &Shared, conference: &str) -> bool {
+    match shared.directory.find_conference(conference).await {
+        Ok(Some(c)) => c.chat,
+        Ok(None) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the conference's chat setting failed");
+            true
+        }
+    }
+}
+
+/// Why the room let a participant go: the `Removed` or `Ended` still
+/// queued on its events, else the conference ended.
+fn left_why(events: &mut tokio::sync::mpsc::Receiver<RoomEvent>) -> EndReason {
+    while let Ok(ev) = events.try_recv() {
+        if let RoomEvent::Removed(r) | RoomEvent::Ended(r) = ev {
+            return r;
+        }
+    }
+    EndReason::ConferenceEnded
 }
 
 /// The relay's name for a DTLS-negotiated SRTP profile.
@@ -780,6 +956,10 @@ struct Session<'a> {
     media: Option<Media>,
     role: Role,
     mic_muted: bool,
+    /// In the conference (not, or no longer, in its lobby).
+    admitted: bool,
+    /// The waiting room as last told to this moderator.
+    lobby_queue: Option<Vec<signal::Waiting>>,
 }
 
 fn signal_role(r: &str) -> signal::Role {
@@ -807,6 +987,18 @@ fn participants(list: &[ParticipantView]) -> ServerMessage {
     })
 }
 
+/// Who waits in the lobby, from a roster that includes it (moderators get one).
+fn waiting(list: &[ParticipantView]) -> Vec<signal::Waiting> {
+    list.iter()
+        .filter(|p| p.in_lobby)
+        .take(signal::MAX_PARTICIPANTS)
+        .map(|p| signal::Waiting {
+            id: p.id,
+            display_name: p.display_name.chars().take(signal::MAX_DISPLAY_NAME_LEN).collect(),
+        })
+        .collect()
+}
+
 fn moderation_error(e: &ModerationError) -> ServerMessage {
     let code = match e {
         ModerationError::NotModerator => "forbidden",
@@ -819,6 +1011,16 @@ fn moderation_error(e: &ModerationError) -> ServerMessage {
 impl Session<'_> {
     fn is_moderator(&self) -> bool {
         matches!(self.role, Role::Moderator | Role::Owner)
+    }
+
+    /// Tells a moderator who waits in the lobby, when that changed.
+    async fn send_lobby_queue(&mut self, sig: &mut Signal, queue: Vec<signal::Waiting>) {
+        if !self.is_moderator() || self.lobby_queue.as_ref() == Some(&queue) {
+            return;
+        }
+        self.lobby_queue = Some(queue.clone());
+        sig.send(ServerMessage::LobbyQueue(signal::LobbyQueue { waiting: queue }))
+            .await;
     }
 
     async fn in_room(&mut self, sig: &mut Signal, mut m: Membership) -> EndReason {
@@ -838,7 +1040,9 @@ impl Session<'_> {
                             let _ = media.port.to_leg.try_send(h);
                         }
                     }
-                    None => break EndReason::ConferenceEnded,
+                    // The room let us go; its last event says why (removed,
+                    // lobby refused, ended), even when this arm won the race.
+                    None => break left_why(&mut m.events),
                 },
                 ev = m.events.recv() => match ev {
                     Some(ev) => {
@@ -857,6 +1061,9 @@ impl Session<'_> {
                     MediaInput::Datagram(d) => {
                         if let Some(media) = self.media.as_mut() {
                             media.on_input(self.ctx, d);
+                            if std::mem::take(&mut media.repointed) {
+                                m.refresh_video().await;
+                            }
                         }
                     }
                     MediaInput::Timeout => {
@@ -876,9 +1083,12 @@ impl Session<'_> {
         match ev {
             RoomEvent::Joined(role) => {
                 self.role = role;
+                self.admitted = true;
+                let chat = chat_allowed(self.shared, &m.conference).await;
                 sig.send(ServerMessage::Joined(signal::Joined {
                     role: signal_role(role.as_str()),
                     participant: m.id.0,
+                    chat,
                 }))
                 .await;
                 if self.media.is_none() {
@@ -895,6 +1105,7 @@ impl Session<'_> {
                 }
                 let list = self.shared.conferences.participants(&m.conference).await;
                 sig.send(participants(&list)).await;
+                self.send_lobby_queue(sig, waiting(&list)).await;
             }
             RoomEvent::Lobby(d) => {
                 sig.send(ServerMessage::Lobby(signal::Lobby {
@@ -903,7 +1114,10 @@ impl Session<'_> {
                 .await;
             }
             RoomEvent::Admitted => {}
-            RoomEvent::Participants(list) => sig.send(participants(&list)).await,
+            RoomEvent::Participants(list) => {
+                sig.send(participants(&list)).await;
+                self.send_lobby_queue(sig, waiting(&list)).await;
+            }
             RoomEvent::Speaking(p) => {
                 sig.send(ServerMessage::Speaking(signal::Speaking { participant: p }))
                     .await
@@ -944,17 +1158,24 @@ impl Session<'_> {
                         self.role = role;
                         ("role_changed", "Your role changed")
                     }
-                    RoomNotice::LobbyQueue(q) if self.is_moderator() => {
-                        let names: Vec<String> = q.iter().map(|p| format!("{} ({})", p.display_name, p.id)).collect();
-                        let text: String = format!("Waiting: {}", names.join(", "))
-                            .chars()
-                            .take(signal::MAX_TEXT_LEN)
-                            .collect();
-                        sig.send(ServerMessage::Notice(signal::Notice {
-                            code: "lobby_queue".into(),
-                            text,
-                        }))
-                        .await;
+                    RoomNotice::LobbyQueue(q) => {
+                        // The room's queue: everyone in it waits in the lobby.
+                        self.send_lobby_queue(sig, waiting(&q)).await;
+                        return None;
+                    }
+                    RoomNotice::Chat {
+                        from,
+                        display_name,
+                        text,
+                    } => {
+                        if self.admitted {
+                            sig.send(ServerMessage::Chat(signal::ChatLine {
+                                from,
+                                display_name: display_name.chars().take(signal::MAX_DISPLAY_NAME_LEN).collect(),
+                                text,
+                            }))
+                            .await;
+                        }
                         return None;
                     }
                     _ => return None,
@@ -989,9 +1210,29 @@ impl Session<'_> {
                 }
                 None => sig.send(error("bad_message", "no offer to answer")).await,
             },
-            ClientMessage::Offer(_) | ClientMessage::IceRestart(_) => {
-                sig.send(error("unsupported", "renegotiation is not supported yet"))
-                    .await;
+            ClientMessage::IceRestart(_) => match self.media.as_mut() {
+                Some(media) => {
+                    tracing::info!(participant = m.id.0, "web client restarts ICE");
+                    if let Some(offer) = media.ice_restart() {
+                        sig.send(ServerMessage::Offer(signal::Sdp { sdp: offer })).await;
+                    }
+                }
+                None => sig.send(error("bad_message", "no media to restart")).await,
+            },
+            ClientMessage::Screen(sc) => match self.media.as_mut() {
+                Some(media) => {
+                    if let Some(leg) = media.set_screen(sc.sharing) {
+                        m.set_video(Some(leg)).await;
+                    }
+                }
+                None => sig.send(error("bad_message", "no media yet")).await,
+            },
+            ClientMessage::Offer(_) => {
+                sig.send(error(
+                    "unsupported",
+                    "offers from the browser are not supported; the server offers",
+                ))
+                .await;
             }
             ClientMessage::Mute(mu) => {
                 if mu.media == signal::Media::Audio {
@@ -1032,14 +1273,55 @@ impl Session<'_> {
                     sig.send(moderation_error(&e)).await;
                 }
             }
-            ClientMessage::Chat(_) => {
-                sig.send(error("unsupported", "chat is not available in this conference"))
-                    .await;
+            ClientMessage::Chat(c) => {
+                if !self.admitted {
+                    sig.send(error("forbidden", "chat is for participants in the conference"))
+                        .await;
+                } else if chat_allowed(self.shared, &m.conference).await {
+                    m.chat(c.text).await;
+                } else {
+                    sig.send(error("chat_disabled", "chat is turned off in this conference"))
+                        .await;
+                }
             }
             ClientMessage::Hello(_) | ClientMessage::Login(_) | ClientMessage::Join(_) | ClientMessage::Pin(_) => {
                 sig.send(error("bad_message", "already in a conference")).await;
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reason_for_leaving_survives_the_audio_closing_first() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        tx.try_send(RoomEvent::Participants(Vec::new())).unwrap();
+        tx.try_send(RoomEvent::Removed(EndReason::LobbyRejected)).unwrap();
+        drop(tx);
+        assert_eq!(left_why(&mut rx), EndReason::LobbyRejected);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<RoomEvent>(8);
+        drop(tx);
+        assert_eq!(left_why(&mut rx), EndReason::ConferenceEnded);
+    }
+
+    #[test]
+    fn sources_have_mids_of_their_kind() {
+        let format = VideoFormat {
+            codec: VideoCodec::Vp8,
+            payload_type: sdp::SCREEN_VP8_PT,
+        };
+        let s = |kind| VideoSource {
+            participant: 7,
+            kind,
+            ssrc: 1,
+            format,
+        };
+        assert_eq!(source_mid(&s(VideoKind::Camera)), "v7");
+        assert_eq!(source_mid(&s(VideoKind::Screen)), "s7");
     }
 }

@@ -28,8 +28,9 @@
 //! # Invariants
 //!
 //! * No allocation after [`InboundAudio::new`]: the jitter buffer's slots,
-//!   the FIFO, the decode buffer and the DTMF queue are allocated there (the
-//!   decoder itself must not allocate per packet either).
+//!   the FIFO (which the decoder writes into) and the DTMF queue are
+//!   allocated there (the decoder itself must not allocate per packet
+//!   either).
 //! * The FIFO never holds more than one packet's audio plus a frame.
 //! * Deterministic: no clock is read; time comes in as arguments.
 
@@ -131,90 +132,124 @@ pub struct InboundStats {
     pub dtmf_digits: u64,
 }
 
-/// What a FIFO sample is.
+/// What a FIFO sample is: one bit per kind, so that the kinds of a run of
+/// samples are the OR of their tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Kind {
-    Decoded,
-    Concealed,
-    Silent,
+    Silent = 0,
+    Decoded = 1,
+    Concealed = 2,
 }
 
-/// A ring of samples, each tagged with its [`Kind`], allocated once.
+/// Samples waiting to be pulled, each tagged with its [`Kind`]: a linear
+/// buffer allocated once, holding `samples[start..end]`.
+///
+/// The decoder writes straight after the queued samples ([`PcmFifo::spare`],
+/// then [`PcmFifo::commit`]); a frame is taken from the front. Samples move
+/// in bulk: slice copies and fills, an OR over a frame's tags, no
+/// per-sample index arithmetic. When the buffer empties both ends go back to
+/// its start, so a stream whose packets last a frame reuses the same 960
+/// samples every tick; when there is not room after `end`, the samples left
+/// (less than a frame plus a packet) are first moved to the front.
 struct PcmFifo {
     samples: Box<[i16]>,
-    kinds: Box<[Kind]>,
-    head: usize,
-    len: usize,
+    /// `Kind as u8` of each sample, same indices as `samples`.
+    kinds: Box<[u8]>,
+    start: usize,
+    end: usize,
 }
 
 impl PcmFifo {
     fn new() -> Self {
+        Self::with_capacity(FIFO_CAPACITY)
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
         Self {
-            samples: vec![0; FIFO_CAPACITY].into_boxed_slice(),
-            kinds: vec![Kind::Silent; FIFO_CAPACITY].into_boxed_slice(),
-            head: 0,
-            len: 0,
+            samples: vec![0; capacity].into_boxed_slice(),
+            kinds: vec![Kind::Silent as u8; capacity].into_boxed_slice(),
+            start: 0,
+            end: 0,
         }
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.end - self.start
     }
 
-    /// Appends one sample, dropping the oldest if full (which the pull loop
-    /// never lets happen).
-    fn push_one(&mut self, sample: i16, kind: Kind) {
+    /// Room for `n` samples (at most the capacity) right after the queued
+    /// ones, for [`PcmFifo::commit`]. Moves the queued samples to the front
+    /// if they leave too little room after them, dropping the oldest if even
+    /// that is not enough (which the pull loop never lets happen).
+    fn spare(&mut self, n: usize) -> &mut [i16] {
         let cap = self.samples.len();
-        if self.len == cap {
-            self.head = (self.head + 1) % cap;
-            self.len -= 1;
+        let n = n.min(cap);
+        if cap - self.end < n {
+            let from = self.start + (self.len() + n).saturating_sub(cap);
+            self.samples.copy_within(from..self.end, 0);
+            self.kinds.copy_within(from..self.end, 0);
+            self.end -= from;
+            self.start = 0;
         }
-        let at = (self.head + self.len) % cap;
-        self.samples[at] = sample;
-        self.kinds[at] = kind;
-        self.len += 1;
+        &mut self.samples[self.end..self.end + n]
     }
 
+    /// Queues the samples written at `spare[skip..n]`, where `spare` is what
+    /// [`PcmFifo::spare`] returned last, tagged `kind`.
+    fn commit(&mut self, skip: usize, n: usize, kind: Kind) {
+        let n = n.min(self.samples.len() - self.end);
+        let skip = skip.min(n);
+        if skip > 0 {
+            self.samples.copy_within(self.end + skip..self.end + n, self.end);
+        }
+        let kept = n - skip;
+        self.kinds[self.end..self.end + kept].fill(kind as u8);
+        self.end += kept;
+    }
+
+    /// Appends `samples` (only the newest capacity's worth if longer). The
+    /// stream's decoder writes in place instead; the tests feed with this.
+    #[cfg(test)]
     fn push(&mut self, samples: &[i16], kind: Kind) {
-        for &s in samples {
-            self.push_one(s, kind);
-        }
+        let samples = &samples[samples.len().saturating_sub(self.samples.len())..];
+        self.spare(samples.len()).copy_from_slice(samples);
+        self.commit(0, samples.len(), kind);
     }
 
+    /// Appends `n` zeros (at most the capacity).
     fn push_zeros(&mut self, n: usize, kind: Kind) {
-        for _ in 0..n.min(self.samples.len()) {
-            self.push_one(0, kind);
-        }
+        let spare = self.spare(n);
+        spare.fill(0);
+        let n = spare.len();
+        self.commit(0, n, kind);
     }
 
     /// Takes one frame (padding with silence if short) and tells what it is.
     fn pop_frame(&mut self, out: &mut Frame) -> FrameState {
-        let cap = self.samples.len();
-        let (mut decoded, mut concealed) = (false, false);
-        for (n, o) in out.iter_mut().enumerate() {
-            if n < self.len {
-                let at = (self.head + n) % cap;
-                *o = self.samples[at];
-                match self.kinds[at] {
-                    Kind::Decoded => decoded = true,
-                    Kind::Concealed => concealed = true,
-                    Kind::Silent => {}
-                }
-            } else {
-                *o = 0;
-            }
+        let taken = self.len().min(FRAME_SAMPLES);
+        let queued = self.start..self.start + taken;
+        out[..taken].copy_from_slice(&self.samples[queued.clone()]);
+        out[taken..].fill(0);
+        let kinds = or_all(&self.kinds[queued]);
+        self.start += taken;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
         }
-        let taken = self.len.min(FRAME_SAMPLES);
-        self.head = (self.head + taken) % cap;
-        self.len -= taken;
-        if concealed {
+        if kinds & Kind::Concealed as u8 != 0 {
             FrameState::Concealed
-        } else if decoded {
+        } else if kinds & Kind::Decoded as u8 != 0 {
             FrameState::Audio
         } else {
             FrameState::Silence
         }
     }
+}
+
+/// The OR of all tags (a loop the compiler vectorises).
+fn or_all(tags: &[u8]) -> u8 {
+    tags.iter().fold(0, |acc, &t| acc | t)
 }
 
 /// One participant's incoming audio stream. See the [module docs](self).
@@ -228,9 +263,8 @@ pub struct InboundAudio {
     dtmf_queue: [Option<DtmfEvent>; DTMF_QUEUE],
     dtmf_head: usize,
     dtmf_len: usize,
+    /// Decoded and concealed audio; the decoder writes into it directly.
     fifo: PcmFifo,
-    /// Decoder output buffer, [`MAX_PAYLOAD_SAMPLES_48K`] samples.
-    scratch: Box<[i16]>,
     /// Samples since the last decoded audio.
     loss_run: usize,
     /// `max_concealment` in samples.
@@ -270,7 +304,6 @@ impl InboundAudio {
             dtmf_head: 0,
             dtmf_len: 0,
             fifo: PcmFifo::new(),
-            scratch: vec![0; MAX_PAYLOAD_SAMPLES_48K].into_boxed_slice(),
             loss_run: 0,
             max_conceal,
             had_audio: false,
@@ -372,13 +405,15 @@ impl InboundAudio {
                 Popped::Packet(packet) => {
                     let skip = ts_to_samples(self.clock, packet.skip);
                     let expected = self.decoder.samples_in(packet.payload);
-                    match self.decoder.decode(packet.payload, &mut self.scratch) {
+                    // Straight into the FIFO: no copy.
+                    let out = self.fifo.spare(MAX_PAYLOAD_SAMPLES_48K);
+                    match self.decoder.decode(packet.payload, out) {
                         Ok(n) => {
-                            let n = n.min(self.scratch.len());
+                            let n = n.min(MAX_PAYLOAD_SAMPLES_48K);
                             self.stats.decoded += 1;
                             self.had_audio = true;
                             self.loss_run = 0;
-                            self.fifo.push(&self.scratch[skip.min(n)..n], Kind::Decoded);
+                            self.fifo.commit(skip, n, Kind::Decoded);
                             let duration = samples_to_ts(self.clock, n);
                             self.jitter.set_packet_duration(duration);
                         }
@@ -427,10 +462,11 @@ impl InboundAudio {
                 self.loss_run = self.loss_run.saturating_add(n);
                 return;
             }
-            let chunk = n.min(allowed).min(self.scratch.len());
-            let written = self.decoder.conceal(chunk, &mut self.scratch).min(chunk);
-            self.fifo.push(&self.scratch[..written], Kind::Concealed);
-            self.fifo.push_zeros(chunk - written, Kind::Concealed);
+            let chunk = n.min(allowed).min(MAX_PAYLOAD_SAMPLES_48K);
+            let out = self.fifo.spare(chunk);
+            let written = self.decoder.conceal(chunk, out).min(chunk);
+            out[written..].fill(0);
+            self.fifo.commit(0, chunk, Kind::Concealed);
             self.loss_run += chunk;
             n -= chunk;
         }
@@ -456,6 +492,238 @@ fn ts_to_samples(clock: u32, ts: u32) -> usize {
 /// 48 kHz samples to RTP timestamp units at `clock` Hz.
 fn samples_to_ts(clock: u32, samples: usize) -> u32 {
     u32::try_from(samples as u64 * u64::from(clock) / u64::from(SAMPLE_RATE)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod fifo_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    /// `n` samples counting up from `from`.
+    fn count(from: i16, n: usize) -> Vec<i16> {
+        (0..n).map(|i| from.wrapping_add(i as i16)).collect()
+    }
+
+    fn pop(fifo: &mut PcmFifo) -> (Vec<i16>, FrameState) {
+        let mut out = [7i16; FRAME_SAMPLES];
+        let state = fifo.pop_frame(&mut out);
+        (out.to_vec(), state)
+    }
+
+    #[test]
+    fn steady_frames_reuse_the_front_of_the_buffer() {
+        let mut fifo = PcmFifo::with_capacity(2000);
+        for round in 0..10i16 {
+            let from = round.wrapping_mul(FRAME_SAMPLES as i16);
+            fifo.push(&count(from, FRAME_SAMPLES), Kind::Decoded);
+            assert_eq!(pop(&mut fifo), (count(from, FRAME_SAMPLES), FrameState::Audio));
+            assert_eq!((fifo.start, fifo.end), (0, 0), "round {round}");
+        }
+    }
+
+    #[test]
+    fn leftovers_move_to_the_front_when_the_end_is_reached() {
+        // The "wrap-around" of this buffer: 1500 in, a frame out (540 left
+        // at 960..1500), 400 more fit after them, the next 300 do not: the
+        // 940 queued samples and their tags move to the front first.
+        let mut fifo = PcmFifo::with_capacity(2000);
+        fifo.push(&count(0, 1500), Kind::Decoded);
+        assert_eq!(pop(&mut fifo), (count(0, FRAME_SAMPLES), FrameState::Audio));
+        fifo.push(&count(1500, 400), Kind::Concealed);
+        assert_eq!((fifo.start, fifo.end), (960, 1900));
+        fifo.push(&count(1900, 300), Kind::Decoded);
+        assert_eq!((fifo.start, fifo.end), (0, 1240));
+        // 540 decoded, 400 concealed, 20 decoded.
+        assert_eq!(pop(&mut fifo), (count(960, FRAME_SAMPLES), FrameState::Concealed));
+        // The last 280, decoded only: the concealed tags moved with their
+        // samples and did not stay behind.
+        let (out, state) = pop(&mut fifo);
+        assert_eq!((&out[..280], state), (&count(1920, 280)[..], FrameState::Audio));
+        assert!(out[280..].iter().all(|&s| s == 0));
+        assert_eq!((fifo.start, fifo.end), (0, 0));
+    }
+
+    #[test]
+    fn the_decoder_writes_in_place_and_skipped_samples_are_dropped() {
+        let mut fifo = PcmFifo::with_capacity(2000);
+        fifo.push(&count(0, 100), Kind::Decoded);
+        let spare = fifo.spare(500);
+        assert_eq!(spare.len(), 500);
+        spare.copy_from_slice(&count(1000, 500));
+        // The first 200 overlap what was already played: not queued.
+        fifo.commit(200, 500, Kind::Decoded);
+        assert_eq!(fifo.len(), 400);
+        let (out, _) = pop(&mut fifo);
+        assert_eq!(&out[..100], &count(0, 100)[..]);
+        assert_eq!(&out[100..400], &count(1200, 300)[..]);
+        // Skipping everything queues nothing.
+        fifo.spare(300).fill(5);
+        fifo.commit(400, 300, Kind::Concealed);
+        assert_eq!(fifo.len(), 0);
+        assert_eq!(pop(&mut fifo).1, FrameState::Silence);
+    }
+
+    #[test]
+    fn partial_frames_are_padded_and_tagged_by_what_they_hold() {
+        let mut fifo = PcmFifo::new();
+        // Fewer samples than a frame: padded with zeros, still audio.
+        fifo.push(&count(1, 500), Kind::Decoded);
+        let (out, state) = pop(&mut fifo);
+        assert_eq!(&out[..500], &count(1, 500)[..]);
+        assert!(out[500..].iter().all(|&s| s == 0));
+        assert_eq!((state, fifo.len()), (FrameState::Audio, 0));
+
+        // Concealment then audio: one frame has both (concealed), the 40
+        // samples left over are audio only.
+        fifo.push(&count(1000, 300), Kind::Concealed);
+        fifo.push(&count(2000, 700), Kind::Decoded);
+        let (out, state) = pop(&mut fifo);
+        assert_eq!(state, FrameState::Concealed);
+        assert_eq!(&out[..300], &count(1000, 300)[..]);
+        assert_eq!(&out[300..], &count(2000, 660)[..]);
+        assert_eq!(fifo.len(), 40);
+        let (out, state) = pop(&mut fifo);
+        assert_eq!(state, FrameState::Audio);
+        assert_eq!(&out[..40], &count(2660, 40)[..]);
+        assert!(out[40..].iter().all(|&s| s == 0));
+
+        // A tag at the very last sample of a frame counts; one just after
+        // it belongs to the next frame.
+        fifo.push(&count(1, FRAME_SAMPLES - 1), Kind::Silent);
+        fifo.push(&[5], Kind::Concealed);
+        fifo.push(&[6], Kind::Decoded);
+        assert_eq!(pop(&mut fifo).1, FrameState::Concealed);
+        assert_eq!(pop(&mut fifo).1, FrameState::Audio);
+
+        // Empty: silence.
+        let (out, state) = pop(&mut fifo);
+        assert_eq!(state, FrameState::Silence);
+        assert!(out.iter().all(|&s| s == 0));
+    }
+
+    #[test]
+    fn zeros_carry_their_kind() {
+        let mut fifo = PcmFifo::with_capacity(2000);
+        // Make the zeros overwrite non-zero samples.
+        fifo.push(&[-3; 1500], Kind::Decoded);
+        pop(&mut fifo);
+        fifo.push_zeros(FRAME_SAMPLES - 540, Kind::Silent);
+        assert_eq!(pop(&mut fifo).1, FrameState::Audio);
+        fifo.push_zeros(FRAME_SAMPLES, Kind::Silent);
+        let (out, state) = pop(&mut fifo);
+        assert_eq!(state, FrameState::Silence);
+        assert!(out.iter().all(|&s| s == 0));
+        fifo.push_zeros(100, Kind::Concealed);
+        fifo.push_zeros(FRAME_SAMPLES - 100, Kind::Silent);
+        let (out, state) = pop(&mut fifo);
+        assert_eq!(state, FrameState::Concealed);
+        assert!(out.iter().all(|&s| s == 0));
+        // More zeros than the buffer holds: it is full, of zeros.
+        fifo.push(&[9; 10], Kind::Decoded);
+        fifo.push_zeros(5000, Kind::Silent);
+        assert_eq!(fifo.len(), 2000);
+        assert_eq!(pop(&mut fifo), (vec![0; FRAME_SAMPLES], FrameState::Silence));
+    }
+
+    #[test]
+    fn overflow_drops_the_oldest() {
+        let mut fifo = PcmFifo::with_capacity(1000);
+        fifo.push(&count(0, 900), Kind::Concealed);
+        fifo.push(&count(900, 200), Kind::Decoded);
+        assert_eq!(fifo.len(), 1000);
+        assert_eq!(pop(&mut fifo), (count(100, FRAME_SAMPLES), FrameState::Concealed));
+        assert_eq!(pop(&mut fifo).0[..40], count(1060, 40)[..]);
+        // One push longer than the buffer keeps its newest samples.
+        fifo.push(&count(0, 2500), Kind::Decoded);
+        assert_eq!(fifo.len(), 1000);
+        assert_eq!(pop(&mut fifo).0, count(1500, FRAME_SAMPLES));
+    }
+
+    /// What the FIFO may be asked to do.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Push(Vec<i16>, Kind),
+        Zeros(usize, Kind),
+        /// Written into `spare`, then committed without the first `skip`.
+        InPlace(Vec<i16>, usize, Kind),
+        Pop,
+    }
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop_oneof![Just(Kind::Silent), Just(Kind::Decoded), Just(Kind::Concealed)]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let samples = || prop::collection::vec(any::<i16>(), 0..2500);
+        prop_oneof![
+            (samples(), kind()).prop_map(|(s, k)| Op::Push(s, k)),
+            (0usize..2500, kind()).prop_map(|(n, k)| Op::Zeros(n, k)),
+            (samples(), 0usize..600, kind()).prop_map(|(s, skip, k)| Op::InPlace(s, skip, k)),
+            Just(Op::Pop),
+            Just(Op::Pop),
+        ]
+    }
+
+    /// The model: a queue of tagged samples. `n` new ones (at most the
+    /// capacity) first make room by dropping the oldest, then the `kept`
+    /// are appended.
+    fn append(model: &mut VecDeque<(i16, Kind)>, capacity: usize, n: usize, kept: &[i16], kind: Kind) {
+        let excess = (model.len() + n.min(capacity)).saturating_sub(capacity);
+        model.drain(..excess);
+        model.extend(kept.iter().map(|&s| (s, kind)));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// The buffer behaves as a queue of tagged samples that drops its
+        /// oldest when full.
+        #[test]
+        fn matches_a_queue_of_tagged_samples(
+            capacity in FRAME_SAMPLES..3 * FRAME_SAMPLES,
+            ops in prop::collection::vec(op(), 1..60),
+        ) {
+            let mut fifo = PcmFifo::with_capacity(capacity);
+            let mut model: VecDeque<(i16, Kind)> = VecDeque::new();
+            for op in ops {
+                match op {
+                    Op::Push(samples, k) => {
+                        fifo.push(&samples, k);
+                        let newest = &samples[samples.len().saturating_sub(capacity)..];
+                        append(&mut model, capacity, newest.len(), newest, k);
+                    }
+                    Op::Zeros(n, k) => {
+                        fifo.push_zeros(n, k);
+                        append(&mut model, capacity, n, &vec![0; n.min(capacity)], k);
+                    }
+                    Op::InPlace(samples, skip, k) => {
+                        let n = samples.len().min(capacity);
+                        fifo.spare(n).copy_from_slice(&samples[..n]);
+                        fifo.commit(skip, n, k);
+                        append(&mut model, capacity, n, &samples[skip.min(n)..n], k);
+                    }
+                    Op::Pop => {
+                        let taken: Vec<_> = model.drain(..FRAME_SAMPLES.min(model.len())).collect();
+                        let mut want = vec![0i16; FRAME_SAMPLES];
+                        for (w, (s, _)) in want.iter_mut().zip(&taken) {
+                            *w = *s;
+                        }
+                        let want_state = if taken.iter().any(|t| t.1 == Kind::Concealed) {
+                            FrameState::Concealed
+                        } else if taken.iter().any(|t| t.1 == Kind::Decoded) {
+                            FrameState::Audio
+                        } else {
+                            FrameState::Silence
+                        };
+                        prop_assert_eq!(pop(&mut fifo), (want, want_state));
+                    }
+                }
+                prop_assert_eq!(fifo.len(), model.len());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

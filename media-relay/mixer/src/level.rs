@@ -24,13 +24,17 @@ pub fn frame_dbfs(frame: &Frame) -> f32 {
 
 /// Sum of the squares of the samples: the exact energy of the frame.
 ///
-/// At most 960 · 2³⁰ ≈ 1.03 · 10¹², far inside `u64`.
+/// At most 960 · 2³⁰ ≈ 1.03 · 10¹², far inside `u64`. The squares of two
+/// neighbouring samples are added in 32 bits first (a multiply-add the
+/// compiler vectorises, where 64-bit products are slow): each square is at
+/// most 2³⁰, so a pair is at most 2³¹ and, read as `u32`, exact.
 pub(crate) fn frame_energy(frame: &Frame) -> u64 {
     frame
-        .iter()
-        .map(|&s| {
-            let s = i64::from(s);
-            (s * s).unsigned_abs()
+        .chunks_exact(2)
+        .map(|pair| {
+            let (a, b) = (i32::from(pair[0]), i32::from(pair[1]));
+            // Only (−32768)² + (−32768)² = 2³¹ wraps in i32; as u32 it is exact.
+            u64::from((a * a).wrapping_add(b * b).cast_unsigned())
         })
         .sum()
 }
@@ -92,6 +96,29 @@ mod tests {
         let b = frame_dbfs(&[8_192; FRAME_SAMPLES]);
         assert!(close(a, -6.02), "{a}");
         assert!(close(a - b, 6.02), "{a} {b}");
+    }
+
+    #[test]
+    fn energy_is_the_exact_sum_of_squares() {
+        let exact = |f: &Frame| f.iter().map(|&s| (i64::from(s) * i64::from(s)) as u64).sum::<u64>();
+        // Extremes side by side (the pair sums that overflow i32), then
+        // pseudo-random frames with extremes sprinkled in.
+        let mut f = [i16::MIN; FRAME_SAMPLES];
+        assert_eq!(frame_energy(&f), 960 << 30);
+        for (n, s) in f.iter_mut().enumerate() {
+            *s = [i16::MIN, i16::MAX, -1, 0][n % 4];
+        }
+        assert_eq!(frame_energy(&f), exact(&f));
+        let mut x = 0x1234_5678u32;
+        for round in 0..200 {
+            for (n, s) in f.iter_mut().enumerate() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *s = if n % (round + 2) == 0 { i16::MIN } else { x as i16 };
+            }
+            assert_eq!(frame_energy(&f), exact(&f), "round {round}");
+        }
     }
 
     #[test]

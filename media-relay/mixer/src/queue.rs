@@ -24,8 +24,15 @@ impl FrameQueue {
 
     /// Appends a copy of `frame`. Returns `true` if the queue was full and its
     /// oldest frame was dropped to make room.
+    ///
+    /// An empty queue starts again at its first slot, so a queue that is
+    /// pushed once and popped once per tick keeps using the same slot (which
+    /// stays in the cache) instead of cycling through all of them.
     pub(crate) fn push(&mut self, frame: &Frame) -> bool {
         let cap = self.slots.len();
+        if self.len == 0 {
+            self.head = 0;
+        }
         let dropped = self.len == cap;
         if dropped {
             self.head = (self.head + 1) % cap;
@@ -72,16 +79,42 @@ mod tests {
     #[test]
     fn fifo_order_and_wrap() {
         let mut q = FrameQueue::new(3);
+        // One frame always left queued, so the queue goes round its slots.
+        assert!(!q.push(&frame(-1)));
+        let mut slots = Vec::new();
         for round in 0..5i16 {
             assert!(!q.push(&frame(round * 10)));
             assert!(!q.push(&frame(round * 10 + 1)));
-            assert_eq!(q.len(), 2);
+            assert_eq!(q.len(), 3);
             let a = q.pop().unwrap();
-            assert_eq!(q.slot(a)[0], round * 10);
+            assert_eq!(q.slot(a)[0], if round == 0 { -1 } else { round * 10 - 9 });
             let b = q.pop().unwrap();
-            assert_eq!(q.slot(b)[0], round * 10 + 1);
+            assert_eq!(q.slot(b)[0], round * 10);
+            slots.extend([a, b]);
+        }
+        assert_eq!(slots, [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]);
+        let c = q.pop().unwrap();
+        assert_eq!(q.slot(c)[0], 41);
+        assert_eq!(q.pop(), None);
+    }
+
+    #[test]
+    fn an_emptied_queue_starts_again_at_its_first_slot() {
+        let mut q = FrameQueue::new(10);
+        for round in 0..20i16 {
+            assert!(!q.push(&frame(round)));
+            let s = q.pop().unwrap();
+            assert_eq!((s, q.slot(s)[0]), (0, round));
             assert_eq!(q.pop(), None);
         }
+        // Not while something is queued.
+        q.push(&frame(1));
+        q.push(&frame(2));
+        assert_eq!(q.pop(), Some(0));
+        q.push(&frame(3));
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.pop(), Some(2));
+        assert_eq!(q.slot(2)[0], 3);
     }
 
     #[test]

@@ -180,6 +180,9 @@ pub(crate) struct EndpointConfig {
     pub srtp_in: Option<SrtpContext>,
     /// Encrypts what we send to the peer (our key).
     pub srtp_out: Option<SrtpContext>,
+    /// The keys did not change: keep the endpoint's SRTP contexts (their
+    /// roll-over counters and replay windows) instead of the two above.
+    pub keep_srtp: bool,
     /// RTP clock rate of what the peer sends, for jitter (default 8000).
     pub clock_rate: u32,
     /// RTCP goes over the RTP port in both directions (RFC 5761).
@@ -425,8 +428,10 @@ impl Worker {
                         ep.signaled = cfg.peer;
                         ep.signaled_rtcp = cfg.peer_rtcp;
                         ep.latch = cfg.latch;
-                        ep.srtp_in = cfg.srtp_in;
-                        ep.srtp_out = cfg.srtp_out;
+                        if !cfg.keep_srtp {
+                            ep.srtp_in = cfg.srtp_in;
+                            ep.srtp_out = cfg.srtp_out;
+                        }
                         ep.clock_rate = if cfg.clock_rate == 0 { 8000 } else { cfg.clock_rate };
                         ep.rtcp_mux = cfg.rtcp_mux || ep.rtcp.is_none();
                     }

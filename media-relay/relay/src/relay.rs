@@ -166,6 +166,8 @@ struct Meta {
     rtp_port: u16,
     has_rtcp: bool,
     stats: Arc<EndpointStats>,
+    /// The keys of the last configuration (in, out).
+    keys: (Option<SrtpParams>, Option<SrtpParams>),
 }
 
 struct WorkerHandle {
@@ -270,6 +272,7 @@ impl Relay {
                 rtp_port,
                 has_rtcp: pair.rtcp.is_some(),
                 stats: stats.clone(),
+                keys: (None, None),
             },
         );
         self.inner.workers[worker].send(Cmd::Add(Box::new(NewEndpoint {
@@ -293,14 +296,34 @@ impl Relay {
     }
 
     /// Sets an endpoint's peer, source policy and keys.
+    ///
+    /// Configuring again with the same keys (a new address after an ICE
+    /// restart, a re-INVITE) keeps the SRTP contexts, with their roll-over
+    /// counters and replay windows: only new keys start new contexts.
     pub fn configure(&self, id: EndpointId, cfg: &PeerConfig) -> Result<(), RelayError> {
-        let w = self.worker_of(id)?;
+        let (w, same_keys) = {
+            let mut eps = lock(&self.inner.endpoints);
+            let m = eps.get_mut(&id.0).ok_or(RelayError::NoEndpoint(id.0))?;
+            let keys = (cfg.srtp_in.clone(), cfg.srtp_out.clone());
+            let same = keys.0.is_some() && keys.1.is_some() && m.keys == keys;
+            m.keys = keys;
+            (m.worker, same)
+        };
         let c = EndpointConfig {
             peer: cfg.peer,
             peer_rtcp: cfg.peer_rtcp,
             latch: cfg.latch,
-            srtp_in: cfg.srtp_in.as_ref().map(SrtpParams::context).transpose()?,
-            srtp_out: cfg.srtp_out.as_ref().map(SrtpParams::context).transpose()?,
+            srtp_in: if same_keys {
+                None
+            } else {
+                cfg.srtp_in.as_ref().map(SrtpParams::context).transpose()?
+            },
+            srtp_out: if same_keys {
+                None
+            } else {
+                cfg.srtp_out.as_ref().map(SrtpParams::context).transpose()?
+            },
+            keep_srtp: same_keys,
             clock_rate: cfg.clock_rate,
             rtcp_mux: cfg.rtcp_mux,
         };

@@ -156,3 +156,73 @@ fn tap_receives_decrypted_media_and_send_rtp_encrypts_towards_the_peer() {
     assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
     r.shutdown();
 }
+
+/// A browser's ICE restart re-points its endpoint with the same DTLS keys:
+/// the SRTP contexts go on (a replayed packet is still refused, new ones
+/// pass, the peer's new address gets our packets); new keys start afresh.
+#[test]
+fn configuring_again_with_the_same_keys_keeps_the_srtp_state() {
+    let r = Relay::start(RelayConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        port_min: 42700,
+        port_max: 42799,
+        workers: 1,
+        batch: 16,
+    })
+    .unwrap();
+    let old = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let new = UdpSocket::bind("127.0.0.1:0").unwrap();
+    new.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let profile = SrtpProfile::AesCm128HmacSha1_80;
+    let peer_key = SrtpParams::random(profile).unwrap();
+    let our_key = SrtpParams::random(profile).unwrap();
+    let ep = r.create_endpoint(1, true).unwrap();
+    let cfg = |peer: &UdpSocket, key: &SrtpParams| PeerConfig {
+        peer: Some(peer.local_addr().unwrap()),
+        latch: confgate_relay::LatchMode::Signaled,
+        srtp_in: Some(key.clone()),
+        srtp_out: Some(our_key.clone()),
+        rtcp_mux: true,
+        ..Default::default()
+    };
+    r.configure(ep.id, &cfg(&old, &peer_key)).unwrap();
+    let (tx, rx) = mpsc::channel();
+    r.tap(ep.id, Some(Box::new(Sink(tx)))).unwrap();
+    let mut peer_tx = SrtpContext::new(profile, &peer_key.key, &peer_key.salt).unwrap();
+    let mut sent = Vec::new();
+    for seq in 1..=3u16 {
+        let plain = rtp(seq, 0x77, &[0x11; 80]);
+        let mut buf = [0u8; 2048];
+        buf[..plain.len()].copy_from_slice(&plain);
+        let n = peer_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+        old.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
+        sent.push(buf[..n].to_vec());
+        assert!(rx.recv_timeout(Duration::from_secs(2)).is_ok());
+    }
+    // The peer moved: same keys, new address.
+    r.configure(ep.id, &cfg(&new, &peer_key)).unwrap();
+    new.send_to(&sent[1], at(ep.rtp_port)).unwrap();
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "a replayed packet got through: the replay window was reset"
+    );
+    let plain = rtp(4, 0x77, &[0x11; 80]);
+    let mut buf = [0u8; 2048];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = peer_tx.protect_rtp(&mut buf, plain.len()).unwrap();
+    new.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap().1, plain);
+    r.send_rtp(ep.id, rtp(100, 0xfeed, &[0x44; 40])).unwrap();
+    let mut rbuf = [0u8; 2048];
+    assert!(new.recv_from(&mut rbuf).is_ok(), "our packets go to the new address");
+    // New keys: a fresh context, which takes the old sequence numbers again.
+    let key2 = SrtpParams::random(profile).unwrap();
+    r.configure(ep.id, &cfg(&new, &key2)).unwrap();
+    let mut tx2 = SrtpContext::new(profile, &key2.key, &key2.salt).unwrap();
+    let plain = rtp(2, 0x77, &[0x11; 80]);
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = tx2.protect_rtp(&mut buf, plain.len()).unwrap();
+    new.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap().1, plain);
+    r.shutdown();
+}

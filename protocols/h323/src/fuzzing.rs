@@ -70,14 +70,16 @@ pub fn h245(data: &[u8]) {
 }
 
 /// Drives a [`crate::ras::Gatekeeper`] with `data` split into datagrams at
-/// 0xff bytes, accepting every registration and advancing the clock.
-/// Checks: no panic; every reply it sends decodes as a RAS message.
+/// 0xff bytes, accepting every registration (with an H.235 password, so
+/// that password tokens are checked) and advancing the clock. Checks: no
+/// panic; every reply it sends decodes as a RAS message.
 pub fn ras_gatekeeper(data: &[u8]) {
     use crate::ras::{Config, Event, Gatekeeper, Output, Verdict};
     use std::time::{Duration, Instant};
     let mut gk = Gatekeeper::new(Config::default());
     let source = std::net::SocketAddr::from(([127, 0, 0, 1], 40002));
     let start = Instant::now();
+    gk.set_wall_clock(start, 1_700_000_000);
     for (i, datagram) in data.split(|&b| b == 0xff).enumerate() {
         let now = start + Duration::from_secs(u64::try_from(i).unwrap_or(0) * 7);
         let _ = gk.handle_input(now, source, datagram);
@@ -85,11 +87,123 @@ pub fn ras_gatekeeper(data: &[u8]) {
             match o {
                 Output::Transmit { bytes, .. } => assert!(asn1::decode_ras(&bytes).is_ok()),
                 Output::Event(Event::Authorize { ticket, .. }) => {
-                    gk.authorize(now, ticket, Verdict::Accept { account: None });
+                    gk.authorize(
+                        now,
+                        ticket,
+                        Verdict::Accept {
+                            account: None,
+                            password: Some("fuzz".into()),
+                        },
+                    );
                 }
                 Output::Event(_) => {}
             }
         }
         let _ = gk.poll_timeout();
+    }
+}
+
+/// Drives one call through the call-signalling machine and its H.245
+/// control protocol. The first byte picks the H.245 transport (its value
+/// modulo 3: tunnelled, a separate connection to the caller, a separate
+/// connection to us) and, with bit 2, Fast Connect; the rest is cut at 0xff
+/// bytes into H.245 PDUs, delivered in the h245Control of Facility
+/// messages (tunnelled) or on the separate connection (each piece framed
+/// in TPKT, or as raw stream bytes when it starts with the TPKT version
+/// 3), the clock advancing 300 ms between them. Checks: no panic; what the
+/// machine sends decodes (signalling as Q.931 with its UUIE, H.245 as
+/// H.245).
+pub fn h245_session(data: &[u8]) {
+    use crate::media::{self, G711};
+    use crate::q931::CallReference;
+    use crate::signalling::{self, Answer, CallSignalling, Config, Output, SetupParams};
+    use rasn::types::OctetString;
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    fn check(m: &mut CallSignalling) {
+        while let Some(o) = m.poll_output() {
+            match o {
+                Output::Transmit(bytes) => {
+                    let mut d = tpkt::TpktDecoder::new(65_535);
+                    d.push(&bytes);
+                    while let Ok(Some(p)) = d.next_pdu() {
+                        assert!(signalling::decode_signalling(p).is_ok());
+                    }
+                }
+                Output::H245(bytes) => {
+                    let mut d = tpkt::TpktDecoder::new(65_535);
+                    d.push(&bytes);
+                    while let Ok(Some(p)) = d.next_pdu() {
+                        assert!(asn1::decode_h245(p).is_ok());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let transport = mode % 3;
+    let fast = mode & 4 != 0;
+    let rtp = SocketAddr::from(([127, 0, 0, 1], 5000));
+    let rtcp = SocketAddr::from(([127, 0, 0, 1], 5001));
+    let fast_start = if fast {
+        media::propose(G711::Ulaw, 1, rtp, rtcp).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let Ok(setup) = signalling::setup(&SetupParams {
+        call_reference: 1,
+        call_id: [1; 16],
+        dialed: "7001".into(),
+        display: "fuzz".into(),
+        calling: None,
+        fast_start,
+        tunnelling: transport == 0,
+        h245_address: (transport == 1).then(|| SocketAddr::from(([127, 0, 0, 1], 1721))),
+    }) else {
+        return;
+    };
+    let now = Instant::now();
+    let mut m = CallSignalling::new(Config::default(), now, u32::from(mode).wrapping_mul(7919));
+    m.handle_input(now, &setup);
+    check(&mut m);
+    let answer = Answer {
+        rtp: SocketAddr::from(([127, 0, 0, 1], 20000)),
+        rtcp: SocketAddr::from(([127, 0, 0, 1], 20001)),
+        fast_connect: fast.then_some(G711::Ulaw),
+        h245_listen: (transport == 2).then(|| SocketAddr::from(([127, 0, 0, 1], 40000))),
+    };
+    if m.answer(now, &answer).is_err() {
+        return;
+    }
+    check(&mut m);
+    if transport != 0 {
+        m.h245_connected(now);
+        check(&mut m);
+    }
+    for (i, piece) in rest.split(|&b| b == 0xff).enumerate() {
+        let t = now + Duration::from_millis(u64::try_from(i).unwrap_or(u64::MAX / 1000).saturating_mul(300));
+        if transport == 0 {
+            let pdus = vec![OctetString::from(piece.to_vec())];
+            if let Ok(fac) = signalling::facility_h245_raw(CallReference::new(1, false), None, pdus) {
+                m.handle_input(t, &fac);
+            }
+        } else if piece.first() == Some(&tpkt::VERSION) {
+            m.handle_h245_input(t, piece);
+        } else {
+            let mut framed = Vec::new();
+            if tpkt::encode(piece, &mut framed).is_ok() {
+                m.handle_h245_input(t, &framed);
+            }
+        }
+        m.handle_timeout(t);
+        check(&mut m);
+        if m.is_released() {
+            break;
+        }
     }
 }

@@ -11,12 +11,20 @@
 //!   them, the H.225.0 UUIE riding in the User-user IE.
 //! - [`asn1`]: the generated H.225.0 / H.235 / H.245 types and their ALIGNED
 //!   PER codec (`rasn::aper`), with bounded decoding.
-//! - [`signalling`]: one incoming call on one signalling connection (Setup,
-//!   Call Proceeding, Connect with Fast Connect, tunnelled H.245 minimum,
-//!   ReleaseComplete with Q.850 causes), driven by bytes and `now`.
-//! - [`media`]: Fast Connect's fastStart proposals and accepted channels.
+//! - [`signalling`]: one call on one signalling connection, incoming (Setup,
+//!   Call Proceeding, Alerting, Connect with Fast Connect or without) or
+//!   out (Setup with fastStart proposals, the called side's answers), H.245
+//!   tunnelled or on a separate connection, ReleaseComplete with Q.850
+//!   causes, driven by bytes and `now`.
+//! - [`control`]: the H.245 control protocol of a call (capability
+//!   exchange, master/slave determination, OpenLogicalChannel both ways,
+//!   channel closing, commands and indications), whatever carries it.
+//! - [`media`]: Fast Connect's fastStart proposals and accepted channels,
+//!   the audio codecs and capability set of H.245.
 //! - [`ras`]: the RAS gatekeeper (GRQ, RRQ, URQ, ARQ, BRQ, DRQ, LRQ, IRR),
 //!   driven by datagrams and `now`.
+//! - [`h235`]: H.235 password tokens in RAS (the endpoint's MD5 password
+//!   hash, H.235.1 procedure I with HMAC-SHA1-96), made and checked.
 //!
 //! A signalling connection's bytes go: TCP chunks → [`tpkt::TpktDecoder`] →
 //! [`q931::Message::decode`] → [`q931::Message::user_user`] →
@@ -32,6 +40,8 @@
 #![forbid(unsafe_code)]
 
 pub mod asn1;
+pub mod control;
+pub mod h235;
 pub mod media;
 pub mod q931;
 pub mod ras;

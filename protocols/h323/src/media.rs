@@ -1,7 +1,7 @@
 //! Fast Connect media (H.323 §8.1.7): the fastStart OpenLogicalChannel
 //! proposals of a Setup, the set the called side accepts in Connect, and
-//! the minimal H.245 capability set confgate announces when H.245 is
-//! tunnelled.
+//! the H.245 capability set confgate announces, and the audio codecs taken
+//! on channels opened by H.245.
 //!
 //! In a fastStart proposal (H.323 §8.1.7.1) the *caller* describes each
 //! channel from its own point of view:
@@ -59,6 +59,72 @@ impl G711 {
             h245::AudioCapability::g711Ulaw64k(f) => Some((G711::Ulaw, *f)),
             h245::AudioCapability::g711Alaw64k(f) => Some((G711::Alaw, *f)),
             _ => None,
+        }
+    }
+}
+
+impl From<G711> for AudioCodec {
+    fn from(c: G711) -> Self {
+        match c {
+            G711::Ulaw => AudioCodec::Pcmu,
+            G711::Alaw => AudioCodec::Pcma,
+        }
+    }
+}
+
+/// The audio codecs confgate takes on channels opened by H.245
+/// OpenLogicalChannel (H.245 §6.2.8 AudioCapability): G.711 at 64 kbit/s
+/// and G.722 at 64 kbit/s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioCodec {
+    /// G.711 µ-law (PCMU, RTP payload type 0).
+    Pcmu,
+    /// G.711 A-law (PCMA, RTP payload type 8).
+    Pcma,
+    /// G.722 64 kbit/s (RTP payload type 9, RTP clock 8000: RFC 3551 §4.5.2).
+    G722,
+}
+
+impl AudioCodec {
+    /// Every codec this crate takes, in confgate's order of preference.
+    pub const ALL: [AudioCodec; 3] = [AudioCodec::G722, AudioCodec::Pcmu, AudioCodec::Pcma];
+
+    /// The static RTP payload type (RFC 3551 §6).
+    pub fn payload_type(self) -> u8 {
+        match self {
+            AudioCodec::Pcmu => 0,
+            AudioCodec::Pcma => 8,
+            AudioCodec::G722 => 9,
+        }
+    }
+
+    /// The H.245 audio capability with `frames` (for G.711 and G.722 the
+    /// longest packet in milliseconds, H.245 §6.2.8.1).
+    pub fn capability(self, frames: u16) -> h245::AudioCapability {
+        match self {
+            AudioCodec::Pcmu => h245::AudioCapability::g711Ulaw64k(frames),
+            AudioCodec::Pcma => h245::AudioCapability::g711Alaw64k(frames),
+            AudioCodec::G722 => h245::AudioCapability::g722_64k(frames),
+        }
+    }
+
+    /// The codec and frames of an H.245 audio capability, if it is one
+    /// this crate takes.
+    pub fn from_capability(cap: &h245::AudioCapability) -> Option<(AudioCodec, u16)> {
+        match cap {
+            h245::AudioCapability::g711Ulaw64k(f) => Some((AudioCodec::Pcmu, *f)),
+            h245::AudioCapability::g711Alaw64k(f) => Some((AudioCodec::Pcma, *f)),
+            h245::AudioCapability::g722_64k(f) => Some((AudioCodec::G722, *f)),
+            _ => None,
+        }
+    }
+
+    /// The codec's name as H.245 and SDP spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioCodec::Pcmu => "PCMU",
+            AudioCodec::Pcma => "PCMA",
+            AudioCodec::G722 => "G722",
         }
     }
 }
@@ -323,6 +389,29 @@ pub fn accepted_remote(fast_start: &[OctetString]) -> Option<(G711, SocketAddr)>
     })
 }
 
+/// For a caller: the Fast Connect media of the fastStart element the
+/// called side returned (Connect, Call Proceeding, Alerting or Progress):
+/// the codec, and where the called side receives RTP and RTCP (the
+/// forward channel it filled in).
+pub fn fast_connect_accepted(fast_start: &[OctetString]) -> Option<FastConnect> {
+    use h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters as Fwd;
+    fast_start.iter().find_map(|b| {
+        let olc = asn1::decode::<h245::OpenLogicalChannel>(b).ok()?;
+        let fwd = &olc.forward_logical_channel_parameters;
+        match (&fwd.data_type, &fwd.multiplex_parameters) {
+            (h245::DataType::audioData(cap), Fwd::h2250LogicalChannelParameters(h)) => {
+                let (codec, _) = G711::from_capability(cap)?;
+                Some(FastConnect {
+                    codec,
+                    peer_rtp: Some(h.media_channel.as_ref().and_then(from_h245)?),
+                    peer_rtcp: h.media_control_channel.as_ref().and_then(from_h245),
+                })
+            }
+            _ => None,
+        }
+    })
+}
+
 /// An H.245 unicast transport address.
 pub fn to_h245(addr: SocketAddr) -> h245::H245TransportAddress {
     h245::H245TransportAddress::unicastAddress(match addr.ip() {
@@ -387,28 +476,52 @@ pub fn h245_protocol_identifier() -> ObjectIdentifier {
     ObjectIdentifier::new_unchecked(std::borrow::Cow::Borrowed(&[0, 0, 8, 245, 0, 17]))
 }
 
-/// The TerminalCapabilitySet confgate sends over tunnelled H.245: receive
-/// G.711 µ-law and A-law (H.245 §8.2), either one at a time.
-pub fn terminal_capability_set(sequence_number: u8) -> h245::MultimediaSystemControlMessage {
-    let entry = |n: u16, codec: G711| {
-        h245::CapabilityTableEntry::new(
+/// Longest audio packet confgate sends and announces, in milliseconds.
+pub const AUDIO_FRAMES: u16 = 20;
+
+/// The TerminalCapabilitySet confgate sends (H.245 §6.2.8): it receives
+/// `audio` (in that order of preference, one at a time) and user input as
+/// alphanumeric strings or DTMF signals (H.245 UserInputIndication), both
+/// at the same time as audio.
+pub fn terminal_capability_set(sequence_number: u8, audio: &[AudioCodec]) -> h245::MultimediaSystemControlMessage {
+    let mut table = Vec::new();
+    let mut audio_entries = Vec::new();
+    for (i, codec) in audio.iter().enumerate() {
+        let n = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        audio_entries.push(h245::CapabilityTableEntryNumber(n));
+        table.push(h245::CapabilityTableEntry::new(
             h245::CapabilityTableEntryNumber(n),
-            Some(h245::Capability::receiveAudioCapability(codec.capability(20))),
-        )
-    };
-    let descriptor = h245::CapabilityDescriptor::new(
-        h245::CapabilityDescriptorNumber(0),
-        Some(SetOf::from_vec(vec![h245::AlternativeCapabilitySet(vec![
-            h245::CapabilityTableEntryNumber(1),
-            h245::CapabilityTableEntryNumber(2),
-        ])])),
-    );
+            Some(h245::Capability::receiveAudioCapability(codec.capability(AUDIO_FRAMES))),
+        ));
+    }
+    let mut alternatives = Vec::new();
+    if !audio_entries.is_empty() {
+        alternatives.push(h245::AlternativeCapabilitySet(audio_entries));
+    }
+    for (offset, uii) in [
+        h245::UserInputCapability::basicString(()),
+        h245::UserInputCapability::dtmf(()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n = u16::try_from(audio.len() + offset + 1).unwrap_or(u16::MAX);
+        table.push(h245::CapabilityTableEntry::new(
+            h245::CapabilityTableEntryNumber(n),
+            Some(h245::Capability::receiveUserInputCapability(uii)),
+        ));
+        alternatives.push(h245::AlternativeCapabilitySet(vec![h245::CapabilityTableEntryNumber(
+            n,
+        )]));
+    }
+    let descriptor =
+        h245::CapabilityDescriptor::new(h245::CapabilityDescriptorNumber(0), Some(SetOf::from_vec(alternatives)));
     h245::MultimediaSystemControlMessage::request(h245::RequestMessage::terminalCapabilitySet(
         h245::TerminalCapabilitySet::new(
             h245::SequenceNumber(sequence_number),
             h245_protocol_identifier(),
             None,
-            Some(SetOf::from_vec(vec![entry(1, G711::Ulaw), entry(2, G711::Alaw)])),
+            Some(SetOf::from_vec(table)),
             Some(SetOf::from_vec(vec![descriptor])),
             None,
         ),
@@ -453,7 +566,7 @@ mod tests {
 
     #[test]
     fn capability_set_encodes() {
-        let tcs = terminal_capability_set(1);
+        let tcs = terminal_capability_set(1, &AudioCodec::ALL);
         let bytes = asn1::encode(&tcs).unwrap();
         assert_eq!(asn1::decode_h245(&bytes).unwrap(), tcs);
     }

@@ -22,13 +22,30 @@
 //!   H.323-ID or dialedDigits alias, or too many → `invalidAlias`; the
 //!   caller's verdict otherwise (`invalidAlias`, `securityDenial`); the
 //!   table full → `resourceUnavailable`.
+//!   A registration is called at its call-signalling address on the IP
+//!   address it registered from, else the first it gives
+//!   ([`Event::Registered`]).
 //! - URQ → UCF, or URJ `notCurrentlyRegistered`.
 //! - ARQ → ACF with `callModel gatekeeperRouted` and `destCallSignalAddress`
 //!   = our call-signalling address (confgate routes the call signalling: the
 //!   dialed alias arrives in the Setup and is routed there), or ARJ:
 //!   `callerNotRegistered`, `incompleteAddress` (nothing to call),
 //!   `resourceUnavailable` (no call signalling served). When the endpoint
-//!   answers a call (`answerCall`), the ACF points at its own address.
+//!   answers a call (`answerCall`), the ACF points at its own address. An
+//!   admission to place a call is reported ([`Event::Admitted`]: the call
+//!   identifier and the registration's account), so that the Setup that
+//!   follows can be taken as the account's.
+//! - H.235 password tokens ([`crate::h235`]: the endpoint's MD5 password
+//!   hash, H.235.1 procedure I): a GCF names the procedure the GRQ offers;
+//!   a full RRQ's token is checked against the password the verdict gives
+//!   (a token naming none of the aliases asked for, a wrong hash, a
+//!   timestamp outside [`Config::token_window`] of the wall clock given by
+//!   [`Gatekeeper::set_wall_clock`], one older than the last token taken
+//!   from its sender, or the same procedure I token twice: RRJ
+//!   `securityDenial`). A registration that proved its password so must
+//!   prove it again in every keep-alive RRQ, ARQ, URQ and DRQ (else
+//!   `securityDenial`). Requests without tokens are judged by the verdict
+//!   (the caller's configured policy) alone.
 //! - BRQ → BCF (the bandwidth asked for, capped), DRQ → DCF (or DRJ
 //!   `notRegistered`), LRQ → LCF with our addresses when an alias asked for
 //!   is registered here, else LRJ `requestDenied`; IRR → IACK when the
@@ -49,9 +66,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use rasn::types::{BmpString, Ia5String, OctetString};
+use rasn::types::{BmpString, Ia5String, Integer, OctetString};
 
 use crate::asn1::{self, h225};
+use crate::h235::{self, PasswordToken, Procedure};
 use crate::signalling::protocol_identifier;
 
 /// Longest alias kept (characters).
@@ -62,6 +80,8 @@ pub const MAX_ALIASES: usize = 16;
 const MAX_PENDING: usize = 256;
 /// How long a full registration waits for its verdict before it is dropped.
 const PENDING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most senders whose last password token is remembered (for replays).
+const MAX_TOKEN_SENDERS: usize = 20_000;
 
 /// The gatekeeper's settings.
 #[derive(Debug, Clone)]
@@ -85,6 +105,10 @@ pub struct Config {
     /// Mixed into endpoint identifiers so that they are not guessable from
     /// one daemon run to the next.
     pub endpoint_id_salt: u64,
+    /// How far a password token's timestamp may be from our clock (H.235.0
+    /// §10.3.3: the receiver checks that the time is within an acceptable
+    /// window); older tokens are refused as replays.
+    pub token_window: Duration,
 }
 
 impl Default for Config {
@@ -98,6 +122,7 @@ impl Default for Config {
             max_bandwidth: 40_960,
             max_registrations: 10_000,
             endpoint_id_salt: 0,
+            token_window: Duration::from_secs(120),
         }
     }
 }
@@ -178,6 +203,12 @@ pub enum Verdict {
     Accept {
         /// The account's user name.
         account: Option<String>,
+        /// The account's H.235 password, when known. A password token in
+        /// the request is checked against it (none known, or a wrong,
+        /// stale or replayed token: RRJ `securityDenial`), and then every
+        /// later request of the registration must carry a valid token too.
+        /// A request without a token registers on the verdict alone.
+        password: Option<String>,
     },
     /// Refuse with this reason.
     Refuse(Refusal),
@@ -198,6 +229,10 @@ pub enum Event {
         source: SocketAddr,
         /// The aliases asked for (H.323-IDs and dialedDigits only).
         aliases: Vec<Alias>,
+        /// The procedure of the password token the request carries, whose
+        /// sender is one of `aliases` (`None`: no token): the verdict
+        /// should then give the account's password.
+        token: Option<Procedure>,
     },
     /// An endpoint registered (or registered again with new aliases).
     Registered {
@@ -207,6 +242,35 @@ pub enum Event {
         account: Option<String>,
         /// Its aliases.
         aliases: Vec<Alias>,
+        /// Where calls to it go: its first call-signalling address on the
+        /// IP address it registered from, else the first it gave.
+        call_signal_address: Option<SocketAddr>,
+        /// It proved the account's password with an H.235 token.
+        authenticated: bool,
+    },
+    /// A registered endpoint was admitted to place a call (ARQ → ACF): its
+    /// Setup, which comes to our call-signalling address, names the same
+    /// call.
+    Admitted {
+        /// Its identifier.
+        endpoint: EndpointId,
+        /// The account of its registration.
+        account: Option<String>,
+        /// The IP address the registration belongs to.
+        source: IpAddr,
+        /// The ARQ's callIdentifier, if it gave one.
+        call_identifier: Option<[u8; 16]>,
+        /// The ARQ's conferenceID.
+        conference_id: [u8; 16],
+    },
+    /// A request's password token was wrong, stale or replayed, or missing
+    /// where the registration needs one: the request was refused with
+    /// `securityDenial`.
+    SecurityDenied {
+        /// Where the request came from.
+        source: SocketAddr,
+        /// The alias the token named, if there was one.
+        sender: Option<String>,
     },
     /// A registration ended (URQ, expiry, or replaced by a new one).
     Unregistered {
@@ -253,6 +317,20 @@ struct Registration {
     account: Option<String>,
     time_to_live: Duration,
     expires: Instant,
+    /// The H.235 password the registration proved: its later requests must
+    /// carry tokens made with it.
+    password: Option<String>,
+    /// The procedure it proved it with (procedure I: our answers carry
+    /// tokens too).
+    procedure: Option<Procedure>,
+}
+
+/// What signs an answer with an H.235.1 procedure I token: the password
+/// and the endpoint identifier the token is for.
+#[derive(Debug, Clone)]
+struct Signer {
+    password: String,
+    endpoint: EndpointId,
 }
 
 /// A full registration waiting for its verdict.
@@ -262,6 +340,16 @@ struct Pending {
     rrq: h225::RegistrationRequest,
     aliases: Vec<Alias>,
     deadline: Instant,
+    /// Its password token, and the datagram as received (procedure I
+    /// hashes all of it).
+    token: Option<(PasswordToken, Vec<u8>)>,
+}
+
+/// The last password token taken from a sender.
+#[derive(Debug, Clone)]
+struct Seen {
+    timestamp: u32,
+    random: Option<Integer>,
 }
 
 /// The gatekeeper: see the module docs.
@@ -273,6 +361,16 @@ pub struct Gatekeeper {
     next_ticket: u64,
     next_endpoint: u64,
     out: VecDeque<Output>,
+    /// The wall clock: an instant and the UNIX time then.
+    clock: Option<(Instant, u64)>,
+    /// The last token taken per sender (lower-cased).
+    tokens_seen: HashMap<String, Seen>,
+    /// How to sign the answer to the request being handled, when its
+    /// registration proved its password with procedure I (H.235.1 §14:
+    /// the gatekeeper's messages are secured too).
+    signer: Option<Signer>,
+    /// The sequence number of our procedure I tokens.
+    random: i64,
 }
 
 impl Gatekeeper {
@@ -285,7 +383,119 @@ impl Gatekeeper {
             next_ticket: 1,
             next_endpoint: 1,
             out: VecDeque::new(),
+            clock: None,
+            tokens_seen: HashMap::new(),
+            signer: None,
+            random: 0,
         }
+    }
+
+    /// Tells the gatekeeper the wall clock: at `now` it is `unix_secs`
+    /// seconds since 1970-01-01 UTC. Password tokens carry such times; until
+    /// this is called, every token is refused as stale.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
+        self.clock = Some((now, unix_secs));
+    }
+
+    /// The UNIX time at `now`, from the wall clock given.
+    fn unix_time(&self, now: Instant) -> Option<u64> {
+        let (at, unix) = self.clock?;
+        Some(match now.checked_duration_since(at) {
+            Some(d) => unix.saturating_add(d.as_secs()),
+            None => unix.saturating_sub(at.duration_since(now).as_secs()),
+        })
+    }
+
+    /// Checks `token` (from `message`) against `password`: its time within
+    /// the window, not older than the last token taken from its sender nor
+    /// the same procedure I token again, and its hash. A token that passes
+    /// becomes the sender's last.
+    fn check_token(&mut self, now: Instant, token: &PasswordToken, password: &str, message: &[u8]) -> bool {
+        let Some(unix) = self.unix_time(now) else {
+            return false;
+        };
+        if unix.abs_diff(u64::from(token.timestamp)) > self.config.token_window.as_secs() {
+            return false;
+        }
+        if let (Some(to), Some(ours)) = (&token.recipient, self.our_gatekeeper_identifier()) {
+            // Made for another gatekeeper (that shares the password).
+            if text(&ours.0).is_none_or(|ours| &ours != to) {
+                return false;
+            }
+        }
+        let key = token.sender.to_lowercase();
+        if let Some(seen) = self.tokens_seen.get(&key) {
+            if token.timestamp < seen.timestamp {
+                return false;
+            }
+            let same = token.timestamp == seen.timestamp && token.random == seen.random;
+            if same && token.procedure() == Procedure::Procedure1 {
+                return false;
+            }
+        }
+        if !token.verify(password, message) {
+            return false;
+        }
+        if self.tokens_seen.len() >= MAX_TOKEN_SENDERS && !self.tokens_seen.contains_key(&key) {
+            // Forget the senders whose last token is out of the window anyway.
+            let oldest = unix.saturating_sub(self.config.token_window.as_secs());
+            self.tokens_seen.retain(|_, s| u64::from(s.timestamp) >= oldest);
+            if self.tokens_seen.len() >= MAX_TOKEN_SENDERS {
+                return false;
+            }
+        }
+        self.tokens_seen.insert(
+            key,
+            Seen {
+                timestamp: token.timestamp,
+                random: token.random.clone(),
+            },
+        );
+        true
+    }
+
+    /// Whether a request of the registration `id` is authentic: with no
+    /// password proved at registration, always; else it must carry a valid
+    /// token from one of the registration's aliases. A refusal is reported
+    /// ([`Event::SecurityDenied`]).
+    fn authentic(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        id: &str,
+        tokens: Option<&[h225::CryptoH323Token]>,
+        message: &[u8],
+    ) -> bool {
+        let Some(reg) = self.registrations.get(id) else {
+            return false;
+        };
+        let Some(password) = reg.password.clone() else {
+            return true;
+        };
+        let procedure = reg.procedure;
+        let token = h235::find_token(tokens);
+        let ok = match &token {
+            Some(t) => {
+                // Procedure I endpoints name themselves by the endpoint
+                // identifier once registered.
+                let theirs = t.sender == id || reg.aliases.iter().any(|a| a.as_str().eq_ignore_ascii_case(&t.sender));
+                theirs && self.check_token(now, t, &password, message)
+            }
+            None => false,
+        };
+        if ok && procedure == Some(Procedure::Procedure1) {
+            self.signer = Some(Signer {
+                password,
+                endpoint: id.to_string(),
+            });
+        }
+        if !ok {
+            self.out.push_back(Output::Event(Event::SecurityDenied {
+                source,
+                sender: token.map(|t| t.sender),
+            }));
+        }
+        ok
     }
 
     /// The number of registered endpoints.
@@ -306,25 +516,16 @@ impl Gatekeeper {
     /// answered; drain [`Gatekeeper::poll_output`] in both cases.
     pub fn handle_input(&mut self, now: Instant, source: SocketAddr, bytes: &[u8]) -> Result<(), Ignored> {
         self.handle_timeout(now);
+        self.signer = None;
         let msg = asn1::decode_ras(bytes).map_err(|_| Ignored::Undecodable)?;
         use h225::RasMessage as M;
         let reply = match msg {
             M::gatekeeperRequest(r) => Some(self.gatekeeper_request(r)),
-            M::registrationRequest(r) => self.registration_request(now, source, r)?,
-            M::unregistrationRequest(r) => Some(self.unregistration_request(source, r)),
-            M::admissionRequest(r) => Some(self.admission_request(source, r)),
-            M::bandwidthRequest(r) => Some(M::bandwidthConfirm(h225::BandwidthConfirm {
-                request_seq_num: r.request_seq_num,
-                band_width: h225::BandWidth(r.band_width.0.min(self.config.max_bandwidth)),
-                non_standard_data: None,
-                tokens: None,
-                crypto_tokens: None,
-                integrity_check_value: None,
-                capacity: None,
-                generic_data: None,
-                transport_qos: None,
-            })),
-            M::disengageRequest(r) => Some(self.disengage_request(source, r)),
+            M::registrationRequest(r) => self.registration_request(now, source, r, bytes)?,
+            M::unregistrationRequest(r) => Some(self.unregistration_request(now, source, r, bytes)),
+            M::admissionRequest(r) => Some(self.admission_request(now, source, r, bytes)),
+            M::bandwidthRequest(r) => Some(self.bandwidth_request(now, source, r, bytes)),
+            M::disengageRequest(r) => Some(self.disengage_request(now, source, r, bytes)),
             M::locationRequest(r) => {
                 let (to, reply) = self.location_request(source, r);
                 self.transmit(to, &reply);
@@ -338,9 +539,51 @@ impl Gatekeeper {
             _ => return Err(Ignored::NotARequest),
         };
         if let Some(reply) = reply {
-            self.transmit(source, &reply);
+            let signer = self.signer.take();
+            self.transmit_signed(now, source, reply, signer);
         }
         Ok(())
+    }
+
+    fn bandwidth_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        r: h225::BandwidthRequest,
+        message: &[u8],
+    ) -> h225::RasMessage {
+        let found = self.registration_of(source, &r.endpoint_identifier).map(|(id, _)| id);
+        let reason = match found {
+            None => Some(h225::BandRejectReason::notBound(())),
+            Some(id) if !self.authentic(now, source, &id, r.crypto_tokens.as_deref(), message) => {
+                Some(h225::BandRejectReason::securityDenial(()))
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            return h225::RasMessage::bandwidthReject(h225::BandwidthReject::new(
+                r.request_seq_num,
+                reason,
+                h225::BandWidth(0),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ));
+        }
+        h225::RasMessage::bandwidthConfirm(h225::BandwidthConfirm {
+            request_seq_num: r.request_seq_num,
+            band_width: h225::BandWidth(r.band_width.0.min(self.config.max_bandwidth)),
+            non_standard_data: None,
+            tokens: None,
+            crypto_tokens: None,
+            integrity_check_value: None,
+            capacity: None,
+            generic_data: None,
+            transport_qos: None,
+        })
     }
 
     /// Answers the full registration waiting under `ticket` (from
@@ -348,7 +591,7 @@ impl Gatekeeper {
     pub fn authorize(&mut self, now: Instant, ticket: u64, verdict: Verdict) {
         let Some(p) = self.pending.remove(&ticket) else { return };
         let seq = p.rrq.request_seq_num.clone();
-        let account = match verdict {
+        let (account, password) = match verdict {
             Verdict::Refuse(r) => {
                 let reason = match r {
                     Refusal::InvalidAlias => h225::RegistrationRejectReason::invalidAlias(()),
@@ -359,7 +602,23 @@ impl Gatekeeper {
                 self.transmit(p.source, &rrj);
                 return;
             }
-            Verdict::Accept { account } => account,
+            Verdict::Accept { account, password } => (account, password),
+        };
+        // A token must prove the password; without one the verdict stands alone.
+        let proved = match (&p.token, password) {
+            (None, _) => None,
+            (Some((token, message)), Some(password)) if self.check_token(now, token, &password, message) => {
+                Some(password)
+            }
+            (Some((token, _)), _) => {
+                let rrj = self.registration_reject(seq, h225::RegistrationRejectReason::securityDenial(()));
+                self.transmit(p.source, &rrj);
+                self.out.push_back(Output::Event(Event::SecurityDenied {
+                    source: p.source,
+                    sender: Some(token.sender.clone()),
+                }));
+                return;
+            }
         };
         // A full registration from the same RAS address replaces the
         // endpoint's earlier one (H.225.0 §7.9: an endpoint re-registering).
@@ -380,22 +639,36 @@ impl Gatekeeper {
         }
         let id = self.new_endpoint_id();
         let ttl = self.time_to_live(p.rrq.time_to_live.as_ref());
+        let call_signal_address = call_address(&p.rrq.call_signal_address, p.source.ip());
+        let authenticated = proved.is_some();
+        let procedure = p.token.as_ref().map(|(t, _)| t.procedure()).filter(|_| authenticated);
+        let signer = match (&proved, procedure) {
+            (Some(password), Some(Procedure::Procedure1)) => Some(Signer {
+                password: password.clone(),
+                endpoint: id.clone(),
+            }),
+            _ => None,
+        };
         let registration = Registration {
             source: p.source.ip(),
             ras_address,
-            call_signal_address: p.rrq.call_signal_address.first().cloned(),
+            call_signal_address: call_signal_address.map(transport),
             aliases: p.aliases.clone(),
             account: account.clone(),
             time_to_live: ttl,
             expires: now + ttl + self.config.grace,
+            password: proved,
+            procedure,
         };
         let rcf = self.registration_confirm(seq, &id, &registration);
         self.registrations.insert(id.clone(), registration);
-        self.transmit(p.source, &rcf);
+        self.transmit_signed(now, p.source, rcf, signer);
         self.out.push_back(Output::Event(Event::Registered {
             endpoint: id,
             account,
             aliases: p.aliases,
+            call_signal_address,
+            authenticated,
         }));
     }
 
@@ -432,6 +705,38 @@ impl Gatekeeper {
                 endpoint: id.to_string(),
                 account: r.account,
             }));
+        }
+    }
+
+    /// Sends `msg`, with a procedure I token from us to the endpoint when
+    /// `signer` says (H.235.1: `sendersID` our gatekeeper identifier,
+    /// `generalID` the endpoint identifier, HMAC-SHA1-96 over the message).
+    fn transmit_signed(&mut self, now: Instant, to: SocketAddr, mut msg: h225::RasMessage, signer: Option<Signer>) {
+        let Some(signer) = signer else {
+            self.transmit(to, &msg);
+            return;
+        };
+        let gatekeeper: String = self.config.gatekeeper_identifier.chars().take(128).collect();
+        self.random = self.random.wrapping_add(1);
+        let token = self.unix_time(now).and_then(|unix| {
+            h235::procedure1_token(
+                &gatekeeper,
+                Some(&signer.endpoint),
+                u32::try_from(unix).unwrap_or(u32::MAX),
+                self.random,
+            )
+        });
+        let signed = token
+            .filter(|t| set_crypto_tokens(&mut msg, vec![t.clone()]))
+            .and_then(|_| {
+                let mut bytes = asn1::encode(&msg).ok()?;
+                h235::procedure1_sign(&mut bytes, &signer.password).then_some(bytes)
+            });
+        match signed {
+            Some(bytes) => self.out.push_back(Output::Transmit { to, bytes }),
+            // No clock or an identifier that does not fit: the endpoint
+            // will not take the answer unsigned, but it is the answer.
+            None => self.transmit(to, &msg),
         }
     }
 
@@ -502,6 +807,12 @@ impl Gatekeeper {
                 generic_data: None,
             });
         }
+        // H.225.0 §7.2.1: of the security the endpoint offers, the one we use.
+        let mode = h235::choose(r.authentication_capability.as_deref(), r.algorithm_oids.as_deref()).map(h235::mode);
+        let (authentication_mode, algorithm_oid) = match mode {
+            Some((m, a)) => (Some(m), Some(a)),
+            None => (None, None),
+        };
         h225::RasMessage::gatekeeperConfirm(h225::GatekeeperConfirm {
             request_seq_num: r.request_seq_num,
             protocol_identifier: protocol_identifier(),
@@ -509,10 +820,10 @@ impl Gatekeeper {
             gatekeeper_identifier: self.our_gatekeeper_identifier(),
             ras_address: transport(self.config.ras_address),
             alternate_gatekeeper: None,
-            authentication_mode: None,
+            authentication_mode,
             tokens: None,
             crypto_tokens: None,
-            algorithm_oid: None,
+            algorithm_oid,
             integrity: None,
             integrity_check_value: None,
             feature_set: None,
@@ -584,6 +895,7 @@ impl Gatekeeper {
         now: Instant,
         source: SocketAddr,
         r: h225::RegistrationRequest,
+        message: &[u8],
     ) -> Result<Option<h225::RasMessage>, Ignored> {
         use h225::RegistrationRejectReason as Why;
         let seq = r.request_seq_num.clone();
@@ -600,6 +912,9 @@ impl Gatekeeper {
             let Some(id) = found else {
                 return Ok(Some(self.registration_reject(seq, Why::fullRegistrationRequired(()))));
             };
+            if !self.authentic(now, source, &id, r.crypto_tokens.as_deref(), message) {
+                return Ok(Some(self.registration_reject(seq, Why::securityDenial(()))));
+            }
             let ttl = self.time_to_live(r.time_to_live.as_ref());
             let grace = self.config.grace;
             let Some(reg) = self.registrations.get_mut(&id) else {
@@ -618,8 +933,28 @@ impl Gatekeeper {
         if r.call_signal_address.is_empty() {
             return Ok(Some(self.registration_reject(seq, Why::invalidCallSignalAddress(()))));
         }
+        if self
+            .pending
+            .values()
+            .any(|p| p.source == source && p.rrq.request_seq_num == seq)
+        {
+            // A retransmission of a request still waiting for its verdict:
+            // the answer to the first goes out soon.
+            return Ok(None);
+        }
         if self.pending.len() >= MAX_PENDING {
             return Err(Ignored::Busy);
+        }
+        let token = h235::find_token(r.crypto_tokens.as_deref());
+        if let Some(t) = &token {
+            // The token speaks for one of the aliases asked for, or for none.
+            if !aliases.iter().any(|a| a.as_str().eq_ignore_ascii_case(&t.sender)) {
+                self.out.push_back(Output::Event(Event::SecurityDenied {
+                    source,
+                    sender: Some(t.sender.clone()),
+                }));
+                return Ok(Some(self.registration_reject(seq, Why::securityDenial(()))));
+            }
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -630,17 +965,25 @@ impl Gatekeeper {
                 rrq: r,
                 aliases: aliases.clone(),
                 deadline: now + PENDING_TIMEOUT,
+                token: token.clone().map(|t| (t, message.to_vec())),
             },
         );
         self.out.push_back(Output::Event(Event::Authorize {
             ticket,
             source,
             aliases,
+            token: token.map(|t| t.procedure()),
         }));
         Ok(None)
     }
 
-    fn unregistration_request(&mut self, source: SocketAddr, r: h225::UnregistrationRequest) -> h225::RasMessage {
+    fn unregistration_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        r: h225::UnregistrationRequest,
+        message: &[u8],
+    ) -> h225::RasMessage {
         let found = match &r.endpoint_identifier {
             Some(id) => self.registration_of(source, id).map(|(id, _)| id),
             // Without an identifier: by call-signalling address (H.225.0
@@ -657,10 +1000,19 @@ impl Gatekeeper {
                 })
                 .map(|(id, _)| id.clone()),
         };
-        let Some(id) = found else {
+        let found = found.map(|id| {
+            let ok = self.authentic(now, source, &id, r.crypto_tokens.as_deref(), message);
+            (id, ok)
+        });
+        let (id, reason) = match found {
+            Some((id, true)) => (Some(id), h225::UnregRejectReason::notCurrentlyRegistered(())),
+            Some((_, false)) => (None, h225::UnregRejectReason::securityDenial(())),
+            None => (None, h225::UnregRejectReason::notCurrentlyRegistered(())),
+        };
+        let Some(id) = id else {
             return h225::RasMessage::unregistrationReject(h225::UnregistrationReject {
                 request_seq_num: r.request_seq_num,
-                reject_reason: h225::UnregRejectReason::notCurrentlyRegistered(()),
+                reject_reason: reason,
                 non_standard_data: None,
                 alt_gkinfo: None,
                 tokens: None,
@@ -681,7 +1033,13 @@ impl Gatekeeper {
         })
     }
 
-    fn admission_request(&self, source: SocketAddr, r: h225::AdmissionRequest) -> h225::RasMessage {
+    fn admission_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        r: h225::AdmissionRequest,
+        message: &[u8],
+    ) -> h225::RasMessage {
         use h225::AdmissionRejectReason as Why;
         let reject = |reason| {
             h225::RasMessage::admissionReject(h225::AdmissionReject {
@@ -699,7 +1057,13 @@ impl Gatekeeper {
                 assigned_gatekeeper: None,
             })
         };
-        let Some((_, reg)) = self.registration_of(source, &r.endpoint_identifier) else {
+        let Some(id) = self.registration_of(source, &r.endpoint_identifier).map(|(id, _)| id) else {
+            return reject(Why::callerNotRegistered(()));
+        };
+        if !self.authentic(now, source, &id, r.crypto_tokens.as_deref(), message) {
+            return reject(Why::securityDenial(()));
+        }
+        let Some(reg) = self.registrations.get(&id).cloned() else {
             return reject(Why::callerNotRegistered(()));
         };
         let dest = if r.answer_call {
@@ -719,6 +1083,19 @@ impl Gatekeeper {
                 None => return reject(Why::resourceUnavailable(())),
             }
         };
+        if !r.answer_call {
+            self.out.push_back(Output::Event(Event::Admitted {
+                endpoint: id.clone(),
+                account: reg.account.clone(),
+                source: reg.source,
+                call_identifier: r
+                    .call_identifier
+                    .as_ref()
+                    .map(|c| *c.guid.0)
+                    .filter(|g| g.iter().any(|&b| b != 0)),
+                conference_id: *r.conference_id.0 .0,
+            }));
+        }
         h225::RasMessage::admissionConfirm(h225::AdmissionConfirm {
             request_seq_num: r.request_seq_num.clone(),
             band_width: h225::BandWidth(r.band_width.0.min(self.config.max_bandwidth)),
@@ -754,11 +1131,24 @@ impl Gatekeeper {
         })
     }
 
-    fn disengage_request(&mut self, source: SocketAddr, r: h225::DisengageRequest) -> h225::RasMessage {
-        if self.registration_of(source, &r.endpoint_identifier).is_none() {
+    fn disengage_request(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        r: h225::DisengageRequest,
+        message: &[u8],
+    ) -> h225::RasMessage {
+        let reason = match self.registration_of(source, &r.endpoint_identifier).map(|(id, _)| id) {
+            None => Some(h225::DisengageRejectReason::notRegistered(())),
+            Some(id) if !self.authentic(now, source, &id, r.crypto_tokens.as_deref(), message) => {
+                Some(h225::DisengageRejectReason::securityDenial(()))
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
             return h225::RasMessage::disengageReject(h225::DisengageReject {
                 request_seq_num: r.request_seq_num,
-                reject_reason: h225::DisengageRejectReason::notRegistered(()),
+                reject_reason: reason,
                 non_standard_data: None,
                 alt_gkinfo: None,
                 tokens: None,
@@ -872,6 +1262,32 @@ impl Gatekeeper {
     }
 }
 
+/// Puts `tokens` in the cryptoTokens of an answer; `false` for messages
+/// without them.
+fn set_crypto_tokens(msg: &mut h225::RasMessage, tokens: Vec<h225::CryptoH323Token>) -> bool {
+    use h225::RasMessage as M;
+    let slot = match msg {
+        M::gatekeeperConfirm(m) => &mut m.crypto_tokens,
+        M::registrationConfirm(m) => &mut m.crypto_tokens,
+        M::registrationReject(m) => &mut m.crypto_tokens,
+        M::unregistrationConfirm(m) => &mut m.crypto_tokens,
+        M::unregistrationReject(m) => &mut m.crypto_tokens,
+        M::admissionConfirm(m) => &mut m.crypto_tokens,
+        M::admissionReject(m) => &mut m.crypto_tokens,
+        M::bandwidthConfirm(m) => &mut m.crypto_tokens,
+        M::bandwidthReject(m) => &mut m.crypto_tokens,
+        M::disengageConfirm(m) => &mut m.crypto_tokens,
+        M::disengageReject(m) => &mut m.crypto_tokens,
+        M::locationConfirm(m) => &mut m.crypto_tokens,
+        M::locationReject(m) => &mut m.crypto_tokens,
+        M::infoRequestAck(m) => &mut m.crypto_tokens,
+        M::infoRequestNak(m) => &mut m.crypto_tokens,
+        _ => return false,
+    };
+    *slot = Some(tokens);
+    true
+}
+
 /// An `unknownMessageResponse` (XRS) quoting what we do not serve.
 fn unknown_message(seq: h225::RequestSeqNum, bytes: &[u8]) -> h225::RasMessage {
     h225::RasMessage::unknownMessageResponse(h225::UnknownMessageResponse {
@@ -887,6 +1303,19 @@ fn unknown_message(seq: h225::RequestSeqNum, bytes: &[u8]) -> h225::RasMessage {
 /// it came from.
 fn ras_address_of(r: &h225::RegistrationRequest, source: SocketAddr) -> SocketAddr {
     r.ras_address.iter().find_map(socket_address).unwrap_or(source)
+}
+
+/// Where to call an endpoint that registered from `source` with these
+/// call-signalling addresses: the first on `source` itself, else the first
+/// it gives (a host with several addresses registers from one and takes
+/// calls on another).
+fn call_address(addresses: &[h225::TransportAddress], source: IpAddr) -> Option<SocketAddr> {
+    let all: Vec<SocketAddr> = addresses
+        .iter()
+        .filter_map(socket_address)
+        .filter(|a| a.port() != 0 && !a.ip().is_unspecified())
+        .collect();
+    all.iter().find(|a| a.ip() == source).or(all.first()).copied()
 }
 
 /// A TransportAddress as a socket address (IPv4 and IPv6 only).
@@ -1034,6 +1463,7 @@ mod tests {
             *ticket,
             Verdict::Accept {
                 account: Some(alias.into()),
+                password: None,
             },
         );
         let (replies, events) = drain(gk);
@@ -1322,10 +1752,431 @@ mod tests {
             let (_, events) = drain(&mut gk);
             for e in events {
                 if let Event::Authorize { ticket, .. } = e {
-                    gk.authorize(now, ticket, Verdict::Accept { account: None });
+                    gk.authorize(
+                        now,
+                        ticket,
+                        Verdict::Accept {
+                            account: None,
+                            password: None,
+                        },
+                    );
                     drain(&mut gk);
                 }
             }
         }
+    }
+
+    const UNIX: u64 = 1_700_000_000;
+
+    /// A gatekeeper whose wall clock reads [`UNIX`] at `now`.
+    fn clocked(now: Instant) -> Gatekeeper {
+        let mut gk = gatekeeper();
+        gk.set_wall_clock(now, UNIX);
+        gk
+    }
+
+    fn md5_token(alias: &str, password: &str, timestamp: u64) -> h225::CryptoH323Token {
+        h235::password_hash_token(&Alias::H323Id(alias.into()), password, timestamp as u32).unwrap()
+    }
+
+    /// A full RRQ for `alias` with `tokens`.
+    fn rrq_with(alias: &str, tokens: Vec<h225::CryptoH323Token>) -> h225::RegistrationRequest {
+        let mut r = rrq();
+        r.terminal_alias = Some(vec![h225::AliasAddress::h323_ID(bmp(alias).unwrap())]);
+        r.gatekeeper_identifier = None;
+        r.time_to_live = None;
+        r.crypto_tokens = (!tokens.is_empty()).then_some(tokens);
+        r
+    }
+
+    /// Sends an RRQ, answers its authorization with `verdict`; returns the
+    /// reply and the events after the verdict.
+    fn register_with(
+        gk: &mut Gatekeeper,
+        now: Instant,
+        bytes: &[u8],
+        verdict: Verdict,
+    ) -> (h225::RasMessage, Vec<Event>) {
+        let _ = gk.handle_input(now, EP, bytes);
+        let (replies, events) = drain(gk);
+        if !replies.is_empty() {
+            return (one(replies), events);
+        }
+        let [Event::Authorize { ticket, .. }] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        gk.authorize(now, *ticket, verdict);
+        let (replies, events) = drain(gk);
+        (one(replies), events)
+    }
+
+    fn accept(password: &str) -> Verdict {
+        Verdict::Accept {
+            account: Some("room1".into()),
+            password: Some(password.into()),
+        }
+    }
+
+    fn rrj_reason(m: h225::RasMessage) -> h225::RegistrationRejectReason {
+        match m {
+            h225::RasMessage::registrationReject(r) => r.reject_reason,
+            other => panic!("not an RRJ: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn md5_password_token_registers_and_authenticates_later_requests() {
+        let now = Instant::now();
+        let mut gk = clocked(now);
+        let r = rrq_with("room1", vec![md5_token("room1", "s3cret", UNIX - 5)]);
+        let bytes = asn1::encode(&h225::RasMessage::registrationRequest(r)).unwrap();
+        let _ = gk.handle_input(now, EP, &bytes);
+        let (_, events) = drain(&mut gk);
+        assert!(
+            matches!(
+                &events[..],
+                [Event::Authorize {
+                    token: Some(Procedure::PasswordHash),
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+        let Event::Authorize { ticket, .. } = events[0] else {
+            panic!()
+        };
+        gk.authorize(now, ticket, accept("s3cret"));
+        let (replies, events) = drain(&mut gk);
+        let h225::RasMessage::registrationConfirm(rcf) = one(replies) else {
+            panic!()
+        };
+        assert!(
+            matches!(
+                &events[..],
+                [Event::Registered {
+                    authenticated: true,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+        let id = rcf.endpoint_identifier;
+
+        // An ARQ now needs a valid token: none → ARJ securityDenial.
+        let mut a = arq();
+        a.endpoint_identifier = id.clone();
+        a.crypto_tokens = None;
+        let (replies, events) = exchange(&mut gk, now, h225::RasMessage::admissionRequest(a.clone()));
+        let h225::RasMessage::admissionReject(arj) = one(replies) else {
+            panic!()
+        };
+        assert_eq!(arj.reject_reason, h225::AdmissionRejectReason::securityDenial(()));
+        assert!(matches!(&events[..], [Event::SecurityDenied { sender: None, .. }]));
+        // A wrong password → ARJ.
+        a.crypto_tokens = Some(vec![md5_token("room1", "guess", UNIX)]);
+        let (replies, _) = exchange(&mut gk, now, h225::RasMessage::admissionRequest(a.clone()));
+        assert!(matches!(one(replies), h225::RasMessage::admissionReject(_)));
+        // Another alias's token → ARJ.
+        a.crypto_tokens = Some(vec![md5_token("room2", "s3cret", UNIX)]);
+        let (replies, _) = exchange(&mut gk, now, h225::RasMessage::admissionRequest(a.clone()));
+        assert!(matches!(one(replies), h225::RasMessage::admissionReject(_)));
+        // The right one (in the same second as another: allowed) → ACF.
+        a.crypto_tokens = Some(vec![md5_token("room1", "s3cret", UNIX)]);
+        let (replies, events) = exchange(&mut gk, now, h225::RasMessage::admissionRequest(a.clone()));
+        assert!(matches!(one(replies), h225::RasMessage::admissionConfirm(_)));
+        assert!(matches!(&events[..], [Event::Admitted { account: Some(u), .. }] if u == "room1"));
+        // A token older than the last one taken is a replay → ARJ.
+        a.crypto_tokens = Some(vec![md5_token("room1", "s3cret", UNIX - 5)]);
+        let (replies, _) = exchange(&mut gk, now, h225::RasMessage::admissionRequest(a));
+        assert!(matches!(one(replies), h225::RasMessage::admissionReject(_)));
+
+        // A keep-alive with a token refreshes; without one it is refused.
+        let mut light = rrq();
+        light.gatekeeper_identifier = None;
+        light.keep_alive = Some(true);
+        light.terminal_alias = None;
+        light.endpoint_identifier = Some(id.clone());
+        light.crypto_tokens = Some(vec![md5_token("room1", "s3cret", UNIX + 1)]);
+        let later = now + Duration::from_secs(1);
+        let (replies, _) = exchange(&mut gk, later, h225::RasMessage::registrationRequest(light.clone()));
+        assert!(matches!(one(replies), h225::RasMessage::registrationConfirm(_)));
+        light.crypto_tokens = None;
+        let (replies, _) = exchange(&mut gk, later, h225::RasMessage::registrationRequest(light));
+        assert_eq!(
+            rrj_reason(one(replies)),
+            h225::RegistrationRejectReason::securityDenial(())
+        );
+
+        // URQ: without a token refused, with one done.
+        let mut u = h225::UnregistrationRequest::new(
+            h225::RequestSeqNum(9),
+            rrq().call_signal_address,
+            None,
+            None,
+            Some(id),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        );
+        let (replies, _) = exchange(&mut gk, later, h225::RasMessage::unregistrationRequest(u.clone()));
+        let h225::RasMessage::unregistrationReject(urj) = one(replies) else {
+            panic!()
+        };
+        assert_eq!(urj.reject_reason, h225::UnregRejectReason::securityDenial(()));
+        u.crypto_tokens = Some(vec![md5_token("room1", "s3cret", UNIX + 1)]);
+        let (replies, _) = exchange(&mut gk, later, h225::RasMessage::unregistrationRequest(u));
+        assert!(matches!(one(replies), h225::RasMessage::unregistrationConfirm(_)));
+        assert_eq!(gk.registered(), 0);
+    }
+
+    #[test]
+    fn wrong_stale_unverifiable_or_foreign_tokens_get_security_denial() {
+        let now = Instant::now();
+        let deny = h225::RegistrationRejectReason::securityDenial(());
+        let send = |gk: &mut Gatekeeper, token: h225::CryptoH323Token, verdict: Verdict| {
+            let r = rrq_with("room1", vec![token]);
+            let bytes = asn1::encode(&h225::RasMessage::registrationRequest(r)).unwrap();
+            register_with(gk, now, &bytes, verdict)
+        };
+        // Wrong password.
+        let mut gk = clocked(now);
+        let (reply, events) = send(&mut gk, md5_token("room1", "guess", UNIX), accept("s3cret"));
+        assert_eq!(rrj_reason(reply), deny);
+        assert!(matches!(&events[..], [Event::SecurityDenied { sender: Some(s), .. }] if s == "room1"));
+        // Too old, and too far ahead.
+        let (reply, _) = send(&mut gk, md5_token("room1", "s3cret", UNIX - 600), accept("s3cret"));
+        assert_eq!(rrj_reason(reply), deny);
+        let (reply, _) = send(&mut gk, md5_token("room1", "s3cret", UNIX + 600), accept("s3cret"));
+        assert_eq!(rrj_reason(reply), deny);
+        // No password known for the account.
+        let (reply, _) = send(
+            &mut gk,
+            md5_token("room1", "s3cret", UNIX),
+            Verdict::Accept {
+                account: Some("room1".into()),
+                password: None,
+            },
+        );
+        assert_eq!(rrj_reason(reply), deny);
+        // A token for an alias that is not registered here: refused at once.
+        let (reply, _) = send(&mut gk, md5_token("room9", "s3cret", UNIX), accept("s3cret"));
+        assert_eq!(rrj_reason(reply), deny);
+        assert_eq!(gk.registered(), 0);
+        // Without a wall clock no token is fresh.
+        let mut gk = gatekeeper();
+        let (reply, _) = send(&mut gk, md5_token("room1", "s3cret", UNIX), accept("s3cret"));
+        assert_eq!(rrj_reason(reply), deny);
+        // The right one registers; then the same RRQ, once another token
+        // has been taken, is a replay.
+        let mut gk = clocked(now);
+        let first = asn1::encode(&h225::RasMessage::registrationRequest(rrq_with(
+            "room1",
+            vec![md5_token("room1", "s3cret", UNIX - 2)],
+        )))
+        .unwrap();
+        let (reply, _) = register_with(&mut gk, now, &first, accept("s3cret"));
+        assert!(matches!(reply, h225::RasMessage::registrationConfirm(_)));
+        let (reply, _) = send(&mut gk, md5_token("room1", "s3cret", UNIX), accept("s3cret"));
+        assert!(matches!(reply, h225::RasMessage::registrationConfirm(_)));
+        let (reply, _) = register_with(&mut gk, now, &first, accept("s3cret"));
+        assert_eq!(rrj_reason(reply), deny);
+    }
+
+    #[test]
+    fn procedure1_tokens_cover_the_message_and_are_not_taken_twice() {
+        let now = Instant::now();
+        let mut gk = clocked(now);
+        let signed = |ts: u64, random: i64, password: &str| {
+            let token = h235::procedure1_token("room1", Some("video.example.com"), ts as u32, random).unwrap();
+            let r = rrq_with("room1", vec![token]);
+            let mut bytes = asn1::encode(&h225::RasMessage::registrationRequest(r)).unwrap();
+            assert!(h235::procedure1_sign(&mut bytes, password));
+            bytes
+        };
+        let (reply, _) = register_with(&mut gk, now, &signed(UNIX, 1, "guess"), accept("s3cret"));
+        assert_eq!(rrj_reason(reply), h225::RegistrationRejectReason::securityDenial(()));
+        let first = signed(UNIX, 2, "s3cret");
+        let _ = gk.handle_input(now, EP, &first);
+        let (_, events) = drain(&mut gk);
+        let [Event::Authorize { ticket, .. }] = events[..] else {
+            panic!("{events:?}")
+        };
+        gk.authorize(now, ticket, accept("s3cret"));
+        // The RCF carries our token for the endpoint, over the whole RCF.
+        let Some(Output::Transmit { bytes: rcf_bytes, .. }) = gk.poll_output() else {
+            panic!()
+        };
+        let (_, events) = drain(&mut gk);
+        assert!(matches!(
+            &events[..],
+            [Event::Registered {
+                authenticated: true,
+                ..
+            }]
+        ));
+        let h225::RasMessage::registrationConfirm(rcf) = asn1::decode_ras(&rcf_bytes).unwrap() else {
+            panic!()
+        };
+        let id = text(&rcf.endpoint_identifier.0).unwrap();
+        let ours = h235::find_token(rcf.crypto_tokens.as_deref()).unwrap();
+        assert_eq!(ours.sender, "video.example.com");
+        assert_eq!(ours.recipient.as_deref(), Some(id.as_str()));
+        assert_eq!(ours.timestamp as u64, UNIX);
+        assert!(ours.verify("s3cret", &rcf_bytes));
+        assert!(!ours.verify("s3cre", &rcf_bytes));
+        // Registered, the endpoint names itself by its identifier; the
+        // answer is signed again.
+        let token = h235::procedure1_token(&id, Some("video.example.com"), UNIX as u32, 3).unwrap();
+        let mut a = arq();
+        a.endpoint_identifier = rcf.endpoint_identifier.clone();
+        a.crypto_tokens = Some(vec![token]);
+        let mut bytes = asn1::encode(&h225::RasMessage::admissionRequest(a.clone())).unwrap();
+        assert!(h235::procedure1_sign(&mut bytes, "s3cret"));
+        let _ = gk.handle_input(now, EP, &bytes);
+        let Some(acf_bytes) = std::iter::from_fn(|| gk.poll_output()).find_map(|o| match o {
+            Output::Transmit { bytes, .. } => Some(bytes),
+            Output::Event(_) => None,
+        }) else {
+            panic!()
+        };
+        let h225::RasMessage::admissionConfirm(acf) = asn1::decode_ras(&acf_bytes).unwrap() else {
+            panic!()
+        };
+        assert!(h235::find_token(acf.crypto_tokens.as_deref())
+            .unwrap()
+            .verify("s3cret", &acf_bytes));
+        // A token made for another gatekeeper is refused.
+        let token = h235::procedure1_token(&id, Some("other.example.com"), UNIX as u32, 4).unwrap();
+        a.crypto_tokens = Some(vec![token]);
+        let mut bytes = asn1::encode(&h225::RasMessage::admissionRequest(a)).unwrap();
+        assert!(h235::procedure1_sign(&mut bytes, "s3cret"));
+        let _ = gk.handle_input(now, EP, &bytes);
+        let (replies, _) = drain(&mut gk);
+        assert!(matches!(one(replies), h225::RasMessage::admissionReject(_)));
+        // The same message again (same time and sequence number): a replay.
+        let (reply, _) = register_with(&mut gk, now, &first, accept("s3cret"));
+        assert_eq!(rrj_reason(reply), h225::RegistrationRejectReason::securityDenial(()));
+        // The next one in the same second is fine.
+        let (reply, _) = register_with(&mut gk, now, &signed(UNIX, 3, "s3cret"), accept("s3cret"));
+        assert!(matches!(reply, h225::RasMessage::registrationConfirm(_)));
+    }
+
+    #[test]
+    fn a_retransmitted_rrq_waits_for_the_first_ones_verdict() {
+        let now = Instant::now();
+        let mut gk = gatekeeper();
+        let bytes = asn1::encode(&h225::RasMessage::registrationRequest(rrq_with("alice", Vec::new()))).unwrap();
+        let _ = gk.handle_input(now, EP, &bytes);
+        let (_, first) = drain(&mut gk);
+        assert!(matches!(&first[..], [Event::Authorize { .. }]));
+        // The same request again before the verdict: no second ticket, no answer.
+        assert_eq!(gk.handle_input(now, EP, &bytes), Ok(()));
+        let (replies, events) = drain(&mut gk);
+        assert!(replies.is_empty() && events.is_empty(), "{replies:?} {events:?}");
+        let [Event::Authorize { ticket, .. }] = first[..] else {
+            panic!()
+        };
+        gk.authorize(
+            now,
+            ticket,
+            Verdict::Accept {
+                account: None,
+                password: None,
+            },
+        );
+        let (replies, _) = drain(&mut gk);
+        assert!(matches!(one(replies), h225::RasMessage::registrationConfirm(_)));
+    }
+
+    #[test]
+    fn gcf_names_the_password_procedure_the_grq_offers() {
+        let mut gk = gatekeeper();
+        let mut r = grq();
+        let (m, o) = h235::capability(Procedure::PasswordHash);
+        r.authentication_capability = Some(vec![m.clone()]);
+        r.algorithm_oids = Some(vec![o.clone()]);
+        let (replies, _) = exchange(&mut gk, Instant::now(), h225::RasMessage::gatekeeperRequest(r.clone()));
+        let h225::RasMessage::gatekeeperConfirm(gcf) = one(replies) else {
+            panic!()
+        };
+        assert_eq!(gcf.authentication_mode, Some(m));
+        assert_eq!(gcf.algorithm_oid, Some(o));
+        r.authentication_capability = None;
+        let (replies, _) = exchange(&mut gk, Instant::now(), h225::RasMessage::gatekeeperRequest(r));
+        let h225::RasMessage::gatekeeperConfirm(gcf) = one(replies) else {
+            panic!()
+        };
+        assert_eq!(gcf.authentication_mode, None);
+    }
+
+    #[test]
+    fn admission_names_the_call_and_registration_the_call_address() {
+        let now = Instant::now();
+        let mut gk = gatekeeper();
+        let mut r = rrq_with("alice", Vec::new());
+        // The address on the host it registers from comes first.
+        r.call_signal_address = vec![
+            transport("0.0.0.0:1720".parse().unwrap()),
+            transport("198.51.100.7:1820".parse().unwrap()),
+            transport(SocketAddr::new(EP.ip(), 1821)),
+        ];
+        let bytes = asn1::encode(&h225::RasMessage::registrationRequest(r)).unwrap();
+        let (reply, events) = register_with(
+            &mut gk,
+            now,
+            &bytes,
+            Verdict::Accept {
+                account: Some("alice".into()),
+                password: None,
+            },
+        );
+        let h225::RasMessage::registrationConfirm(rcf) = reply else {
+            panic!()
+        };
+        let [Event::Registered {
+            call_signal_address,
+            authenticated: false,
+            ..
+        }] = &events[..]
+        else {
+            panic!("{events:?}")
+        };
+        assert_eq!(*call_signal_address, Some(SocketAddr::new(EP.ip(), 1821)));
+        assert_eq!(
+            call_address(&[transport("198.51.100.7:1820".parse().unwrap())], EP.ip()),
+            Some("198.51.100.7:1820".parse().unwrap())
+        );
+        let mut a = arq();
+        a.endpoint_identifier = rcf.endpoint_identifier;
+        a.call_identifier = Some(h225::CallIdentifier::new(h225::GloballyUniqueID(
+            rasn::types::FixedOctetString::from([7; 16]),
+        )));
+        let (replies, events) = exchange(&mut gk, now, h225::RasMessage::admissionRequest(a.clone()));
+        assert!(matches!(one(replies), h225::RasMessage::admissionConfirm(_)));
+        let [Event::Admitted {
+            account,
+            source,
+            call_identifier,
+            ..
+        }] = &events[..]
+        else {
+            panic!("{events:?}")
+        };
+        assert_eq!(account.as_deref(), Some("alice"));
+        assert_eq!(*source, EP.ip());
+        assert_eq!(*call_identifier, Some([7; 16]));
+        // Answering a call admits nothing to place.
+        a.answer_call = true;
+        let (replies, events) = exchange(&mut gk, now, h225::RasMessage::admissionRequest(a));
+        assert!(matches!(one(replies), h225::RasMessage::admissionConfirm(_)));
+        assert!(events.is_empty());
     }
 }

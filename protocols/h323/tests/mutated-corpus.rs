@@ -115,3 +115,37 @@ fn framing_decoders_never_panic_on_mutated_messages() {
         assert_eq!(kind, "h225");
     }
 }
+
+#[test]
+fn h245_sessions_never_panic_on_mutated_pdus() {
+    let mut rng = Rng(0x0bad_5eed_1234_5678);
+    // The H.245 PDUs of the corpus: on their own connection and tunnelled.
+    let mut pdus: Vec<Vec<u8>> = corpus()
+        .into_iter()
+        .filter(|(k, _)| k == "h245")
+        .map(|(_, p)| p)
+        .collect();
+    for (_, uuie) in corpus().into_iter().filter(|(k, _)| k == "h225") {
+        let u = confgate_h323::asn1::decode_user_information(&uuie).unwrap();
+        pdus.extend(u.h323_uu_pdu.h245_control.into_iter().flatten().map(|b| b.to_vec()));
+    }
+    assert!(pdus.len() > 5, "{}", pdus.len());
+    for mode in 0..8u8 {
+        // Unmutated, in corpus order: what real endpoints send.
+        let mut input = vec![mode];
+        for p in &pdus {
+            input.extend_from_slice(p);
+            input.push(0xff);
+        }
+        fuzzing::h245_session(&input);
+        for _ in 0..iterations() {
+            let mut input = vec![mode];
+            for _ in 0..1 + rng.below(6) {
+                let pick = rng.below(pdus.len());
+                input.extend(mutate(&mut rng, &pdus[pick]));
+                input.push(0xff);
+            }
+            fuzzing::h245_session(&input);
+        }
+    }
+}

@@ -2,8 +2,11 @@
 //! `../shared/TESTING.md`): a Setup with fastStart OpenLogicalChannels and
 //! an H.245 address, a Connect and a ReleaseComplete over TPKT on TCP 1720,
 //! an RRQ and an RCF on UDP 1719, what the RAS gatekeeper answers (GCF,
-//! RRJ, RCF, ACF), and an H.245 TerminalCapabilitySet over TPKT on a
-//! separate H.245 connection. The dissectors must report no
+//! RRJ, RCF, ACF), an H.245 TerminalCapabilitySet over TPKT on a
+//! separate H.245 connection, and every H.245 message the call's control
+//! protocol sends there (capabilities, determination, logical channels
+//! opened, acknowledged, refused and closed, answers to other requests,
+//! EndSessionCommand) with the Connect that offers an H.245 address. The dissectors must report no
 //! malformed packet and no error-level expert item, and name the right
 //! message types.
 //!
@@ -313,8 +316,10 @@ fn tshark_accepts_what_the_call_signalling_machine_sends() {
         call_id: [0x42; 16],
         dialed: "7001".into(),
         display: "tshark".into(),
+        calling: None,
         fast_start: media::propose(G711::Ulaw, 1, caller_rtp, caller_rtcp).unwrap(),
         tunnelling: true,
+        h245_address: None,
     })
     .unwrap();
     let now = Instant::now();
@@ -330,9 +335,13 @@ fn tshark_accepts_what_the_call_signalling_machine_sends() {
     m.handle_input(now, &setup);
     drain(&mut m, &mut sent);
     m.answer(
-        G711::Ulaw,
-        "127.0.0.1:20000".parse().unwrap(),
-        "127.0.0.1:20001".parse().unwrap(),
+        now,
+        &signalling::Answer {
+            rtp: "127.0.0.1:20000".parse().unwrap(),
+            rtcp: "127.0.0.1:20001".parse().unwrap(),
+            fast_connect: Some(G711::Ulaw),
+            h245_listen: None,
+        },
     )
     .unwrap();
     drain(&mut m, &mut sent);
@@ -411,21 +420,53 @@ fn tshark_accepts_what_the_gatekeeper_sends() {
             .find(|m| pred(m))
             .unwrap()
     };
-    let grq = find(&|m| matches!(m, h225::RasMessage::gatekeeperRequest(_)));
-    feed(&mut gk, &grq, &mut sent, &mut tickets);
+    let h225::RasMessage::gatekeeperRequest(mut grq) = find(&|m| matches!(m, h225::RasMessage::gatekeeperRequest(_)))
+    else {
+        unreachable!()
+    };
+    // Offering the H.235 password hash: the GCF names it.
+    let (mechanism, algorithm) = confgate_h323::h235::capability(confgate_h323::h235::Procedure::PasswordHash);
+    grq.authentication_capability = Some(vec![mechanism]);
+    grq.algorithm_oids = Some(vec![algorithm]);
+    feed(
+        &mut gk,
+        &h225::RasMessage::gatekeeperRequest(grq),
+        &mut sent,
+        &mut tickets,
+    );
     let h225::RasMessage::registrationRequest(mut rrq) =
         find(&|m| matches!(m, h225::RasMessage::registrationRequest(_)))
     else {
         unreachable!()
     };
     rrq.gatekeeper_identifier = None;
-    let rrq = h225::RasMessage::registrationRequest(rrq);
-    feed(&mut gk, &rrq, &mut sent, &mut tickets);
-    feed(&mut gk, &rrq, &mut sent, &mut tickets);
+    // Two requests (a retransmission, same sequence number, would wait for
+    // the first one's answer).
+    let mut second = rrq.clone();
+    second.request_seq_num = h225::RequestSeqNum(rrq.request_seq_num.0.wrapping_add(1));
+    feed(
+        &mut gk,
+        &h225::RasMessage::registrationRequest(rrq),
+        &mut sent,
+        &mut tickets,
+    );
+    feed(
+        &mut gk,
+        &h225::RasMessage::registrationRequest(second),
+        &mut sent,
+        &mut tickets,
+    );
     let refused = tickets.pop().unwrap();
     let accepted = tickets.pop().unwrap();
     gk.authorize(now, refused, Verdict::Refuse(Refusal::InvalidAlias));
-    gk.authorize(now, accepted, Verdict::Accept { account: None });
+    gk.authorize(
+        now,
+        accepted,
+        Verdict::Accept {
+            account: None,
+            password: None,
+        },
+    );
     let mut endpoint_identifier = None;
     while let Some(o) = gk.poll_output() {
         if let Output::Transmit { bytes, .. } = o {
@@ -463,4 +504,225 @@ fn tshark_accepts_what_the_gatekeeper_sends() {
     assert!(r[1].contains("registrationReject"), "{r:?}");
     assert!(r[2].contains("registrationConfirm"), "{r:?}");
     assert!(r[3].contains("admissionConfirm"), "{r:?}");
+}
+
+/// What the call-signalling machine sends for a call without Fast Connect
+/// whose H.245 runs on a separate connection: Call Proceeding, Connect
+/// (with our H.245 address when the caller is to connect, without when we
+/// connect to it), ReleaseComplete; and on the H.245 connection our
+/// capabilities (G.722, G.711, user input), master/slave determination,
+/// the answers to the caller's capabilities, determination and channels
+/// (audio acknowledged, H.263 refused), our own audio channel, the answers
+/// to RoundTripDelay, MaintenanceLoop and an unserved request, channel
+/// closing both ways, and EndSessionCommand.
+#[test]
+fn tshark_accepts_h245_on_a_separate_connection() {
+    use confgate_h323::control;
+    use confgate_h323::media::AudioCodec;
+    use confgate_h323::signalling::{self, Answer, CallSignalling, Config, Output, SetupParams};
+    use h245::MultimediaSystemControlMessage as M;
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    let caller_h245: SocketAddr = "127.0.0.1:1721".parse().unwrap();
+    let setup = |h245_address| {
+        signalling::setup(&SetupParams {
+            call_reference: 0x0123,
+            call_id: [0x42; 16],
+            dialed: "7001".into(),
+            display: "tshark".into(),
+            calling: None,
+            fast_start: Vec::new(),
+            tunnelling: false,
+            h245_address,
+        })
+        .unwrap()
+    };
+    let answer = |listen| Answer {
+        rtp: "127.0.0.1:20000".parse().unwrap(),
+        rtcp: "127.0.0.1:20001".parse().unwrap(),
+        fast_connect: None,
+        h245_listen: listen,
+    };
+    let now = Instant::now();
+    let (mut signalling_sent, mut h245_sent) = (Vec::new(), Vec::new());
+    let drain = |m: &mut CallSignalling, cs: &mut Vec<Vec<u8>>, h: &mut Vec<Vec<u8>>| {
+        while let Some(o) = m.poll_output() {
+            match o {
+                Output::Transmit(b) => cs.push(b),
+                Output::H245(b) => h.push(b),
+                _ => {}
+            }
+        }
+    };
+
+    // The caller connects to us: Connect carries our H.245 address.
+    let mut listen = CallSignalling::new(Config::default(), now, 1);
+    listen.handle_input(now, &setup(None));
+    listen
+        .answer(now, &answer(Some("127.0.0.1:40100".parse().unwrap())))
+        .unwrap();
+    let mut ignored = Vec::new();
+    drain(&mut listen, &mut ignored, &mut Vec::new());
+    assert_eq!(ignored.len(), 2);
+    let offer_connect = ignored.pop().unwrap();
+
+    // We connect to the caller's address.
+    let mut m = CallSignalling::new(Config::default(), now, 12345);
+    m.handle_input(now, &setup(Some(caller_h245)));
+    m.answer(now, &answer(None)).unwrap();
+    drain(&mut m, &mut signalling_sent, &mut h245_sent);
+    signalling_sent.insert(1, offer_connect);
+    m.h245_connected(now);
+    let peer_rtcp: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+    let mut video = control::open_logical_channel(12, AudioCodec::Pcmu, peer_rtcp);
+    video.forward_logical_channel_parameters.data_type = h245::DataType::videoData(
+        h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
+            None,
+            Some(1),
+            Some(1),
+            None,
+            None,
+            3840,
+            false,
+            false,
+            false,
+            false,
+            false,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )),
+    );
+    let feed = |m: &mut CallSignalling, msg: M| {
+        let mut framed = Vec::new();
+        tpkt::encode(&encode(&msg).unwrap(), &mut framed).unwrap();
+        m.handle_h245_input(now, &framed);
+    };
+    feed(&mut m, terminal_capability_set_pdu());
+    feed(&mut m, control::master_slave_determination(50, 4242));
+    feed(
+        &mut m,
+        M::response(h245::ResponseMessage::masterSlaveDeterminationAck(
+            h245::MasterSlaveDeterminationAck::new(h245::MasterSlaveDeterminationAckDecision::master(())),
+        )),
+    );
+    feed(&mut m, M::request(h245::RequestMessage::openLogicalChannel(video)));
+    feed(
+        &mut m,
+        M::request(h245::RequestMessage::openLogicalChannel(control::open_logical_channel(
+            11,
+            AudioCodec::Pcma,
+            peer_rtcp,
+        ))),
+    );
+    drain(&mut m, &mut signalling_sent, &mut h245_sent);
+    let ours = h245_sent
+        .iter()
+        .map(|b| decode::<M>(&b[tpkt::HEADER_LEN..]).unwrap())
+        .find_map(|msg| match msg {
+            M::request(h245::RequestMessage::openLogicalChannel(o)) => Some(o.forward_logical_channel_number.0),
+            _ => None,
+        })
+        .expect("our channel opened");
+    feed(
+        &mut m,
+        M::response(h245::ResponseMessage::openLogicalChannelAck(
+            control::open_logical_channel_ack(
+                ours,
+                1,
+                control::LocalMedia {
+                    rtp: "127.0.0.1:5000".parse().unwrap(),
+                    rtcp: peer_rtcp,
+                },
+            ),
+        )),
+    );
+    feed(
+        &mut m,
+        M::request(h245::RequestMessage::roundTripDelayRequest(
+            h245::RoundTripDelayRequest::new(h245::SequenceNumber(3)),
+        )),
+    );
+    feed(
+        &mut m,
+        M::request(h245::RequestMessage::maintenanceLoopRequest(
+            h245::MaintenanceLoopRequest::new(h245::MaintenanceLoopRequestType::systemLoop(())),
+        )),
+    );
+    feed(
+        &mut m,
+        M::request(h245::RequestMessage::communicationModeRequest(
+            h245::CommunicationModeRequest::new(),
+        )),
+    );
+    feed(&mut m, control::video_fast_update(12));
+    feed(
+        &mut m,
+        M::request(h245::RequestMessage::closeLogicalChannel(
+            h245::CloseLogicalChannel::new(
+                h245::LogicalChannelNumber(11),
+                h245::CloseLogicalChannelSource::user(()),
+                None,
+            ),
+        )),
+    );
+    feed(
+        &mut m,
+        M::request(h245::RequestMessage::requestChannelClose(
+            h245::RequestChannelClose::new(h245::LogicalChannelNumber(ours), None, None),
+        )),
+    );
+    m.handle_timeout(now + Duration::from_secs(1));
+    m.release(call::EndReason::ConferenceEnded);
+    drain(&mut m, &mut signalling_sent, &mut h245_sent);
+
+    let dir = std::env::temp_dir().join(format!("confgate-h323-tshark-h245-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cs = dissect(
+        &dir,
+        "h245-signalling",
+        &signalling_sent,
+        &["-T", "1720,40000", "-4", "127.0.0.1,127.0.0.1"],
+        &[],
+    );
+    assert_eq!(cs.len(), 4, "{cs:?}");
+    assert!(cs[0].contains("callProceeding"), "{cs:?}");
+    assert!(cs[1].contains("connect") && cs[2].contains("connect"), "{cs:?}");
+    assert!(cs[3].contains("releaseComplete"), "{cs:?}");
+    let h = dissect(
+        &dir,
+        "h245-separate",
+        &h245_sent,
+        &["-T", "40006,1721", "-4", "127.0.0.1,127.0.0.1"],
+        &["-d", "tcp.port==1721,h245"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let all = h.join("\n");
+    for name in [
+        "terminalCapabilitySet",
+        "masterSlaveDetermination",
+        "terminalCapabilitySetAck",
+        "masterSlaveDeterminationAck",
+        "openLogicalChannelReject",
+        "openLogicalChannelAck",
+        "openLogicalChannel (g711A)",
+        "roundTripDelayResponse",
+        "maintenanceLoopReject",
+        "functionNotUnderstood",
+        "closeLogicalChannelAck",
+        "requestChannelCloseAck",
+        "closeLogicalChannel",
+        "endSessionCommand",
+    ] {
+        assert!(all.contains(name), "{name} missing from {h:?}");
+    }
+    assert_eq!(h.len(), h245_sent.len(), "{h:?}");
 }

@@ -472,7 +472,9 @@ pub struct Verified {
 /// `Proxy-Authorization` values against stored HA1s. See the module docs for
 /// the nonce format, the lifetime and the replay table.
 pub struct NonceIssuer {
-    secret: [u8; 32],
+    /// HMAC-SHA256 keyed with the secret, cloned for every nonce (the key
+    /// schedule is done once).
+    mac: HmacSha256,
     lifetime_secs: u64,
     algorithms: Vec<Algorithm>,
     rng: StdRng,
@@ -503,8 +505,14 @@ impl NonceIssuer {
     /// (whole seconds; [`DEFAULT_NONCE_LIFETIME`] is a good value).
     /// Offers SHA-256 and MD5.
     pub fn new(secret: [u8; 32], lifetime: Duration) -> Self {
+        // A 32-byte key is shorter than SHA-256's block: HMAC zero-pads it,
+        // so padding here gives the same MAC without a fallible constructor.
+        let mut key = [0u8; 64];
+        for (k, s) in key.iter_mut().zip(secret.iter()) {
+            *k = *s;
+        }
         NonceIssuer {
-            secret,
+            mac: <HmacSha256 as hmac::digest::KeyInit>::new(&key.into()),
             lifetime_secs: lifetime.as_secs(),
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             rng: StdRng::from_entropy(),
@@ -545,13 +553,7 @@ impl NonceIssuer {
     }
 
     fn tag(&self, realm: &str, time: u64, random: &[u8; 8]) -> [u8; 16] {
-        // A 32-byte key is shorter than SHA-256's block: HMAC zero-pads it,
-        // so padding here gives the same MAC without a fallible constructor.
-        let mut key = [0u8; 64];
-        for (k, s) in key.iter_mut().zip(self.secret.iter()) {
-            *k = *s;
-        }
-        let mut mac = <HmacSha256 as hmac::digest::KeyInit>::new(&key.into());
+        let mut mac = self.mac.clone();
         mac.update(NONCE_LABEL);
         mac.update(&time.to_be_bytes());
         mac.update(random);
@@ -635,21 +637,35 @@ impl NonceIssuer {
         method: &str,
         realm: &str,
         now_unix: u64,
-        mut ha1_for: impl FnMut(Algorithm, &str) -> Option<String>,
+        ha1_for: impl FnMut(Algorithm, &str) -> Option<String>,
     ) -> Result<Verified, DigestError> {
         let params = parse_params(authorization)?;
-        if param(&params, "username*").is_some() {
+        self.verify_params(&params, method, realm, now_unix, ha1_for)
+    }
+
+    /// [`verify`](Self::verify) on an `Authorization` value already split by
+    /// [`parse_params`] (a driver that needed the `username` before
+    /// verifying parses it once).
+    pub fn verify_params(
+        &mut self,
+        params: &[(String, String)],
+        method: &str,
+        realm: &str,
+        now_unix: u64,
+        mut ha1_for: impl FnMut(Algorithm, &str) -> Option<String>,
+    ) -> Result<Verified, DigestError> {
+        if param(params, "username*").is_some() {
             return Err(DigestError::UnsupportedParameter("username*"));
         }
-        if param(&params, "userhash").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        if param(params, "userhash").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
             return Err(DigestError::UnsupportedParameter("userhash"));
         }
-        let username = required(&params, "username")?;
-        let got_realm = param(&params, "realm").ok_or_else(|| DigestError::malformed("realm"))?;
-        let nonce = required(&params, "nonce")?;
-        let uri = required(&params, "uri")?;
-        let response = required(&params, "response")?;
-        let algorithm = match param(&params, "algorithm") {
+        let username = required(params, "username")?;
+        let got_realm = param(params, "realm").ok_or_else(|| DigestError::malformed("realm"))?;
+        let nonce = required(params, "nonce")?;
+        let uri = required(params, "uri")?;
+        let response = required(params, "response")?;
+        let algorithm = match param(params, "algorithm") {
             None => Algorithm::Md5,
             Some(a) => match Algorithm::from_token(a) {
                 Some(alg) if self.algorithms.contains(&alg) => alg,
@@ -659,14 +675,14 @@ impl NonceIssuer {
         if !self.algorithms.contains(&algorithm) {
             return Err(DigestError::UnsupportedAlgorithm(algorithm.token().to_owned()));
         }
-        match param(&params, "qop") {
+        match param(params, "qop") {
             None => return Err(DigestError::MissingQop),
             Some(q) if q.eq_ignore_ascii_case("auth") => {}
             Some(q) => return Err(DigestError::UnsupportedQop(q.to_owned())),
         }
-        let nc_text = required(&params, "nc")?;
+        let nc_text = required(params, "nc")?;
         let nc = parse_nc(nc_text).ok_or_else(|| DigestError::malformed("nc"))?;
-        let cnonce = required(&params, "cnonce")?;
+        let cnonce = required(params, "cnonce")?;
         if got_realm != realm {
             return Err(DigestError::WrongRealm {
                 got: got_realm.to_owned(),

@@ -9,6 +9,9 @@
 //! - [`transaction`]: the four transaction machines of RFC 3261 §17, timers
 //!   A–K.
 //! - [`dialog`]: dialog state and in-dialog requests (RFC 3261 §12).
+//! - [`reliable`]: reliable provisional responses and PRACK (RFC 3262), both sides.
+//! - [`fork`]: parallel forking to several contacts and the choice of the caller's response
+//!   (RFC 3261 §16.7).
 //! - [`digest`]: HTTP digest authentication, server and client side
 //!   (RFC 7616 / RFC 8760: MD5 and SHA-256, `qop=auth`).
 //! - [`registrar`]: REGISTER processing and bindings (RFC 3261 §10).
@@ -19,9 +22,11 @@
 
 pub mod dialog;
 pub mod digest;
+pub mod fork;
 pub mod info;
 pub mod message;
 pub mod registrar;
+pub mod reliable;
 pub mod sdp;
 pub mod status;
 pub mod transaction;

@@ -24,6 +24,7 @@
 //! [`ParseError::BadRequestUri`] (IPv6 in `Via`, `Contact` and the other canonicalized headers is fine,
 //! they stay text); header values that are not UTF-8 are converted lossily.
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
@@ -144,7 +145,7 @@ pub fn parse_with_limit(bytes: &[u8], limit: usize) -> Result<SipMessage, ParseE
     let mut headers = Vec::with_capacity(raw.len());
     let mut seen = Seen::default();
     for (name, value) in raw {
-        add_header(&mut headers, &mut seen, &name, value)?;
+        add_header(&mut headers, &mut seen, name, value)?;
         if headers.len() > MAX_HEADERS {
             return Err(ParseError::TooManyHeaders(MAX_HEADERS));
         }
@@ -306,32 +307,44 @@ pub fn stream_frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
 /// Serializes a message. The body is appended as raw bytes (`rsip`'s `Display` would lossily convert it
 /// to UTF-8); headers are written as they are, so keep `Content-Length` right with [`with_body`].
 pub fn to_bytes(msg: &SipMessage) -> Vec<u8> {
-    let (start, headers, body) = match msg {
-        SipMessage::Request(r) => (format!("{} {} {}", r.method, r.uri, r.version), &r.headers, &r.body),
-        SipMessage::Response(r) => (
-            format!("{} {}", r.version, status_line(&r.status_code)),
-            &r.headers,
-            &r.body,
-        ),
-    };
+    match msg {
+        SipMessage::Request(r) => request_bytes(r),
+        SipMessage::Response(r) => response_bytes(r),
+    }
+}
+
+/// [`to_bytes`] for a request, without wrapping it in a [`SipMessage`].
+pub fn request_bytes(r: &Request) -> Vec<u8> {
     let mut out = String::with_capacity(512);
-    out.push_str(&start);
+    let _ = write!(out, "{} {} {}", r.method, r.uri, r.version);
+    finish_bytes(out, &r.headers, &r.body)
+}
+
+/// [`to_bytes`] for a response, without wrapping it in a [`SipMessage`].
+pub fn response_bytes(r: &Response) -> Vec<u8> {
+    let mut out = String::with_capacity(512);
+    let _ = write!(out, "{} ", r.version);
+    match &r.status_code {
+        StatusCode::Other(code, reason) => {
+            let _ = write!(out, "{code} {reason}");
+        }
+        known => {
+            let _ = write!(out, "{} {}", known.code(), reason_phrase(known.code()));
+        }
+    }
+    finish_bytes(out, &r.headers, &r.body)
+}
+
+/// Appends the header lines, the blank line and the body to a start line.
+fn finish_bytes(mut out: String, headers: &rsip::Headers, body: &[u8]) -> Vec<u8> {
     out.push_str("\r\n");
     for h in headers.iter() {
-        out.push_str(&h.to_string());
-        out.push_str("\r\n");
+        let _ = write!(out, "{h}\r\n");
     }
     out.push_str("\r\n");
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(body);
     bytes
-}
-
-fn status_line(status: &StatusCode) -> String {
-    match status {
-        StatusCode::Other(code, reason) => format!("{code} {reason}"),
-        known => format!("{} {}", known.code(), reason_phrase(known.code())),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -458,6 +471,17 @@ pub fn header_values<M: HasHeaders>(msg: &M, name: &str) -> Vec<String> {
             let (n, v) = header_parts(h);
             n.eq_ignore_ascii_case(name).then_some(v)
         })
+        .collect()
+}
+
+/// The option tags of every `header` (`Require`, `Supported`, `Proxy-Require`, `Unsupported`; RFC 3261
+/// §19.2, §20.32, §20.37), lower-cased, in order, from comma-separated values; empty elements are skipped.
+pub fn option_tags<M: HasHeaders>(msg: &M, header: &str) -> Vec<String> {
+    header_values(msg, header)
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim_matches(|c: char| c.is_ascii_whitespace()).to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
         .collect()
 }
 
@@ -1002,7 +1026,49 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
 /// Methods are case-sensitive (RFC 3261 §7.1); `rsip`'s parser is not, so compare its output.
 fn parse_method(s: &str) -> Option<Method> {
     let m = Method::from_str(s).ok()?;
-    (m.to_string() == s).then_some(m)
+    displays_as(&m, s).then_some(m)
+}
+
+/// Whether `value` displays exactly as `s`, without building the string.
+fn displays_as(value: &impl std::fmt::Display, s: &str) -> bool {
+    struct Compare<'a> {
+        rest: &'a str,
+        same: bool,
+    }
+    impl std::fmt::Write for Compare<'_> {
+        fn write_str(&mut self, part: &str) -> std::fmt::Result {
+            match self.rest.strip_prefix(part) {
+                Some(rest) if self.same => self.rest = rest,
+                _ => self.same = false,
+            }
+            Ok(())
+        }
+    }
+    let mut c = Compare { rest: s, same: true };
+    let _ = write!(c, "{value}");
+    c.same && c.rest.is_empty()
+}
+
+/// Header names up to this long are lowercased on the stack.
+const LOWER_BUF: usize = 32;
+
+/// `name` in ASCII lowercase, in `buf` when it fits (header names nearly always do).
+fn ascii_lowercase<'a>(name: &'a str, buf: &'a mut [u8; LOWER_BUF]) -> std::borrow::Cow<'a, str> {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    match buf.get_mut(..name.len()) {
+        Some(slot) => {
+            slot.copy_from_slice(name.as_bytes());
+            slot.make_ascii_lowercase();
+            // ASCII lowercasing keeps UTF-8 valid.
+            match std::str::from_utf8(slot) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+            }
+        }
+        None => std::borrow::Cow::Owned(name.to_ascii_lowercase()),
+    }
 }
 
 fn take_token(s: &str) -> Option<(&str, &str)> {
@@ -1264,8 +1330,8 @@ pub fn sip_uri(uri: &str) -> Option<Uri> {
 }
 
 /// Splits the header lines into (name, value), unfolding continuation lines (RFC 3261 §7.3.1).
-fn unfold<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Result<Vec<(String, String)>, ParseError> {
-    let mut out: Vec<(String, String)> = Vec::new();
+fn unfold<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Result<Vec<(&'a str, String)>, ParseError> {
+    let mut out: Vec<(&'a str, String)> = Vec::with_capacity(16);
     for (i, line) in lines.enumerate() {
         let lineno = i + 1;
         if out.len() > MAX_HEADERS {
@@ -1294,15 +1360,17 @@ fn unfold<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Result<Vec<(String, Stri
             return Err(ParseError::BadHeaderLine { line: lineno });
         }
         let value = String::from_utf8_lossy(line.get(colon + 1..).unwrap_or_default());
-        out.push((expand_compact(name).to_owned(), value.trim_matches(is_lws).to_owned()));
+        out.push((expand_compact(name), value.trim_matches(is_lws).to_owned()));
     }
     Ok(out)
 }
 
 fn add_header(headers: &mut Vec<Header>, seen: &mut Seen, name: &str, value: String) -> Result<(), ParseError> {
     use rsip::headers as h;
-    let lower = name.to_ascii_lowercase();
-    match lower.as_str() {
+    let mut buf = [0u8; LOWER_BUF];
+    let lower = ascii_lowercase(name, &mut buf);
+    let lower = lower.as_ref();
+    match lower {
         "via" => {
             for part in split_top_level(&value, ',').map_err(|r| bad("Via", r))? {
                 if part.trim_matches(is_lws).is_empty() {
@@ -1314,7 +1382,7 @@ fn add_header(headers: &mut Vec<Header>, seen: &mut Seen, name: &str, value: Str
             }
         }
         "contact" | "route" | "record-route" => {
-            let canonical = match lower.as_str() {
+            let canonical = match lower {
                 "contact" => "Contact",
                 "route" => "Route",
                 _ => "Record-Route",
@@ -1423,7 +1491,8 @@ fn expand_compact(name: &str) -> &str {
 /// An `rsip` header for a name, in the variant `rsip`'s own parser would choose.
 fn make_header(name: &str, value: String) -> Header {
     use rsip::headers as h;
-    match name.to_ascii_lowercase().as_str() {
+    let mut buf = [0u8; LOWER_BUF];
+    match ascii_lowercase(name, &mut buf).as_ref() {
         "accept" => Header::Accept(h::Accept::new(value)),
         "accept-encoding" => Header::AcceptEncoding(h::AcceptEncoding::new(value)),
         "accept-language" => Header::AcceptLanguage(h::AcceptLanguage::new(value)),

@@ -1240,6 +1240,26 @@ fn codec(name: &str, clock_rate: u32, channels: u8, payload_type: Option<u8>, fm
     }
 }
 
+/// The audio codecs confgate offers the callee of a call between two
+/// phones: the caller's own, in its order and with its payload types (a
+/// callee that takes one of them is forwarded packet by packet), then each
+/// of `transcodable` the caller did not offer, when the caller offered at
+/// least one of `transcodable` itself (a callee that takes one of those is
+/// reached through the mixer, which decodes one side and encodes the
+/// other). `telephone-event` is left out: the offer adds its own.
+pub fn bridge_codecs(caller: &[Codec], transcodable: &[Codec]) -> Vec<Codec> {
+    let mut out: Vec<Codec> = caller.iter().filter(|c| !is_telephone_event(c)).cloned().collect();
+    let decodable = out.iter().any(|c| transcodable.iter().any(|t| t.same_format(c)));
+    if decodable {
+        for t in transcodable {
+            if !out.iter().any(|c| c.same_format(t)) {
+                out.push(t.clone());
+            }
+        }
+    }
+    out
+}
+
 /// What confgate answers an offer with (RFC 3264 §6): its relay address and
 /// ports, the codecs and keys it can use, and the `o=` values.
 pub struct AnswerParams {
@@ -1940,6 +1960,28 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn bridge_offers_the_callers_codecs_then_the_transcodable_ones() {
+        let pcmu = codec("PCMU", 8000, 1, Some(0), None);
+        let g729 = codec("G729", 8000, 1, Some(18), None);
+        let te = codec("telephone-event", 8000, 1, Some(101), Some("0-16"));
+        let opus = codec("opus", 48_000, 2, Some(111), None);
+        let g722 = codec("G722", 8000, 1, Some(9), None);
+        let ours = [opus.clone(), g722.clone(), pcmu.clone()];
+        let caller = [g729.clone(), codec("pcmu", 8000, 1, Some(0), None), te];
+        let offered = bridge_codecs(&caller, &ours);
+        let names: Vec<&str> = offered.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["G729", "pcmu", "opus", "G722"],
+            "caller's first, no duplicate, no events"
+        );
+        assert_eq!(offered[0].payload_type, Some(18), "the caller's payload types are kept");
+        // Nothing the mixer can decode on the caller's side: passthrough only.
+        assert_eq!(bridge_codecs(std::slice::from_ref(&g729), &ours), [g729]);
+        assert!(bridge_codecs(&[], &ours).is_empty());
+    }
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const OUR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10));

@@ -238,11 +238,23 @@ struct ServerTx {
     state: ServerState,
     reliable: bool,
     source: SocketAddr,
-    last: Option<(Response, Vec<u8>)>,
+    last: Option<LastResponse>,
     interval: Duration,
     acked: bool,
     call_id: String,
     cseq: u32,
+}
+
+/// The last response a server transaction sent, kept to answer retransmitted requests and to retransmit
+/// it on its own timers.
+#[derive(Debug)]
+struct LastResponse {
+    /// Where it went, and where its retransmissions go.
+    dest: SocketAddr,
+    /// The serialized response.
+    bytes: Vec<u8>,
+    /// Its To tag, for INVITE transactions: the 200 to a CANCEL carries it (§9.2).
+    to_tag: Option<String>,
 }
 
 #[derive(Debug)]
@@ -373,12 +385,11 @@ impl TransactionLayer {
             if let Some((Tx::Server(tx), _)) = self.txs.get(&id) {
                 // RFC 6026 §8.5: absorbed in Accepted without a response; otherwise re-send the last one.
                 if tx.state != ServerState::Accepted {
-                    if let Some((resp, bytes)) = &tx.last {
-                        let dest = destination(resp, tx.source, tx.reliable);
+                    if let Some(last) = &tx.last {
                         self.transmits.push_back(Transmit {
-                            dest,
+                            dest: last.dest,
                             reliable: tx.reliable,
-                            bytes: bytes.clone(),
+                            bytes: last.bytes.clone(),
                         });
                     }
                 }
@@ -461,12 +472,11 @@ impl TransactionLayer {
             // A retransmitted CANCEL: re-send its response.
             self.stats.retransmissions_absorbed += 1;
             if let Some((Tx::Server(tx), _)) = self.txs.get(&id) {
-                if let Some((resp, bytes)) = &tx.last {
-                    let dest = destination(resp, tx.source, tx.reliable);
+                if let Some(last) = &tx.last {
                     self.transmits.push_back(Transmit {
-                        dest,
+                        dest: last.dest,
                         reliable: tx.reliable,
-                        bytes: bytes.clone(),
+                        bytes: last.bytes.clone(),
                     });
                 }
             }
@@ -487,10 +497,7 @@ impl TransactionLayer {
         });
         let (code, to_tag, pending) = match invite {
             Some(tx) => {
-                let tag = tx
-                    .last
-                    .as_ref()
-                    .and_then(|(r, _)| message::to_tag(&SipMessage::Response(r.clone())));
+                let tag = tx.last.as_ref().and_then(|l| l.to_tag.clone());
                 (200, tag, tx.state == ServerState::Proceeding)
             }
             None => (481, None, false),
@@ -668,14 +675,18 @@ impl TransactionLayer {
         if !open && !resend_2xx {
             return false;
         }
-        let bytes = message::to_bytes(&SipMessage::Response(response.clone()));
+        let bytes = message::response_bytes(&response);
         let dest = destination(&response, tx.source, tx.reliable);
         self.transmits.push_back(Transmit {
             dest,
             reliable: tx.reliable,
             bytes: bytes.clone(),
         });
-        tx.last = Some((response, bytes));
+        tx.last = Some(LastResponse {
+            dest,
+            bytes,
+            to_tag: if invite { message::to_tag(&response) } else { None },
+        });
         if resend_2xx {
             return true;
         }
@@ -815,12 +826,11 @@ impl TransactionLayer {
                 if !due {
                     return;
                 }
-                if let Some((resp, bytes)) = &tx.last {
-                    let dest = destination(resp, tx.source, tx.reliable);
+                if let Some(last) = &tx.last {
                     self.transmits.push_back(Transmit {
-                        dest,
+                        dest: last.dest,
                         reliable: tx.reliable,
-                        bytes: bytes.clone(),
+                        bytes: last.bytes.clone(),
                     });
                 }
                 // Timer G and §13.3.1.4: double, capped at T2.
@@ -907,9 +917,8 @@ fn destination(resp: &Response, source: SocketAddr, reliable: bool) -> SocketAdd
 
 /// §17.2.3 key of a request; the RFC 2543 fallback when the branch lacks the magic cookie.
 fn server_key(req: &Request) -> Option<ServerTxKey> {
-    let msg = SipMessage::Request(req.clone());
-    let via = message::top_via(&msg)?;
-    let (cseq, _) = message::cseq(&msg)?;
+    let via = message::top_via(req)?;
+    let (cseq, _) = message::cseq(req)?;
     let method = if req.method == Method::Ack {
         Method::Invite
     } else {
@@ -919,8 +928,8 @@ fn server_key(req: &Request) -> Option<ServerTxKey> {
         Some(b) if b.starts_with(message::BRANCH_COOKIE) => b.to_owned(),
         _ => format!(
             "2543|{}|{cseq}|{}|{via}",
-            message::call_id(&msg).unwrap_or_default(),
-            message::from_tag(&msg).unwrap_or_default()
+            message::call_id(req).unwrap_or_default(),
+            message::from_tag(req).unwrap_or_default()
         ),
     };
     Some(ServerTxKey {

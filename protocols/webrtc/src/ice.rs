@@ -30,6 +30,9 @@
 //! the relay endpoint to the nominated address. When no valid check has
 //! come from the nominated address for [`CONSENT_TIMEOUT`] (30 s, RFC 7675
 //! §5.1), [`IceEvent::ConsentExpired`] tells the driver to stop sending.
+//! After consent expired, or after an ICE restart ([`IceLiteAgent::restart`]),
+//! the next nomination is reported even when it names the same address
+//! as before, so that the driver points its endpoint there again.
 //!
 //! Drain contract: after every [`IceLiteAgent::handle_input`] and
 //! [`IceLiteAgent::handle_timeout`], call [`IceLiteAgent::poll_output`]
@@ -175,6 +178,9 @@ pub struct IceLiteAgent {
     /// Time of the last valid check from the nominated address.
     last_consent: Option<Instant>,
     state: IceState,
+    /// The next nomination is reported even for the address nominated now
+    /// (after consent expired or an ICE restart).
+    renominate: bool,
     software: Option<String>,
     out: VecDeque<IceOutput>,
     stats: IceStats,
@@ -189,6 +195,7 @@ impl IceLiteAgent {
             nominated: None,
             last_consent: None,
             state: IceState::New,
+            renominate: false,
             software: None,
             out: VecDeque::new(),
             stats: IceStats::default(),
@@ -216,6 +223,7 @@ impl IceLiteAgent {
     pub fn restart(&mut self, local: IceCredentials) {
         self.local = local;
         self.remote_ufrag = None;
+        self.renominate = true;
     }
 
     /// The nominated remote address.
@@ -285,9 +293,10 @@ impl IceLiteAgent {
         if self.state == IceState::New {
             self.state = IceState::Checking;
         }
-        if msg.use_candidate && self.nominated != Some(source) {
+        if msg.use_candidate && (self.nominated != Some(source) || self.renominate) {
             // RFC 8445 §7.3.1.5: the controlled agent takes the nomination.
             self.nominated = Some(source);
+            self.renominate = false;
             self.out
                 .push_back(IceOutput::Event(IceEvent::Nominated { remote: source }));
         }
@@ -327,6 +336,7 @@ impl IceLiteAgent {
         if let (Some(remote), Some(t), IceState::Connected) = (self.nominated, self.last_consent, self.state) {
             if now >= t + CONSENT_TIMEOUT {
                 self.state = IceState::Disconnected;
+                self.renominate = true;
                 self.out
                     .push_back(IceOutput::Event(IceEvent::ConsentExpired { remote }));
             }
@@ -581,6 +591,46 @@ mod tests {
             StunMessage::parse(&r.contents).expect("parses").class,
             Class::SuccessResponse
         );
+    }
+
+    #[test]
+    fn same_address_is_nominated_again_after_restart_or_lost_consent() {
+        let mut a = agent();
+        let src: SocketAddr = BROWSER.parse().expect("addr");
+        let t0 = Instant::now();
+        let nominated = |a: &mut IceLiteAgent| {
+            let mut seen = false;
+            while let Some(o) = a.poll_output() {
+                seen |= o == IceOutput::Event(IceEvent::Nominated { remote: src });
+            }
+            seen
+        };
+        a.handle_input(t0, src, &check("srvU:brwU", b"serverpasswordserverpass", true, 1));
+        assert!(nominated(&mut a));
+        // The same nomination again is not news.
+        a.handle_input(t0, src, &check("srvU:brwU", b"serverpasswordserverpass", true, 2));
+        assert!(!nominated(&mut a));
+
+        // Consent lapses; the browser comes back from the same address.
+        a.handle_timeout(t0 + CONSENT_TIMEOUT);
+        assert_eq!(
+            a.poll_output(),
+            Some(IceOutput::Event(IceEvent::ConsentExpired { remote: src }))
+        );
+        let t1 = t0 + CONSENT_TIMEOUT + Duration::from_secs(1);
+        a.handle_input(t1, src, &check("srvU:brwU", b"serverpasswordserverpass", false, 3));
+        assert!(!nominated(&mut a), "a check without USE-CANDIDATE nominates nothing");
+        a.handle_input(t1, src, &check("srvU:brwU", b"serverpasswordserverpass", true, 4));
+        assert!(nominated(&mut a), "reported again after consent expired");
+        assert_eq!(a.state(), IceState::Connected);
+
+        // An ICE restart: the new credentials' first nomination is reported too.
+        a.restart(creds("new1", "newpasswordnewpassword12"));
+        a.set_remote_ufrag("brw2");
+        a.handle_input(t1, src, &check("new1:brw2", b"newpasswordnewpassword12", true, 5));
+        assert!(nominated(&mut a), "reported again after a restart");
+        a.handle_input(t1, src, &check("new1:brw2", b"newpasswordnewpassword12", true, 6));
+        assert!(!nominated(&mut a));
     }
 
     #[test]

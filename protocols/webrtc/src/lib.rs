@@ -51,6 +51,13 @@
 //!    session's media: the endpoint is never keyed.
 //! 6. On [`ice::IceEvent::ConsentExpired`] stop sending (clear the peer);
 //!    a new nomination (ICE restart) resumes.
+//! 7. On `ice_restart` (the browser lost its path): new
+//!    [`ice::IceCredentials::random`], [`ice::IceLiteAgent::restart`], and a
+//!    new offer with them — same fingerprint, same candidate, same relay
+//!    endpoint. The answer's ufrag goes to
+//!    [`ice::IceLiteAgent::set_remote_ufrag`]; the DTLS transport and its
+//!    keys stay. The next nomination (even of the same address) points the
+//!    endpoint again.
 //!
 //! # Relay hooks this needs
 //!

@@ -16,6 +16,8 @@
 //!   ([`TELEPHONE_EVENT_PT`]). Video: VP8 ([`VP8_PT`]) and H.264
 //!   constrained baseline, packetization-mode 1, profile-level-id 42e01f
 //!   ([`H264_PT`]), each with `nack`, `nack pli`, `ccm fir`, `goog-remb`.
+//!   Screen-share m-sections carry the same codecs under payload types of
+//!   their own ([`SCREEN_VP8_PT`], [`SCREEN_H264_PT`]: [`screen_codecs`]).
 //!   No RTX, no header extensions: the relay forwards, it does not
 //!   retransmit or estimate bandwidth.
 //! - Streams we send carry `a=msid` and `a=ssrc` (`cname`, `msid`) so the
@@ -42,6 +44,12 @@ pub const TELEPHONE_EVENT_PT: u8 = 126;
 pub const VP8_PT: u8 = 96;
 /// Our H.264 payload type.
 pub const H264_PT: u8 = 102;
+/// VP8 in a screen-share m-section: a payload type of its own, so that on
+/// the one bundled transport the relay tells a participant's screen from
+/// its camera by payload type alone.
+pub const SCREEN_VP8_PT: u8 = 97;
+/// H.264 in a screen-share m-section (see [`SCREEN_VP8_PT`]).
+pub const SCREEN_H264_PT: u8 = 103;
 /// The fmtp of our H.264: constrained baseline level 3.1, non-interleaved mode.
 pub const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 /// The RTCP feedback we offer for video.
@@ -747,6 +755,8 @@ pub struct LocalMedia {
     pub direction: Direction,
     /// What we send in it, if we send.
     pub source: Option<LocalSource>,
+    /// Its codecs; `None`: [`our_codecs`] for the kind.
+    pub codecs: Option<Vec<Codec>>,
 }
 
 /// Session-level lines shared by offers and answers.
@@ -861,6 +871,22 @@ pub fn our_codecs(kind: &MediaKind) -> Vec<Codec> {
     }
 }
 
+/// Our video codecs under the screen-share payload types
+/// ([`SCREEN_VP8_PT`], [`SCREEN_H264_PT`]).
+pub fn screen_codecs() -> Vec<Codec> {
+    our_codecs(&MediaKind::Video)
+        .into_iter()
+        .map(|mut c| {
+            c.payload_type = if c.payload_type == VP8_PT {
+                SCREEN_VP8_PT
+            } else {
+                SCREEN_H264_PT
+            };
+            c
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn media_section(
     out: &mut String,
@@ -906,7 +932,7 @@ pub fn build_offer(session_id: u64, version: u64, transport: &LocalTransport, me
     let mut out = String::with_capacity(1024 * (1 + media.len()));
     session_header(&mut out, session_id, version, &mids);
     for m in media {
-        let codecs = our_codecs(&m.kind);
+        let codecs = m.codecs.clone().unwrap_or_else(|| our_codecs(&m.kind));
         media_section(
             &mut out,
             transport,
@@ -1190,12 +1216,14 @@ mod tests {
                     stream: "mix".into(),
                     track: "mix-audio".into(),
                 }),
+                codecs: None,
             },
             LocalMedia {
                 mid: "1".into(),
                 kind: MediaKind::Video,
                 direction: Direction::RecvOnly,
                 source: None,
+                codecs: None,
             },
             LocalMedia {
                 mid: "2".into(),
@@ -1207,6 +1235,7 @@ mod tests {
                     stream: "p7".into(),
                     track: "p7-video".into(),
                 }),
+                codecs: None,
             },
         ];
         let sdp = build_offer(77, 1, &transport(), &media);
@@ -1245,6 +1274,42 @@ mod tests {
         let other = ans.media_by_mid("2").expect("video");
         assert_eq!(other.direction, Direction::RecvOnly);
         assert!(other.media_ssrcs().is_empty());
+    }
+
+    #[test]
+    fn screen_section_has_payload_types_of_its_own() {
+        let media = [
+            LocalMedia {
+                mid: "1".into(),
+                kind: MediaKind::Video,
+                direction: Direction::RecvOnly,
+                source: None,
+                codecs: None,
+            },
+            LocalMedia {
+                mid: "2".into(),
+                kind: MediaKind::Video,
+                direction: Direction::RecvOnly,
+                source: None,
+                codecs: Some(screen_codecs()),
+            },
+        ];
+        let sdp = build_offer(5, 1, &transport(), &media);
+        let ours = SessionDescription::parse(&sdp).expect("our offer parses");
+        let cam = ours.media_by_mid("1").expect("camera");
+        let screen = ours.media_by_mid("2").expect("screen");
+        assert_eq!(cam.formats, [VP8_PT, H264_PT]);
+        assert_eq!(screen.formats, [SCREEN_VP8_PT, SCREEN_H264_PT]);
+        assert!(cam.formats.iter().all(|pt| !screen.formats.contains(pt)));
+        let vp8 = screen.codec(SCREEN_VP8_PT).expect("vp8");
+        assert_eq!((vp8.name.as_str(), vp8.clock_rate), ("VP8", 90_000));
+        assert_eq!(vp8.rtcp_fb, VIDEO_RTCP_FB);
+        let h264 = screen.codec(SCREEN_H264_PT).expect("h264");
+        assert_eq!(h264.fmtp.as_deref(), Some(H264_FMTP));
+        // An answer that keeps them is understood as such.
+        let answer = sdp.replace("a=recvonly", "a=sendonly");
+        let back = SessionDescription::parse(&answer).expect("parses");
+        assert_eq!(back.media_by_mid("2").expect("screen").formats, [97, 103]);
     }
 
     #[test]

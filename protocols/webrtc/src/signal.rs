@@ -29,12 +29,13 @@
 //! | `pin` | `pin` (digits, 1–16) | answer to `pin_required` |
 //! | `answer` | `sdp` (≤60 000) | the browser's answer to our `offer` |
 //! | `offer` | `sdp` (≤60 000) | the browser offers (renegotiation); we `answer` |
-//! | `ice_restart` | — | the browser restarts ICE; a new `offer` follows |
+//! | `ice_restart` | — | the browser lost its media path: a new `offer` with new ICE credentials follows (same DTLS, same relay endpoint) |
 //! | `mute` | `media` (`audio`\|`video`), `muted` | own microphone or camera |
+//! | `screen` | `sharing` | own screen share started or stopped (its track is in m-section `2`) |
 //! | `moderate` | `target` (participant), `action` (`admit`\|`reject`\|`mute_audio`\|`mute_video`\|`remove`) | moderator action |
 //! | `lock` | `locked` | moderator: lock or unlock the conference |
 //! | `end` | — | moderator: end the conference for everyone |
-//! | `chat` | `text` (1–2000) | a chat line to everyone |
+//! | `chat` | `text` (1–2000) | a chat line to everyone; `error` `chat_disabled` when the conference has chat off |
 //! | `leave` | — | leave the conference |
 //!
 //! # Server → client ([`ServerMessage`])
@@ -44,11 +45,12 @@
 //! | `welcome` | `server`, `user`? | session ready; `user` when authenticated (cookie or `login`) |
 //! | `pin_required` | `attempts_left`, `wrong` | ask for the PIN; `wrong` after a bad one |
 //! | `lobby` | `timeout` (s) | waiting for a moderator to admit |
-//! | `joined` | `role` (`participant`\|`moderator`), `participant` | in the conference; an `offer` follows |
+//! | `joined` | `role` (`participant`\|`moderator`), `participant`, `chat` | in the conference; an `offer` follows; `chat`: the conference allows chat |
 //! | `offer` | `sdp` | our offer (ICE-lite, DTLS passive side: see [`crate::sdp`]) |
 //! | `answer` | `sdp` | our answer to the browser's `offer` |
 //! | `participants` | `participants`: [{`id`, `display_name`, `role`, `audio_muted`, `video_muted`, `stream`?}] | the full list, after every change |
 //! | `speaking` | `participant`? | active speaker (absent: nobody) |
+//! | `lobby_queue` | `waiting`: [{`id`, `display_name`}] | moderators: who waits in the waiting room now, after every change |
 //! | `notice` | `code`, `text` | something to show (muted by a moderator, locked, reconnecting, ...) |
 //! | `chat` | `from`, `display_name`, `text` | a chat line |
 //! | `error` | `code`, `message` | a request failed; the session goes on |
@@ -282,6 +284,14 @@ pub struct Lock {
     pub locked: bool,
 }
 
+/// `screen`: the browser started or stopped sharing its screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Screen {
+    /// Sharing now (`true`) or not.
+    pub sharing: bool,
+}
+
 /// `chat` from the client: a line to everyone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -339,6 +349,31 @@ pub struct Joined {
     pub role: Role,
     /// Our participant id.
     pub participant: u64,
+    /// The conference allows chat (absent: it does).
+    #[serde(default = "yes")]
+    pub chat: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One participant waiting in the waiting room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Waiting {
+    /// The participant id (the `target` of `moderate` `admit` or `reject`).
+    pub id: u64,
+    /// The name it gave.
+    pub display_name: String,
+}
+
+/// `lobby_queue`: who waits for a moderator (sent to moderators only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LobbyQueue {
+    /// Everyone waiting, in order of arrival.
+    pub waiting: Vec<Waiting>,
 }
 
 /// One entry of `participants`.
@@ -571,6 +606,24 @@ impl Validate for Participants {
     }
 }
 
+impl Validate for LobbyQueue {
+    fn validate(&self, m: &'static str) -> Result<(), SignalError> {
+        if self.waiting.len() > MAX_PARTICIPANTS {
+            return Err(SignalError::field(m, "waiting", "more than 1000 entries"));
+        }
+        for (i, w) in self.waiting.iter().enumerate() {
+            check_text(
+                m,
+                &format!("waiting[{i}].display_name"),
+                &w.display_name,
+                MAX_DISPLAY_NAME_LEN,
+                false,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl Validate for Notice {
     fn validate(&self, m: &'static str) -> Result<(), SignalError> {
         check_code(m, "code", &self.code)?;
@@ -605,7 +658,17 @@ macro_rules! no_rules {
         }
     )*};
 }
-no_rules!(Empty, Mute, Moderate, Lock, PinRequired, Lobby, Joined, Speaking);
+no_rules!(
+    Empty,
+    Mute,
+    Screen,
+    Moderate,
+    Lock,
+    PinRequired,
+    Lobby,
+    Joined,
+    Speaking
+);
 
 /// Splits a frame into its `type` and remaining members, checking size and `v`.
 fn envelope(text: &str) -> Result<(String, Map<String, Value>), SignalError> {
@@ -725,6 +788,8 @@ messages! {
         "ice_restart" => IceRestart(Empty),
         /// `mute`.
         "mute" => Mute(Mute),
+        /// `screen`.
+        "screen" => Screen(Screen),
         /// `moderate`.
         "moderate" => Moderate(Moderate),
         /// `lock`.
@@ -757,6 +822,8 @@ messages! {
         "participants" => Participants(Participants),
         /// `speaking`.
         "speaking" => Speaking(Speaking),
+        /// `lobby_queue`.
+        "lobby_queue" => LobbyQueue(LobbyQueue),
         /// `notice`.
         "notice" => Notice(Notice),
         /// `chat`.
@@ -812,6 +879,7 @@ mod tests {
             r#"{"v":1,"type":"offer","sdp":"v=0\r\n"}"#,
             r#"{"v":1,"type":"ice_restart"}"#,
             r#"{"v":1,"type":"mute","media":"video","muted":true}"#,
+            r#"{"v":1,"type":"screen","sharing":true}"#,
             r#"{"v":1,"type":"moderate","target":7,"action":"mute_audio"}"#,
             r#"{"v":1,"type":"lock","locked":true}"#,
             r#"{"v":1,"type":"end"}"#,
@@ -839,7 +907,15 @@ mod tests {
             ServerMessage::Joined(Joined {
                 role: Role::Moderator,
                 participant: 3,
+                chat: false,
             }),
+            ServerMessage::LobbyQueue(LobbyQueue {
+                waiting: vec![Waiting {
+                    id: 9,
+                    display_name: "Guest".into(),
+                }],
+            }),
+            ServerMessage::LobbyQueue(LobbyQueue { waiting: Vec::new() }),
             ServerMessage::Offer(Sdp { sdp: "v=0\r\n".into() }),
             ServerMessage::Participants(Participants {
                 participants: vec![Participant {
@@ -949,6 +1025,35 @@ mod tests {
         assert_eq!(ClientMessage::parse("{").expect_err("bad").close_code(), 1008);
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(ClientMessage::parse(&deep), Err(SignalError::Json(_))));
+    }
+
+    #[test]
+    fn joined_chat_defaults_on_and_lobby_queue_names_are_checked() {
+        let m =
+            ServerMessage::parse(r#"{"v":1,"type":"joined","role":"participant","participant":4}"#).expect("parses");
+        assert_eq!(
+            m,
+            ServerMessage::Joined(Joined {
+                role: Role::Participant,
+                participant: 4,
+                chat: true
+            })
+        );
+        let off = ServerMessage::Joined(Joined {
+            role: Role::Participant,
+            participant: 4,
+            chat: false,
+        });
+        assert!(off.to_json().contains(r#""chat":false"#), "{}", off.to_json());
+        let bad = r#"{"v":1,"type":"lobby_queue","waiting":[{"id":1,"display_name":" "}]}"#;
+        assert!(matches!(
+            ServerMessage::parse(bad),
+            Err(SignalError::Field { field, .. }) if field == "waiting[0].display_name"
+        ));
+        let (f, _) = field_error(r#"{"v":1,"type":"screen","sharing":"yes"}"#);
+        assert_eq!(f, "sharing");
+        let (f, _) = field_error(r#"{"v":1,"type":"screen"}"#);
+        assert_eq!(f, "sharing");
     }
 
     #[test]

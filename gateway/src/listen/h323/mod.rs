@@ -2,32 +2,54 @@
 //! 1720), one task pair per connection, driving `confgate-h323`'s
 //! [`h323::signalling::CallSignalling`] for one incoming call.
 //!
-//! Per connection an I/O task owns the socket and the sans-IO machine: it
-//! feeds it what it reads and the clock, writes what it says to write, and
-//! hands its events to the call task; the call task gets commands back to
-//! it (answer with Fast Connect, release with a reason). The call task
-//! routes the dialed alias like every other protocol's call string
-//! ([`calls::route_call`]), answers a conference or IVR call with Fast
-//! Connect and a relay endpoint for the mixer, asks for a PIN with prompts
-//! and digits (H.245 UserInputIndication, a Keypad IE, or RFC 4733 in the
-//! RTP), then joins the room through an [`AudioPort`].
+//! Per connection an I/O task owns the sockets and the sans-IO machine: the
+//! signalling connection, and the call's separate H.245 connection when
+//! there is one (connected to the caller's `h245Address`, or accepted on a
+//! listener of its own on the signalling connection's local address, an
+//! ephemeral port, open at most [`H245_WAIT`] and only to the caller's
+//! address). It feeds the machine what it reads and the clock, writes what
+//! it says to write, and hands its events to the call task; the call task
+//! gets commands back to it (answer, release with a reason).
+//!
+//! The call task routes the dialed alias like every other protocol's call
+//! string ([`calls::route_call`]) and answers a conference or IVR call with
+//! a relay endpoint for the mixer: with Fast Connect when the Setup
+//! proposes G.711, otherwise by H.245 (capability exchange, master/slave
+//! determination, OpenLogicalChannel both ways, tunnelled or on the
+//! separate connection), waiting at most [`MEDIA_WAIT`] for the channels.
+//! It asks for a PIN with prompts and digits (H.245 UserInputIndication, a
+//! Keypad IE, or RFC 4733 in the RTP), then joins the room through an
+//! [`AudioPort`].
 //!
 //! The RAS gatekeeper on UDP is [`ras`]: endpoints register there and are
-//! admitted with the gatekeeper-routed model, so their calls come here.
+//! admitted with the gatekeeper-routed model, so their calls come here. A
+//! Setup whose call the gatekeeper admitted for a registered endpoint (same
+//! callIdentifier, from the registration's IP address) is the account's
+//! call; any other caller is anonymous.
 //!
-//! Not served yet: calls without Fast Connect (H.245 OpenLogicalChannel), a
-//! separate H.245 connection, calls out (also to registered H.323
-//! endpoints), and calls to accounts or gateway routes (released as
-//! unreachable).
+//! Calls to an account's registered H.323 endpoints, to `#h323:` addresses
+//! and through gateway routes to H.323 destinations go out ([`out`]): a
+//! second leg dials the destination and the two are bridged.
+//!
+//! Not served yet: calls from H.323 to SIP endpoints, federation and SIP
+//! routes (released as unreachable), video channels (refused), and
+//! switching from tunnelled H.245 to a separate connection mid-call
+//! (Facility `startH245`).
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use call::{EndReason, Party, Protocol};
-use h323::media::{FastConnect, G711};
-use h323::signalling::{CallSignalling, Config as SignallingConfig, Event, IncomingCall, Output};
+use h323::control::MediaEvent;
+use h323::media::{AudioCodec, FastConnect, G711};
+use h323::signalling::{
+    Answer, CallSignalling, Config as SignallingConfig, Event, H245Transport, IncomingCall, Output,
+};
 use mixer::codec::CodecKind;
 use relay::{EndpointId, LatchMode, PeerConfig, Relay};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,6 +62,7 @@ use crate::media::{AudioFormat, AudioPort};
 use crate::router::Decision;
 use crate::state::Shared;
 
+mod out;
 pub mod ras;
 
 /// Most signalling connections at once; more are closed at once.
@@ -50,6 +73,11 @@ const DIGIT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_DIGITS: usize = 32;
 /// How long a release may take to be written before the socket is dropped.
 const RELEASE_FLUSH: Duration = Duration::from_secs(2);
+/// How long the separate H.245 connection may take to come up (the
+/// caller's to our listener, or ours to the caller).
+pub const H245_WAIT: Duration = Duration::from_secs(15);
+/// How long the audio channels may take to open by H.245 after Connect.
+pub const MEDIA_WAIT: Duration = Duration::from_secs(15);
 
 /// Binds the call-signalling listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -60,6 +88,8 @@ struct Ctx {
     shared: Shared,
     relay: Relay,
     media_address: IpAddr,
+    /// Where our listener is (calls out never go there).
+    signalling_address: Option<SocketAddr>,
     next_call: AtomicU64,
     connections: AtomicUsize,
 }
@@ -76,6 +106,7 @@ pub async fn serve(
         shared,
         relay,
         media_address,
+        signalling_address: listener.local_addr().ok(),
         next_call: AtomicU64::new(1),
         connections: AtomicUsize::new(0),
     });
@@ -112,25 +143,87 @@ pub async fn serve(
 /// What the call task asks of the I/O task.
 enum Command {
     Answer {
-        codec: G711,
-        rtp: SocketAddr,
-        rtcp: SocketAddr,
-        reply: oneshot::Sender<Result<FastConnect, String>>,
+        answer: Answer,
+        /// The listener for the caller's H.245 connection, when we offer one.
+        h245_listener: Option<TcpListener>,
+        reply: oneshot::Sender<Result<Option<FastConnect>, String>>,
     },
+    /// Alerting: the call rings elsewhere.
+    Alerting,
     Release(EndReason),
+    /// Release with the Q.850 cause another leg was released with.
+    ReleaseWithCause(EndReason, u8),
 }
 
-/// Owns the socket and the machine: see the module docs.
+type Connecting = Pin<Box<dyn Future<Output = Result<std::io::Result<TcpStream>, tokio::time::error::Elapsed>> + Send>>;
+
+/// The separate H.245 connection, as the I/O task holds it.
+enum H245Io {
+    /// None (tunnelled, Fast Connect without H.245, or over).
+    Idle,
+    /// Waiting for the caller (from `peer`) until the deadline.
+    Listening {
+        listener: TcpListener,
+        peer: IpAddr,
+        deadline: tokio::time::Instant,
+    },
+    /// Connecting to the caller.
+    Connecting(Connecting),
+    /// Up.
+    Open(TcpStream),
+}
+
+/// What happened on the H.245 connection.
+enum H245Step {
+    Up(TcpStream),
+    Failed,
+    Data(usize),
+    Closed,
+}
+
+/// Waits for the next thing on the H.245 connection (never, when idle).
+/// Cancel-safe: accept, the boxed connect and read all are.
+async fn h245_step(io: &mut H245Io, buf: &mut [u8]) -> H245Step {
+    match io {
+        H245Io::Idle => std::future::pending().await,
+        H245Io::Listening {
+            listener,
+            peer,
+            deadline,
+        } => loop {
+            match tokio::time::timeout_at(*deadline, listener.accept()).await {
+                // Only the caller may open the call's H.245 connection.
+                Ok(Ok((s, from))) if from.ip() == *peer => break H245Step::Up(s),
+                Ok(Ok(_)) => continue,
+                Ok(Err(_)) | Err(_) => break H245Step::Failed,
+            }
+        },
+        H245Io::Connecting(f) => match f.as_mut().await {
+            Ok(Ok(s)) => H245Step::Up(s),
+            _ => H245Step::Failed,
+        },
+        H245Io::Open(s) => match s.read(buf).await {
+            Ok(0) | Err(_) => H245Step::Closed,
+            Ok(n) => H245Step::Data(n),
+        },
+    }
+}
+
+/// Owns the sockets and the machine: see the module docs.
 async fn io_task(
     mut stream: TcpStream,
+    peer: IpAddr,
     mut sig: CallSignalling,
     events: mpsc::UnboundedSender<Event>,
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut buf = vec![0u8; 4096];
+    let mut h245_buf = vec![0u8; 4096];
+    let mut h245 = H245Io::Idle;
     let mut commands_open = true;
     loop {
         let mut close = false;
+        let mut h245_lost = false;
         while let Some(o) = sig.poll_output() {
             match o {
                 Output::Transmit(bytes) => {
@@ -139,6 +232,18 @@ async fn io_task(
                         close = true;
                     }
                 }
+                Output::H245(bytes) => {
+                    if let H245Io::Open(s) = &mut h245 {
+                        let write = tokio::time::timeout(RELEASE_FLUSH, s.write_all(&bytes)).await;
+                        if !matches!(write, Ok(Ok(()))) {
+                            h245_lost = true;
+                        }
+                    }
+                }
+                Output::ConnectH245(addr) => {
+                    tracing::debug!(%addr, "opening the H.245 connection");
+                    h245 = H245Io::Connecting(Box::pin(tokio::time::timeout(H245_WAIT, TcpStream::connect(addr))));
+                }
                 Output::Event(e) => {
                     let _ = events.send(e);
                 }
@@ -146,8 +251,16 @@ async fn io_task(
             }
         }
         if close {
+            if let H245Io::Open(s) = &mut h245 {
+                let _ = tokio::time::timeout(RELEASE_FLUSH, s.shutdown()).await;
+            }
             let _ = tokio::time::timeout(RELEASE_FLUSH, stream.shutdown()).await;
             return;
+        }
+        if h245_lost {
+            h245 = H245Io::Idle;
+            sig.h245_closed(Instant::now());
+            continue;
         }
         let deadline = sig.poll_timeout();
         tokio::select! {
@@ -155,21 +268,51 @@ async fn io_task(
                 Ok(0) | Err(_) => {
                     // The peer went away without ReleaseComplete.
                     if !sig.is_released() {
-                        let _ = events.send(Event::Released(h323::signalling::Released {
-                            by_peer: true,
-                            reason: EndReason::Normal,
-                            cause: None,
-                        }));
+                        let _ = events.send(Event::Released(gone()));
                     }
                     return;
                 }
                 Ok(n) => sig.handle_input(Instant::now(), buf.get(..n).unwrap_or_default()),
             },
+            step = h245_step(&mut h245, &mut h245_buf) => match step {
+                H245Step::Up(s) => {
+                    let _ = s.set_nodelay(true);
+                    tracing::debug!(peer = ?s.peer_addr().ok(), "H.245 connection up");
+                    h245 = H245Io::Open(s);
+                    sig.h245_connected(Instant::now());
+                }
+                H245Step::Failed => {
+                    tracing::info!("no H.245 connection came about");
+                    h245 = H245Io::Idle;
+                    sig.h245_failed(Instant::now());
+                }
+                H245Step::Data(n) => sig.handle_h245_input(Instant::now(), h245_buf.get(..n).unwrap_or_default()),
+                H245Step::Closed => {
+                    h245 = H245Io::Idle;
+                    sig.h245_closed(Instant::now());
+                }
+            },
             c = commands.recv(), if commands_open => match c {
-                Some(Command::Answer { codec, rtp, rtcp, reply }) => {
-                    let _ = reply.send(sig.answer(codec, rtp, rtcp).map_err(|e| e.to_string()));
+                Some(Command::Answer { answer, h245_listener, reply }) => {
+                    let answered = sig.answer(Instant::now(), &answer).map_err(|e| e.to_string());
+                    if answered.is_ok() {
+                        if let Some(listener) = h245_listener {
+                            h245 = H245Io::Listening {
+                                listener,
+                                peer,
+                                deadline: tokio::time::Instant::now() + H245_WAIT,
+                            };
+                        }
+                    }
+                    let _ = reply.send(answered);
+                }
+                Some(Command::Alerting) => {
+                    if let Err(e) = sig.alerting() {
+                        tracing::debug!(error = %e, "no Alerting sent");
+                    }
                 }
                 Some(Command::Release(reason)) => sig.release(reason),
+                Some(Command::ReleaseWithCause(reason, cause)) => sig.release_with_cause(reason, cause),
                 None => {
                     commands_open = false;
                     sig.release(EndReason::ServerError);
@@ -198,11 +341,34 @@ struct Call {
     ctx: Arc<Ctx>,
     id: u64,
     peer: SocketAddr,
+    /// Our address on the signalling connection (where an H.245 listener binds).
+    local: SocketAddr,
     events: mpsc::UnboundedReceiver<Event>,
     commands: mpsc::Sender<Command>,
     endpoint: Option<EndpointId>,
     /// How the call ended while a PIN was being asked.
     hung_up: Option<Ended>,
+    /// Key presses that came before anyone read them (while channels opened).
+    early_digits: VecDeque<char>,
+    /// The caller's RTCP address, from its OpenLogicalChannel.
+    peer_rtcp: Option<SocketAddr>,
+    /// The relay endpoint of the leg a call out placed, if any.
+    peer_endpoint: Option<EndpointId>,
+    /// How the other leg of a bridged call ended while this one waited.
+    other_released: Option<h323::signalling::Released>,
+    /// How the caller's leg ended while its channels were awaited.
+    caller_released: Option<h323::signalling::Released>,
+    /// The other leg's events that came while this one waited.
+    deferred: VecDeque<Event>,
+}
+
+/// The end of a leg whose connection went away without ReleaseComplete.
+fn gone() -> h323::signalling::Released {
+    h323::signalling::Released {
+        by_peer: true,
+        reason: EndReason::Normal,
+        cause: None,
+    }
 }
 
 async fn connection(ctx: Arc<Ctx>, id: u64, stream: TcpStream, peer: SocketAddr) {
@@ -211,17 +377,27 @@ async fn connection(ctx: Arc<Ctx>, id: u64, stream: TcpStream, peer: SocketAddr)
         ..SignallingConfig::default()
     };
     let sig = CallSignalling::new(cfg, Instant::now(), rand::random::<u32>());
+    let local = stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::new(ctx.media_address, 0));
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
-    let io = tokio::spawn(io_task(stream, sig, ev_tx, cmd_rx));
+    let io = tokio::spawn(io_task(stream, peer.ip(), sig, ev_tx, cmd_rx));
     let mut call = Call {
         ctx,
         id,
         peer,
+        local,
         events: ev_rx,
         commands: cmd_tx,
         endpoint: None,
         hung_up: None,
+        early_digits: VecDeque::new(),
+        peer_rtcp: None,
+        peer_endpoint: None,
+        other_released: None,
+        caller_released: None,
+        deferred: VecDeque::new(),
     };
     call.run().await;
     call.cleanup().await;
@@ -244,10 +420,22 @@ impl Call {
             .clone()
             .or_else(|| incoming.calling_number.clone())
             .unwrap_or_else(|| "H.323 caller".into());
-        let mut party = Party::anonymous(name.chars().take(128).collect::<String>(), Protocol::H323);
+        let name: String = name.chars().take(128).collect();
+        // A registered endpoint's call, admitted by our gatekeeper, is its account's.
+        let admitted = ras::admitted_caller(incoming.call_identifier, incoming.conference_id, self.peer.ip())
+            .and_then(|user| call::TrueConfId::new(&user, self.ctx.shared.directory.server()).ok());
+        let mut party = match admitted {
+            Some(id) => {
+                let mut p = Party::authenticated(id, Protocol::H323);
+                p.display_name = Some(name);
+                p
+            }
+            None => Party::anonymous(name, Protocol::H323),
+        };
         party.remote = Some(self.peer);
         tracing::info!(call = self.id, dialed = %call::Pii(incoming.dialed.clone()), caller = %call::Pii(party.display_name().to_string()),
-            fast_start = incoming.offer.fast_start, tunnelling = incoming.h245_tunnelling, "H.323 call");
+            account = party.account().map(|a| a.user().to_string()).unwrap_or_default(),
+            fast_start = incoming.offer.fast_start, tunnelling = incoming.h245_tunnelling, h245 = ?incoming.h245, "H.323 call");
         let (decision, _) = calls::route_call(&self.ctx.shared, &party, &incoming.dialed, None, None).await;
         match decision {
             Decision::Reject(reason) => self.release(reason).await,
@@ -261,19 +449,20 @@ impl Call {
                     self.ivr(party, port).await;
                 }
             }
-            _ => {
-                tracing::info!(
-                    call = self.id,
-                    "H.323 calls to users, servers and routes are not served by this release"
-                );
-                self.release(EndReason::Unreachable).await;
-            }
+            other => self.call_out(party, &incoming, other).await,
         }
     }
 
     async fn release(&mut self, reason: EndReason) {
         tracing::info!(call = self.id, reason = reason.code(), "H.323 call ended by us");
         let _ = self.commands.send(Command::Release(reason)).await;
+    }
+
+    /// Releases the caller with the Q.850 `cause` given (passed on from
+    /// the other leg).
+    async fn release_with_cause(&mut self, reason: EndReason, cause: u8) {
+        tracing::info!(call = self.id, reason = reason.code(), cause, "H.323 call ended by us");
+        let _ = self.commands.send(Command::ReleaseWithCause(reason, cause)).await;
     }
 
     async fn finish(&mut self, ended: Ended) {
@@ -283,13 +472,31 @@ impl Call {
         }
     }
 
-    /// Answers with Fast Connect and a relay endpoint for the mixer.
+    /// Answers with a relay endpoint for the mixer: with Fast Connect when
+    /// the Setup proposes G.711, else with the channels H.245 opens.
     async fn answer(&mut self, incoming: &IncomingCall) -> Option<AudioPort> {
-        let Some(codec) = incoming.offer.choose(&[G711::Ulaw, G711::Alaw]) else {
-            // No fastStart (or no G.711 in it): H.245 channel opening is not served yet.
-            self.release(EndReason::MediaIncompatible).await;
-            return None;
-        };
+        let fast = incoming.offer.choose(&[G711::Ulaw, G711::Alaw]);
+        let (ep, codec, port) = self.accept(incoming, fast, true, None).await?;
+        match port {
+            Some(port) => Some(port),
+            None => self.start_port(ep, codec).await,
+        }
+    }
+
+    /// Answers with a relay endpoint: with Fast Connect in `fast` when the
+    /// Setup proposes it, else with the channels H.245 opens (waiting at
+    /// most [`MEDIA_WAIT`], and for `other`'s events too: see
+    /// [`Call::await_channels`]). With `port`, the leg's audio starts before
+    /// Connect when Fast Connect gives the codec then. Returns the endpoint,
+    /// the codec and the port if started. `None`: the call ended (released
+    /// if by us).
+    async fn accept(
+        &mut self,
+        incoming: &IncomingCall,
+        fast: Option<G711>,
+        port: bool,
+        other: Option<&mut mpsc::UnboundedReceiver<Event>>,
+    ) -> Option<(EndpointId, AudioCodec, Option<AudioPort>)> {
         let ep = match self.ctx.relay.create_endpoint(self.id, false) {
             Ok(ep) => ep,
             Err(e) => {
@@ -304,16 +511,29 @@ impl Call {
             self.ctx.media_address,
             ep.rtcp_port.unwrap_or(ep.rtp_port.saturating_add(1)),
         );
+        // The caller neither tunnels nor gave an address: it connects to us.
+        let h245_listener = if incoming.h245 == H245Transport::Listen {
+            match TcpListener::bind(SocketAddr::new(self.local.ip(), 0)).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for H.245");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let h245_listen = h245_listener.as_ref().and_then(|l| l.local_addr().ok());
         // Media first, so that the first packets after Connect are taken.
-        let Some((fc, _)) = incoming.offer.accept(codec, rtp, rtcp) else {
-            self.release(EndReason::MediaIncompatible).await;
-            return None;
+        let (peer, peer_rtcp, codec) = match fast.and_then(|c| incoming.offer.accept(c, rtp, rtcp)) {
+            Some((fc, _)) => (fc.peer_rtp, fc.peer_rtcp, Some(AudioCodec::from(fc.codec))),
+            None => (None, None, None),
         };
         let configured = self.ctx.relay.configure(
             ep.id,
             &PeerConfig {
-                peer: fc.peer_rtp,
-                peer_rtcp: fc.peer_rtcp,
+                peer,
+                peer_rtcp,
                 latch: LatchMode::Once,
                 srtp_in: None,
                 srtp_out: None,
@@ -326,46 +546,132 @@ impl Call {
             self.release(EndReason::ServerError).await;
             return None;
         }
-        let format = AudioFormat {
-            codec: match codec {
-                G711::Ulaw => CodecKind::Pcmu,
-                G711::Alaw => CodecKind::Pcma,
-            },
-            payload_type: codec.payload_type(),
-            telephone_event: None,
-            telephone_event_clock: 8000,
-        };
-        let port = match AudioPort::start(&self.ctx.relay, ep.id, format) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the leg's audio");
-                self.release(EndReason::ServerError).await;
-                return None;
-            }
-        };
+        let mut started = None;
+        if let Some(codec) = codec.filter(|_| port) {
+            started = Some(self.start_port(ep.id, codec).await?);
+        }
         let (reply, answered) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Answer {
-                codec,
-                rtp,
-                rtcp,
-                reply,
-            })
-            .await
-            .is_err()
-        {
+        let answer = Answer {
+            rtp,
+            rtcp,
+            fast_connect: codec.and(fast),
+            h245_listen,
+        };
+        let command = Command::Answer {
+            answer,
+            h245_listener,
+            reply,
+        };
+        if self.commands.send(command).await.is_err() {
             return None;
         }
         match answered.await {
-            Ok(Ok(_)) => Some(port),
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "cannot answer");
                 self.release(EndReason::MediaIncompatible).await;
+                return None;
+            }
+            Err(_) => return None,
+        }
+        if let Some(codec) = codec {
+            return Some((ep.id, codec, started));
+        }
+        let codec = self.await_channels(other).await?;
+        tracing::info!(call = self.id, codec = codec.name(), "H.323 channels open by H.245");
+        Some((ep.id, codec, None))
+    }
+
+    /// The leg's audio through the relay endpoint, in `codec`.
+    async fn start_port(&mut self, ep: EndpointId, codec: AudioCodec) -> Option<AudioPort> {
+        match AudioPort::start(&self.ctx.relay, ep, audio_format(codec)) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the leg's audio");
+                self.release(EndReason::ServerError).await;
                 None
             }
-            Err(_) => None,
         }
+    }
+
+    /// Waits (at most [`MEDIA_WAIT`]) until H.245 has opened the audio
+    /// channels both ways in one codec, and returns it; with only one
+    /// direction open by then, its codec. `None`: the call ended, or no
+    /// channel opened (the call is then released). The caller's end is
+    /// kept in `caller_released`. While it waits, the events of `other`
+    /// (the other leg of a bridged call) are watched: its end ends the
+    /// wait (kept in `other_released`, for the caller to pass on), its
+    /// other events are kept in `deferred`.
+    async fn await_channels(&mut self, mut other: Option<&mut mpsc::UnboundedReceiver<Event>>) -> Option<AudioCodec> {
+        let deadline = tokio::time::Instant::now() + MEDIA_WAIT;
+        let (mut tx, mut rx) = (None, None);
+        loop {
+            if let (Some(t), Some(r)) = (tx, rx) {
+                if t == r {
+                    return Some(t);
+                }
+            }
+            let ev = tokio::select! {
+                ev = self.events.recv() => ev,
+                o = async {
+                    match other.as_deref_mut() {
+                        Some(o) => o.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match o {
+                        Some(Event::Released(r)) => self.other_released = Some(r),
+                        Some(e) => {
+                            self.deferred.push_back(e);
+                            continue;
+                        }
+                        None => self.other_released = Some(gone()),
+                    }
+                    return None;
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            };
+            match ev {
+                Some(Event::Media(m)) => {
+                    self.media_event(m);
+                    match m {
+                        MediaEvent::TransmitOpened { codec, .. } => tx = Some(codec),
+                        MediaEvent::ReceiveOpened { codec, .. } => rx = Some(codec),
+                        MediaEvent::TransmitClosed => tx = None,
+                        MediaEvent::ReceiveClosed => rx = None,
+                        MediaEvent::TransmitFailed if rx.is_some() => break,
+                        _ => {}
+                    }
+                }
+                Some(Event::Dtmf(d)) => self.early_digits.push_back(d),
+                Some(Event::Released(r)) => {
+                    tracing::info!(call = self.id, "H.323 call ended by the endpoint");
+                    self.caller_released = Some(r);
+                    return None;
+                }
+                None => {
+                    tracing::info!(call = self.id, "H.323 call ended by the endpoint");
+                    self.caller_released = Some(gone());
+                    return None;
+                }
+                // A second Setup, or what only calls out report.
+                Some(Event::Incoming(_) | Event::Proceeding | Event::Alerting | Event::Connected(_)) => {}
+            }
+        }
+        match rx.or(tx) {
+            Some(codec) => Some(codec),
+            None => {
+                tracing::info!(call = self.id, "no audio channel opened by H.245");
+                self.release(EndReason::MediaIncompatible).await;
+                None
+            }
+        }
+    }
+
+    /// Follows a change of the H.245 channels: where the caller receives
+    /// goes to the relay.
+    fn media_event(&mut self, m: MediaEvent) {
+        follow_media(&self.ctx.relay, self.id, self.endpoint, &mut self.peer_rtcp, m);
     }
 
     /// Plays `prompt` and collects digits up to `#`. `Ok(None)`: nothing
@@ -380,7 +686,10 @@ impl Call {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let deadline = tokio::time::Instant::now() + DIGIT_TIMEOUT;
         loop {
-            let key = tokio::select! {
+            let key = if let Some(d) = self.early_digits.pop_front() {
+                Some(d)
+            } else {
+                tokio::select! {
                 _ = tick.tick() => {
                     if let Some(f) = player.next_frame() {
                         let _ = port.to_leg.try_send(Heard { frame: *f, shared: None });
@@ -394,10 +703,15 @@ impl Call {
                 _ = port.from_leg.recv() => None,
                 ev = self.events.recv() => match ev {
                     Some(Event::Dtmf(c)) => Some(c),
+                    Some(Event::Media(m)) => {
+                        self.media_event(m);
+                        None
+                    }
                     Some(Event::Released(_)) | None => return Err(Ended::ByPeer),
                     Some(_) => None,
                 },
                 _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                }
             };
             match key {
                 Some('#') => return Ok(Some(digits)),
@@ -485,6 +799,7 @@ impl Call {
                 },
                 ev = self.events.recv() => match ev {
                     Some(Event::Released(_)) | None => break Ended::ByPeer,
+                    Some(Event::Media(m)) => self.media_event(m),
                     Some(_) => {}
                 },
             }
@@ -494,10 +809,59 @@ impl Call {
     }
 
     async fn cleanup(&mut self) {
-        if let Some(ep) = self.endpoint.take() {
+        for ep in [self.endpoint.take(), self.peer_endpoint.take()].into_iter().flatten() {
             let relay = self.ctx.relay.clone();
             let _ = tokio::task::spawn_blocking(move || relay.remove_endpoint(ep)).await;
         }
+    }
+}
+
+/// The mixer's format for an H.323 audio codec (static payload types, no
+/// RFC 4733 events).
+fn audio_format(codec: AudioCodec) -> AudioFormat {
+    AudioFormat {
+        codec: match codec {
+            AudioCodec::Pcmu => CodecKind::Pcmu,
+            AudioCodec::Pcma => CodecKind::Pcma,
+            AudioCodec::G722 => CodecKind::G722,
+        },
+        payload_type: codec.payload_type(),
+        telephone_event: None,
+        telephone_event_clock: 8000,
+    }
+}
+
+/// Follows a change of a leg's H.245 channels: where the endpoint receives
+/// goes to the leg's relay endpoint `ep` (`peer_rtcp` keeps its RTCP
+/// address from its own OpenLogicalChannel).
+fn follow_media(relay: &Relay, call: u64, ep: Option<EndpointId>, peer_rtcp: &mut Option<SocketAddr>, m: MediaEvent) {
+    match m {
+        MediaEvent::ReceiveOpened { rtcp, .. } => {
+            if rtcp.is_some() {
+                *peer_rtcp = rtcp;
+            }
+        }
+        MediaEvent::TransmitOpened { codec, rtp, rtcp } => {
+            tracing::debug!(call, codec = codec.name(), peer = ?rtp, "H.323 transmit channel open");
+            if let Some(ep) = ep {
+                let configured = relay.configure(
+                    ep,
+                    &PeerConfig {
+                        peer: rtp,
+                        peer_rtcp: rtcp.or(*peer_rtcp),
+                        latch: LatchMode::Once,
+                        srtp_in: None,
+                        srtp_out: None,
+                        clock_rate: 8000,
+                        rtcp_mux: false,
+                    },
+                );
+                if let Err(e) = configured {
+                    tracing::warn!(error = %e, "relay refused the media");
+                }
+            }
+        }
+        other => tracing::debug!(call, event = ?other, "H.323 media event"),
     }
 }
 

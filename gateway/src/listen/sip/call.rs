@@ -1,12 +1,30 @@
 //! One task per incoming INVITE: authenticate the caller, ask the router,
 //! and then either refuse with the right status, take the call into a
 //! conference (through the IVR and PIN entry when needed), or bridge it to
-//! a registered user's phone.
+//! a registered user's phones or out through a trunk.
+//!
+//! Calls to a user ring every phone the account has registered at once
+//! (one INVITE per contact, each its own dialog); [`sip::fork`] decides:
+//! the first 2xx wins and the others are cancelled (a later 2xx is
+//! acknowledged and ended with BYE), a 6xx ends the search, and when nobody
+//! answers the caller gets the best final response of RFC 3261 §16.7. The
+//! first ringing is relayed to the caller once.
+//!
+//! Reliable provisional responses (RFC 3262, [`sip::reliable`]): a caller
+//! that requires or supports `100rel` gets its 180 with `Require: 100rel`
+//! and an RSeq, retransmitted until its PRACK (answered 200; one matching
+//! nothing gets 481); the 2xx waits for that PRACK, and without one after
+//! 64·T1 the INVITE is refused with 500. Towards callees confgate says
+//! `Supported: 100rel` and PRACKs the reliable provisionals they send.
 //!
 //! Media: every leg gets a relay endpoint. A conference leg is tapped by an
-//! [`AudioPort`] (decoded for the room's mixer); a call between two phones
-//! is two endpoints subscribed to each other, forwarded without decoding
-//! (the callee is offered the caller's own codecs and payload types).
+//! [`AudioPort`] (decoded for the room's mixer). A call between two phones
+//! offers the callee the caller's codecs (with its payload types) and then
+//! those the mixer can transcode: when the callee takes one of the
+//! caller's, the two endpoints are subscribed to each other and forwarded
+//! without decoding; otherwise each leg gets its own codec and an
+//! [`AudioBridge`] decodes one side and re-encodes it for the other (RFC 4733
+//! events are not negotiated then: digits travel in band, as audio).
 //!
 //! In-dialog requests go to the address the dialog's first request came
 //! from (the phone's real, possibly NATed, address), not to the Contact it
@@ -20,15 +38,17 @@ use call::{EndReason, Party, Protocol, TrueConfId};
 use relay::{EndpointId, LatchMode, PeerConfig, SrtpParams, SrtpProfile};
 use rsip::prelude::*;
 use sip::dialog::Dialog;
+use sip::fork::{ForkContext, ForkOutput};
+use sip::reliable::{PrackClient, Provisional, Reliability, ReliableProvisionals, UasOutput};
 use sip::sdp::{AnswerParams, NegotiatedStream, SessionDescription};
-use sip::transaction::ServerTxKey;
+use sip::transaction::{ClientTxKey, ServerTxKey};
 use tokio::sync::mpsc;
 
 use super::register::warning;
 use super::{unix_now, CallInput, Core, Transport};
 use crate::calls::{self, PinPrompt};
 use crate::conference::{Heard, Membership, RoomEvent};
-use crate::media::{AudioFormat, AudioPort};
+use crate::media::{AudioBridge, AudioFormat, AudioPort};
 use crate::router::Decision;
 
 /// SIP extensions (option tags) a caller may require (RFC 3261 §19.2).
@@ -89,14 +109,21 @@ struct Call {
     current_codec: Option<call::Codec>,
     /// The relay endpoint towards the callee (calls between phones).
     peer_endpoint: Option<EndpointId>,
-    /// The callee's dialog (Call-ID, our tag), routed to this task.
-    peer_dialog_key: Option<(String, String)>,
-    /// The caller requires reliable provisional responses (RFC 3262): send none but 100.
-    requires_100rel: bool,
+    /// The callees' dialogs (Call-ID, our tag), routed to this task: one per branch of a forked call.
+    peer_dialog_keys: Vec<(String, String)>,
+    /// Reliable provisional responses towards the caller (RFC 3262), when it asked for them.
+    reliable: Option<ReliableProvisionals>,
+    /// Decoding and re-encoding between the two phones of a call without a common codec.
+    transcoder: Option<AudioBridge>,
     /// Offer/accept RFC 4733 telephone events with the caller.
     telephone_events: bool,
     /// When our 200 went out.
     answered_at: Option<Instant>,
+    /// The relay group of the conference the call goes straight into: its
+    /// video endpoint must be there for the room to route video to it.
+    video_group: Option<u64>,
+    /// The caller's video in a conference: our relay endpoint and what was agreed.
+    video: Option<(EndpointId, NegotiatedStream)>,
 }
 
 /// Handles one incoming INVITE to the end of its call.
@@ -140,10 +167,13 @@ pub(super) async fn incoming(
         local_port: None,
         current_codec: None,
         peer_endpoint: None,
-        peer_dialog_key: None,
-        requires_100rel: false,
+        peer_dialog_keys: Vec::new(),
+        reliable: None,
+        transcoder: None,
         telephone_events: true,
         answered_at: None,
+        video_group: None,
+        video: None,
     };
     use tracing::Instrument;
     let span = tracing::info_span!("sip_call", call = id);
@@ -165,14 +195,9 @@ impl Call {
             }
         }
         // RFC 3261 §8.2.2.3: an extension we do not support, required by the caller: 420.
-        // 100rel is supported in the one way this server needs it: it never sends a
-        // provisional response other than 100 to a caller that requires reliability.
-        let msg = &self.invite;
-        let unsupported: Vec<String> = sip::message::header_values(msg, "Require")
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(|o| o.trim().to_ascii_lowercase())
-            .filter(|o| !o.is_empty() && !SUPPORTED.contains(&o.as_str()))
+        let unsupported: Vec<String> = sip::message::option_tags(&self.invite, "Require")
+            .into_iter()
+            .filter(|o| !SUPPORTED.contains(&o.as_str()))
             .collect();
         if !unsupported.is_empty() {
             let resp = self.response(420);
@@ -180,10 +205,15 @@ impl Call {
             self.core.respond(&self.invite_key, resp);
             return;
         }
-        self.requires_100rel = sip::message::header_values(msg, "Require")
-            .iter()
-            .flat_map(|v| v.split(','))
-            .any(|o| o.trim().eq_ignore_ascii_case("100rel"));
+        // RFC 3262: provisional responses go reliably when the caller requires or supports it.
+        if Reliability::of(&self.invite).reliable() {
+            let t1 = Duration::from_millis(self.core.shared.config().sip.t1_ms);
+            self.reliable = Some(ReliableProvisionals::new(
+                &self.invite,
+                t1,
+                sip::reliable::random_rseq(),
+            ));
+        }
         // RFC 4028: a Session-Expires below our Min-SE gets 422.
         let cfg = self.core.shared.config();
         match sip::dialog::SessionTimer::negotiate(&self.invite, cfg.sip.min_se) {
@@ -216,7 +246,8 @@ impl Call {
             calls::route_call(&self.core.shared, &party, &dialed, None, self.user_agent.as_deref()).await;
         match decision {
             Decision::Reject(reason) => self.refuse(reason),
-            Decision::Conference { .. } => {
+            Decision::Conference { id, .. } => {
+                self.video_group = Some(crate::video::media_group(&id));
                 if self.answer_for_mixer().await {
                     self.conference(party, &dialed).await;
                 }
@@ -406,6 +437,18 @@ impl Call {
     }
 
     async fn answer_for_mixer_inner(&mut self) -> Option<AudioPort> {
+        if self.offer.as_ref().is_some_and(super::browser::is_browser_offer) {
+            // A browser softphone: ICE-lite and DTLS-SRTP ([`super::browser`]).
+            let leg = super::browser::answer(&self.core, self.id, &String::from_utf8_lossy(&self.invite.body));
+            let leg = leg.map_err(|r| self.reply_warning(r.status, &r.text)).ok()?;
+            (self.endpoint, self.local_port) = (Some(leg.endpoint), Some(leg.rtp_port));
+            self.current_codec = Some(leg.codec);
+            if self.cancelled() {
+                return None;
+            }
+            self.send_200(&leg.sdp);
+            return Some(leg.port);
+        }
         let offer = self.offer.clone();
         let codecs = Self::mixer_codecs();
         let ep = match self.core.relay.create_endpoint(self.id, true) {
@@ -419,6 +462,15 @@ impl Call {
         self.endpoint = Some(ep.id);
         self.local_port = Some(ep.rtp_port);
         let (sdp, audio) = match &offer {
+            Some(offer) if self.video_group.is_some() && offers_video(offer) => {
+                match self.answer_with_video(offer, ep.rtp_port, &codecs) {
+                    Ok(x) => x,
+                    Err(code_text) => {
+                        self.reply_warning(code_text.0, &code_text.1);
+                        return None;
+                    }
+                }
+            }
             Some(offer) => match self.answer_offer(offer, ep.rtp_port, &codecs) {
                 Ok(x) => x,
                 Err(code_text) => {
@@ -483,6 +535,80 @@ impl Call {
         }
     }
 
+    /// Answers an offer with video going straight into a conference: the
+    /// video gets its own relay endpoint in the conference's relay group;
+    /// the room then sends it the active speaker's video (one stream,
+    /// switched on voice activity) and takes its camera. Only codecs the
+    /// relay forwards as they are (H.264 constrained baseline, VP8); with
+    /// none in common the video is refused (port 0) and the call goes on
+    /// with audio.
+    #[allow(clippy::type_complexity)]
+    fn answer_with_video(
+        &mut self,
+        offer: &SessionDescription,
+        port: u16,
+        codecs: &[call::Codec],
+    ) -> Result<(String, Option<NegotiatedStream>), (u16, String)> {
+        let Some(group) = self.video_group else {
+            return self.answer_offer(offer, port, codecs);
+        };
+        let vep = match self.core.relay.create_endpoint(group, true) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::info!(call = self.id, error = %e, "no port for video; audio only");
+                return self.answer_offer(offer, port, codecs);
+            }
+        };
+        let mut params = self.answer_params(port, codecs);
+        params.video_port = Some(vep.rtp_port);
+        params.video_codecs = sip::sdp::default_video_codecs();
+        let answer = match sip::sdp::answer(offer, &params) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.core.relay.remove_endpoint(vep.id);
+                return Err((488, format!("SDP: {e}")));
+            }
+        };
+        let Some(audio) = answer.audio else {
+            let _ = self.core.relay.remove_endpoint(vep.id);
+            return Err((488, "no audio stream in the offer".into()));
+        };
+        match answer.video {
+            Some(v) if crate::video::VideoCodec::from_name(&v.codec.name).is_some() => {
+                if let Err(e) = self.configure(vep.id, &v) {
+                    tracing::warn!(call = self.id, error = %e, "relay refused the video");
+                    let _ = self.core.relay.remove_endpoint(vep.id);
+                } else {
+                    self.video = Some((vep.id, v));
+                }
+            }
+            _ => {
+                let _ = self.core.relay.remove_endpoint(vep.id);
+            }
+        }
+        Ok((answer.sdp, Some(audio)))
+    }
+
+    /// The room's view of the caller's video, if it has any.
+    fn video_leg(&self) -> Option<crate::video::VideoLeg> {
+        let (ep, v) = self.video.as_ref()?;
+        let codec = crate::video::VideoCodec::from_name(&v.codec.name)?;
+        let pt = v.codec.payload_type?;
+        let format = crate::video::VideoFormat {
+            codec,
+            payload_type: pt,
+        };
+        Some(crate::video::VideoLeg {
+            endpoint: *ep,
+            sends: v.direction.receives().then_some((format, None)),
+            receives: if v.direction.sends() { vec![format] } else { Vec::new() },
+            takes_many: false,
+            switched_ssrc: rand::random::<u32>() | 1,
+            screen: None,
+            receives_screen: Vec::new(),
+        })
+    }
+
     fn answer_params(&mut self, port: u16, codecs: &[call::Codec]) -> AnswerParams {
         self.sdp_version += 1;
         let mut p = AnswerParams::new(self.core.media_address, port, self.sdp_session, self.sdp_version);
@@ -540,7 +666,7 @@ impl Call {
         let mut resp = self.response(200);
         resp = sip::message::with_header(resp, "Contact", &contact);
         resp = sip::message::with_header(resp, "Allow", super::ALLOW);
-        resp = sip::message::with_header(resp, "Supported", "timer");
+        resp = sip::message::with_header(resp, "Supported", "timer, 100rel");
         if let Some(i) = self.session_interval {
             // RFC 4028 §9: the caller refreshes.
             resp = sip::message::with_header(resp, "Require", "timer");
@@ -554,6 +680,9 @@ impl Call {
             self.dialog = Dialog::uas(&self.invite, &self.local_tag, uri).ok();
         }
         self.core.add_dialog(&self.call_id, &self.local_tag, self.tx.clone());
+        if let Some(r) = self.reliable.as_mut() {
+            r.final_sent();
+        }
         self.core.respond(&self.invite_key, resp);
     }
 
@@ -702,6 +831,9 @@ impl Call {
     }
 
     async fn in_room(&mut self, mut m: Membership, mut port: AudioPort) -> Ended {
+        if let Some(leg) = self.video_leg() {
+            m.set_video(Some(leg)).await;
+        }
         let mut media_check = tokio::time::interval(MEDIA_CHECK);
         let ended = loop {
             let deadline = self.session_deadline;
@@ -799,6 +931,10 @@ impl Call {
                 let resp = sip::message::response_for(&req, 200, None);
                 let resp = sip::message::with_header(resp, "Allow", super::ALLOW);
                 self.core.respond(&key, resp);
+                None
+            }
+            rsip::Method::PRack => {
+                self.on_prack(key, &req);
                 None
             }
             _ => {
@@ -917,24 +1053,28 @@ impl Call {
 
     fn cleanup(&mut self) {
         self.port = None;
+        self.transcoder = None;
         if let Some(ep) = self.endpoint.take() {
             let _ = self.core.relay.remove_endpoint(ep);
         }
         if let Some(ep) = self.peer_endpoint.take() {
             let _ = self.core.relay.remove_endpoint(ep);
         }
+        if let Some((ep, _)) = self.video.take() {
+            let _ = self.core.relay.remove_endpoint(ep);
+        }
         self.core.remove_dialog(&self.call_id, &self.local_tag);
-        if let Some((cid, tag)) = self.peer_dialog_key.take() {
+        for (cid, tag) in std::mem::take(&mut self.peer_dialog_keys) {
             self.core.remove_dialog(&cid, &tag);
         }
     }
 }
 
 impl Call {
-    /// A call to a local user: INVITE the phone it registered last, relay
-    /// its ringing and its answer, then forward media between the two
-    /// endpoints without decoding (the callee is offered the caller's
-    /// codecs with the caller's payload types).
+    /// A call to a local user: INVITE every phone it has registered, in
+    /// parallel (one branch per contact, RFC 3261 §16.6), relay the first
+    /// ringing and connect the first that answers; the others are
+    /// cancelled ([`sip::fork`]).
     async fn bridge_to_account(&mut self, party: Party, user: TrueConfId) {
         let bindings = match self.core.shared.directory.sip_bindings(user.user(), unix_now()).await {
             Ok(b) => b,
@@ -944,32 +1084,41 @@ impl Call {
                 return;
             }
         };
-        let Some(binding) = bindings.first().cloned() else {
-            self.refuse(EndReason::Unreachable);
-            return;
-        };
-        let Some(dest) = binding.source.or_else(|| contact_address(&binding.contact)) else {
-            self.refuse(EndReason::Unreachable);
-            return;
-        };
         let caller = party
             .account()
             .map(|a| a.user().to_string())
             .unwrap_or_else(|| "anonymous".into());
-        let target = Outbound {
-            request_uri: binding
+        let mut targets: Vec<Outbound> = Vec::new();
+        for binding in bindings {
+            let Some(dest) = binding.source.or_else(|| contact_address(&binding.contact)) else {
+                continue;
+            };
+            let request_uri = binding
                 .contact
                 .trim_start_matches('<')
                 .trim_end_matches('>')
-                .to_string(),
-            to: format!("sip:{}@{}", user.user(), self.core.realm),
-            from: format!("sip:{caller}@{}", self.core.realm),
-            dest,
-            transport: Transport::from_token(&binding.transport),
-            credentials: None,
-            label: user.to_string(),
-        };
-        self.bridge(party, target).await;
+                .to_string();
+            if targets.iter().any(|t| t.request_uri == request_uri && t.dest == dest) {
+                continue;
+            }
+            targets.push(Outbound {
+                request_uri,
+                to: format!("sip:{}@{}", user.user(), self.core.realm),
+                from: format!("sip:{caller}@{}", self.core.realm),
+                dest,
+                transport: Transport::from_token(&binding.transport),
+                credentials: None,
+                label: user.to_string(),
+            });
+            if targets.len() == MAX_BRANCHES {
+                break;
+            }
+        }
+        if targets.is_empty() {
+            self.refuse(EndReason::Unreachable);
+            return;
+        }
+        self.bridge(party, targets).await;
     }
 
     /// A call out through a SIP trunk (a gateway route): INVITE
@@ -1004,30 +1153,82 @@ impl Call {
             credentials: (!trunk.username.is_empty()).then(|| (trunk.username.clone(), trunk.password.clone())),
             label: format!("{number} via {}", trunk.name),
         };
-        self.bridge(party, target).await;
+        self.bridge(party, vec![target]).await;
     }
 
-    /// Calls `target` for the caller and, once it answers, forwards media
-    /// between the two without decoding.
-    async fn bridge(&mut self, party: Party, target: Outbound) {
+    /// The INVITE of one branch, with our offer `sdp` and an optional
+    /// `(header, credentials)` answering a digest challenge.
+    #[allow(clippy::too_many_arguments)]
+    fn branch_invite(
+        &self,
+        target: &Outbound,
+        call_id: &str,
+        tag: &str,
+        cseq: u32,
+        display: &str,
+        sdp: &str,
+        auth: Option<(&str, String)>,
+    ) -> Option<rsip::Request> {
+        let tb = target.transport;
+        let auth = auth.map(|(h, v)| format!("{h}: {v}\r\n")).unwrap_or_default();
+        let text = format!(
+            "INVITE {ruri} SIP/2.0\r\n\
+             Via: SIP/2.0/{via} {sent_by};branch={branch};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"{display}\" <{from}>;tag={tag}\r\n\
+             To: <{to}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} INVITE\r\n\
+             Contact: <{our}>\r\n\
+             Allow: {allow}\r\n\
+             Supported: {rel}\r\n\
+             {auth}\
+             Content-Type: application/sdp\r\n\
+             Content-Length: {len}\r\n\r\n{sdp}",
+            ruri = target.request_uri,
+            via = tb.via(),
+            sent_by = self.core.sent_by(tb),
+            branch = sip::message::new_branch(),
+            from = target.from,
+            to = target.to,
+            our = self.core.our_uri("", tb),
+            allow = super::ALLOW,
+            rel = sip::reliable::OPTION_TAG,
+            len = sdp.len(),
+        );
+        match sip::message::parse(text.as_bytes()) {
+            Ok(rsip::SipMessage::Request(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Calls `targets` for the caller (all at once when there are several)
+    /// and connects the first that answers: media forwarded packet by packet
+    /// when the callee took one of the caller's codecs, else decoded and
+    /// re-encoded between the two ([`AudioBridge`]).
+    async fn bridge(&mut self, party: Party, targets: Vec<Outbound>) {
         let Some(offer) = self.offer.clone() else {
             // Calls between phones need the caller's offer to pass on.
             self.reply_warning(488, "calls between phones need an SDP offer in the INVITE");
             return;
         };
-        let codecs: Vec<call::Codec> = offer
+        let caller_codecs: Vec<call::Codec> = offer
             .media
             .iter()
             .find(|m| m.kind == Some(call::MediaKind::Audio) && m.port != 0)
             .map(|m| m.codecs.clone())
             .unwrap_or_default();
-        if codecs.is_empty() {
+        if caller_codecs.is_empty() {
             self.reply_warning(488, "no audio stream in the offer");
             return;
         }
-        let dest = target.dest;
-        let tb = target.transport;
-        if tb != Transport::Udp && !self.core.tcp_connection(dest, tb).await {
+        let mut reachable = Vec::with_capacity(targets.len());
+        for t in targets {
+            if t.transport == Transport::Udp || self.core.tcp_connection(t.dest, t.transport).await {
+                reachable.push(t);
+            }
+        }
+        if reachable.is_empty() {
             self.refuse(EndReason::Unreachable);
             return;
         }
@@ -1048,165 +1249,155 @@ impl Call {
         self.local_port = Some(ea.rtp_port);
         self.peer_endpoint = Some(eb.id);
 
-        // The INVITE to the callee.
-        let params_b = self.offer_params(eb.rtp_port, &codecs, None);
-        let sdp_b = sip::sdp::offer(&params_b);
-        let call_id_b = sip::message::new_call_id(&self.core.realm);
-        let tag_b = sip::message::new_tag();
+        // One offer for every branch: the caller's codecs first (forwarded
+        // untouched when the callee takes one), then those the mixer can
+        // transcode.
+        let offered = sip::sdp::bridge_codecs(&caller_codecs, &Self::mixer_codecs());
+        let params_b = self.offer_params(eb.rtp_port, &offered, None);
+        let mut sdp_b = sip::sdp::offer(&params_b);
         let display = party.display_name().replace(['"', '\\', '\r', '\n'], "");
-        let build = |cseq: u32, auth: Option<(&str, String)>| -> Option<rsip::Request> {
-            let auth = auth.map(|(h, v)| format!("{h}: {v}\r\n")).unwrap_or_default();
-            let text = format!(
-                "INVITE {ruri} SIP/2.0\r\n\
-                 Via: SIP/2.0/{via} {sent_by};branch={branch};rport\r\n\
-                 Max-Forwards: 70\r\n\
-                 From: \"{display}\" <{from}>;tag={tag_b}\r\n\
-                 To: <{to}>\r\n\
-                 Call-ID: {call_id_b}\r\n\
-                 CSeq: {cseq} INVITE\r\n\
-                 Contact: <{our}>\r\n\
-                 Allow: {allow}\r\n\
-                 {auth}\
-                 Content-Type: application/sdp\r\n\
-                 Content-Length: {len}\r\n\r\n{sdp_b}",
-                ruri = target.request_uri,
-                via = tb.via(),
-                sent_by = self.core.sent_by(tb),
-                branch = sip::message::new_branch(),
-                from = target.from,
-                to = target.to,
-                our = self.core.our_uri("", tb),
-                allow = super::ALLOW,
-                len = sdp_b.len(),
-            );
-            match sip::message::parse(text.as_bytes()) {
-                Ok(rsip::SipMessage::Request(r)) => Some(r),
-                _ => None,
-            }
+        let mut out = Outgoing {
+            branches: Vec::with_capacity(reachable.len()),
+            fork: ForkContext::new(0),
+            answered: None,
+            failed: None,
+            display,
+            sdp: sdp_b.clone(),
         };
-        let mut cseq_b = 1;
-        let Some(mut invite_b) = build(cseq_b, None) else {
-            tracing::warn!(target = %call::Pii(target.request_uri.clone()), "cannot build an INVITE to this target");
+        for target in reachable {
+            let call_id = sip::message::new_call_id(&self.core.realm);
+            let tag = sip::message::new_tag();
+            let Some(invite) = self.branch_invite(&target, &call_id, &tag, 1, &out.display, &sdp_b, None) else {
+                let uri = call::Pii(target.request_uri.clone());
+                tracing::warn!(target = %uri, "cannot build an INVITE to this target");
+                continue;
+            };
+            self.core.add_dialog(&call_id, &tag, self.tx.clone());
+            self.peer_dialog_keys.push((call_id.clone(), tag.clone()));
+            let key = self
+                .core
+                .send_request(invite.clone(), target.dest, target.transport, self.tx.clone());
+            let callee = call::Pii(target.label.clone());
+            tracing::info!(call = self.id, callee = %callee, branch = out.branches.len(), "calling out");
+            out.branches.push(Branch {
+                target,
+                call_id,
+                tag,
+                invite,
+                key,
+                cseq: 1,
+                authenticated: false,
+                early: Vec::new(),
+                prack: PrackClient::new(),
+                early_sdp: Vec::new(),
+                answer: None,
+            });
+        }
+        if out.branches.is_empty() {
             self.refuse(EndReason::Unreachable);
             return;
-        };
-        self.core.add_dialog(&call_id_b, &tag_b, self.tx.clone());
-        self.peer_dialog_key = Some((call_id_b.clone(), tag_b.clone()));
-        let mut key_b = self.core.send_request(invite_b.clone(), dest, tb, self.tx.clone());
-        tracing::info!(call = self.id, callee = %call::Pii(target.label.clone()), "calling out");
+        }
+        out.fork = ForkContext::new(out.branches.len());
 
-        // Ringing until the callee answers, refuses, or the caller gives up.
-        let ring_deadline = tokio::time::Instant::now() + RING_TIMEOUT;
-        let (dialog_b, answer_b) = loop {
-            let input = tokio::select! {
-                i = self.rx.recv() => i,
-                _ = tokio::time::sleep_until(ring_deadline) => {
-                    self.cancel(&invite_b, dest, tb);
-                    self.refuse(EndReason::Timeout);
-                    return;
-                }
-            };
-            match input {
-                Some(CallInput::Response(k, resp)) if k == key_b => {
-                    let code = resp.status_code.code();
-                    if (180..=183).contains(&code) {
-                        if !self.requires_100rel {
-                            self.core.respond(&self.invite_key, self.response(180));
-                        }
-                    } else if (200..300).contains(&code) {
-                        let Ok(d) = Dialog::uac(&invite_b, &resp) else {
-                            self.refuse(EndReason::ServerError);
-                            return;
-                        };
-                        let text = String::from_utf8_lossy(&resp.body).into_owned();
-                        let answer = sip::sdp::parse(&text)
-                            .ok()
-                            .and_then(|sdp| sip::sdp::parse_answer(&sdp, &params_b).ok())
-                            .and_then(|n| n.audio);
-                        break (d, answer);
-                    } else if (code == 401 || code == 407) && cseq_b == 1 && target.credentials.is_some() {
-                        // RFC 3261 §22.2: answer the challenge once, in a new INVITE of the same dialog attempt.
-                        let (user, password) = target.credentials.clone().unwrap_or_default();
-                        let msg = &*resp;
-                        let (ask, answer) = if code == 401 {
-                            ("WWW-Authenticate", "Authorization")
-                        } else {
-                            ("Proxy-Authenticate", "Proxy-Authorization")
-                        };
-                        let challenges = sip::message::header_values(msg, ask);
-                        let refs: Vec<&str> = challenges.iter().map(String::as_str).collect();
-                        let cnonce = format!("{:016x}", rand::random::<u64>());
-                        let value = sip::digest::preferred_challenge(&refs).and_then(|c| {
-                            sip::digest::respond(c, "INVITE", &target.request_uri, &user, &password, &cnonce, 1).ok()
-                        });
-                        let rebuilt = value.and_then(|v| build(2, Some((answer, v))));
-                        let Some(next) = rebuilt else {
-                            self.refuse(EndReason::Forbidden);
-                            return;
-                        };
-                        cseq_b = 2;
-                        invite_b = next;
-                        key_b = self.core.send_request(invite_b.clone(), dest, tb, self.tx.clone());
-                    } else if code >= 300 {
-                        let reason = sip::status::reason_for_status(code);
-                        self.refuse(reason);
-                        return;
-                    }
-                }
-                Some(CallInput::Timeout(k)) if k == key_b => {
-                    self.refuse(EndReason::Unreachable);
-                    return;
-                }
-                Some(CallInput::Cancel) => {
-                    self.cancel(&invite_b, dest, tb);
-                    self.core.respond(&self.invite_key, self.response(487));
-                    return;
-                }
-                Some(_) => {}
-                None => return,
-            }
-        };
-        let mut dialog_b = dialog_b;
-        // RFC 3261 §13.2.2.4: the ACK for a 2xx is ours to send.
-        let ack = dialog_b.ack(cseq_b, &self.core.sent_by(tb), tb.via(), None);
-        self.core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
-        let Some(answer_b) = answer_b else {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
-            self.core.send_request(bye, dest, tb, self.tx.clone());
-            self.reply_warning(488, "the callee's answer has no usable audio");
+        // Ringing until a callee answers, all refuse, the caller gives up or
+        // the ring time runs out.
+        let Some(win) = self.ring(&mut out).await else {
+            self.linger(&mut out).await;
             return;
         };
-        // Answer the caller with the codec the callee chose.
-        let chosen = vec![answer_b.codec.clone()];
-        self.telephone_events = answer_b.telephone_event_pt.is_some();
-        let (sdp_a, answer_a) = match self.answer_offer(&offer, ea.rtp_port, &chosen) {
+        let Some((mut dialog_b, resp_b)) = out.branches[win].answer.take() else {
+            return;
+        };
+        let dest = out.branches[win].target.dest;
+        let tb = out.branches[win].target.transport;
+        let call_id_b = out.branches[win].call_id.clone();
+        // RFC 3261 §13.2.2.4: the ACK for a 2xx is ours to send.
+        let ack = dialog_b.ack(out.branches[win].cseq, &self.core.sent_by(tb), tb.via(), None);
+        self.core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
+        let bye_b = |call: &Call, dialog_b: &mut Dialog| {
+            let bye = dialog_b.request(rsip::Method::Bye, &call.core.sent_by(tb), tb.via(), None);
+            call.core.send_request(bye, dest, tb, call.tx.clone());
+        };
+        // RFC 3262 §5: an answer in a reliable provisional response is the
+        // answer; the 2xx may then carry none.
+        let body = if resp_b.body.is_empty() {
+            let tag = &dialog_b.remote_tag;
+            out.branches[win]
+                .early_sdp
+                .iter()
+                .find(|(t, _)| t == tag)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default()
+        } else {
+            resp_b.body.clone()
+        };
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let answer_b = sip::sdp::parse(&text)
+            .ok()
+            .and_then(|sdp| sip::sdp::parse_answer(&sdp, &params_b).ok())
+            .and_then(|n| n.audio);
+        let Some(answer_b) = answer_b else {
+            bye_b(self, &mut dialog_b);
+            self.reply_warning(488, "the callee's answer has no usable audio");
+            self.linger(&mut out).await;
+            return;
+        };
+        // RFC 3262 §3: the caller's 2xx waits for its outstanding PRACK.
+        if !self.await_pracks(&mut out).await {
+            bye_b(self, &mut dialog_b);
+            self.linger(&mut out).await;
+            return;
+        }
+        // Passthrough when the callee took one of the caller's codecs.
+        let passthrough = caller_codecs.iter().any(|c| c.same_format(&answer_b.codec));
+        let answered = if passthrough {
+            self.telephone_events = answer_b.telephone_event_pt.is_some();
+            self.answer_offer(&offer, ea.rtp_port, std::slice::from_ref(&answer_b.codec))
+        } else {
+            // RFC 4733 events cannot cross the transcoder: the caller sends
+            // its digits in band, as audio, which does.
+            self.telephone_events = false;
+            self.answer_offer(&offer, ea.rtp_port, &Self::mixer_codecs())
+        };
+        let (sdp_a, answer_a) = match answered {
             Ok((sdp, Some(a))) => (sdp, a),
             Ok((_, None)) | Err(_) => {
-                let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
-                self.core.send_request(bye, dest, tb, self.tx.clone());
+                bye_b(self, &mut dialog_b);
                 self.refuse(EndReason::MediaIncompatible);
+                self.linger(&mut out).await;
                 return;
             }
         };
         self.current_codec = Some(answer_a.codec.clone());
-        let relay = &self.core.relay;
-        let wired = self.configure(ea.id, &answer_a).is_ok()
-            && self.configure(eb.id, &answer_b).is_ok()
-            && relay.subscribe(ea.id, eb.id).is_ok()
-            && relay.subscribe(eb.id, ea.id).is_ok();
+        let wired = if passthrough {
+            let relay = &self.core.relay;
+            self.configure(ea.id, &answer_a).is_ok()
+                && self.configure(eb.id, &answer_b).is_ok()
+                && relay.subscribe(ea.id, eb.id).is_ok()
+                && relay.subscribe(eb.id, ea.id).is_ok()
+        } else {
+            self.configure(ea.id, &answer_a).is_ok()
+                && self.configure(eb.id, &answer_b).is_ok()
+                && self.start_transcoding(ea.id, &answer_a, eb.id, &answer_b)
+        };
         if !wired {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
-            self.core.send_request(bye, dest, tb, self.tx.clone());
+            bye_b(self, &mut dialog_b);
             self.refuse(EndReason::ServerError);
+            self.linger(&mut out).await;
             return;
         }
-        if self.cancelled() {
-            let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
-            self.core.send_request(bye, dest, tb, self.tx.clone());
+        if self.cancelled_while_connecting(&mut out) {
+            bye_b(self, &mut dialog_b);
+            self.linger(&mut out).await;
             return;
         }
         self.send_200(&sdp_a);
-        tracing::info!(call = self.id, codec = %answer_a.codec.name, "phones connected");
+        if passthrough {
+            tracing::info!(call = self.id, codec = %answer_a.codec.name, "phones connected");
+        } else {
+            tracing::info!(call = self.id, caller_codec = %answer_a.codec.name, callee_codec = %answer_b.codec.name,
+                "phones connected through the transcoder");
+        }
 
         // Connected: whoever hangs up, the other side is told.
         let mut media_check = tokio::time::interval(MEDIA_CHECK);
@@ -1218,30 +1409,30 @@ impl Call {
                     if self.media_stopped(ea.id) || self.media_stopped(eb.id) {
                         tracing::info!(call = self.id, "no media from one of the phones; ending the call");
                         self.bye(EndReason::Timeout);
-                        let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
-                        self.core.send_request(bye, dest, tb, self.tx.clone());
+                        bye_b(self, &mut dialog_b);
                         return;
                     }
                     continue;
                 }
-                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d.into()).await, None => std::future::pending().await } } => {
+                _ = sleep_until(deadline) => {
                     self.bye(EndReason::Timeout);
-                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
-                    self.core.send_request(bye, dest, tb, self.tx.clone());
+                    bye_b(self, &mut dialog_b);
                     return;
                 }
             };
             match input {
                 Some(CallInput::Request(key, req)) => {
-                    let from_callee = sip::message::call_id(&*req).is_some_and(|c| c == call_id_b);
-                    if from_callee {
+                    let req_call_id = sip::message::call_id(&*req).unwrap_or_default().to_string();
+                    if req_call_id == call_id_b {
                         let bye = req.method == rsip::Method::Bye;
                         let resp = if bye || matches!(req.method, rsip::Method::Options | rsip::Method::Info) {
                             sip::message::response_for(&req, 200, None)
                         } else if matches!(req.method, rsip::Method::Invite | rsip::Method::Update) {
-                            // A refresh or hold from the callee: our side stays as it is.
-                            let r = sip::message::response_for(&req, 200, None);
-                            sip::message::with_body(r, "application/sdp", sdp_b.clone().into_bytes())
+                            // A refresh, hold or move from the callee: answered on
+                            // the codec in use with it; the caller's side stays.
+                            let (resp, sdp) = self.callee_reoffer(&req, tb, (eb.id, eb.rtp_port), &answer_b, &sdp_b);
+                            sdp_b = sdp;
+                            resp
                         } else {
                             sip::message::response_for(&req, 405, None)
                         };
@@ -1250,19 +1441,19 @@ impl Call {
                             self.bye(EndReason::Normal);
                             return;
                         }
+                    } else if req_call_id != self.call_id {
+                        // A branch that lost: its dialog is over or never was.
+                        let code = if req.method == rsip::Method::Bye { 200 } else { 481 };
+                        self.core.respond(&key, sip::message::response_for(&req, code, None));
                     } else if let Some(Ended::ByPeer) = self.in_dialog(key, *req, None) {
-                        let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
-                        self.core.send_request(bye, dest, tb, self.tx.clone());
+                        bye_b(self, &mut dialog_b);
                         return;
-                    } else if let Some(ep) = self.endpoint {
-                        // A re-INVITE may have moved the caller's media.
-                        let _ = ep;
                     }
                 }
+                Some(CallInput::Response(k, resp)) => self.branch_response(&mut out, &k, *resp),
                 Some(CallInput::AckTimeout) => {
                     self.bye(EndReason::Timeout);
-                    let bye = dialog_b.request(rsip::Method::Bye, &self.core.sent_by(tb), tb.via(), None);
-                    self.core.send_request(bye, dest, tb, self.tx.clone());
+                    bye_b(self, &mut dialog_b);
                     return;
                 }
                 Some(_) => {}
@@ -1271,11 +1462,541 @@ impl Call {
         }
     }
 
-    /// CANCELs our INVITE to the callee (RFC 3261 §9.1).
-    fn cancel(&self, invite: &rsip::Request, dest: SocketAddr, transport: Transport) {
-        let c = sip::transaction::cancel_request(invite);
-        self.core.send_request(c, dest, transport, self.tx.clone());
+    /// Rings the branches until one answers (its index), or the search ends
+    /// without an answer (`None`: the caller has had its final response).
+    async fn ring(&mut self, out: &mut Outgoing) -> Option<usize> {
+        let ring_deadline = tokio::time::Instant::now() + RING_TIMEOUT;
+        loop {
+            let retransmit = self.reliable.as_ref().and_then(|r| r.poll_timeout());
+            tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Response(k, resp)) => self.branch_response(out, &k, *resp),
+                    Some(CallInput::Timeout(k)) => {
+                        if let Some(i) = out.branches.iter().position(|b| b.key == k) {
+                            out.fork.timed_out(i);
+                            self.apply_fork(out);
+                        }
+                    }
+                    Some(CallInput::Cancel) => {
+                        self.stop_ringing(out, 487, None);
+                        return None;
+                    }
+                    Some(CallInput::Request(key, req)) => {
+                        if self.early_request(out, key, *req) {
+                            self.stop_ringing(out, 487, None);
+                            return None;
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        out.fork.give_up(500);
+                        self.apply_fork(out);
+                        return None;
+                    }
+                },
+                _ = tokio::time::sleep_until(ring_deadline) => {
+                    tracing::info!(call = self.id, "nobody answered in time");
+                    out.fork.give_up(408);
+                    self.apply_fork(out);
+                }
+                _ = sleep_until(retransmit) => {
+                    if self.reliable_timeout() {
+                        self.stop_ringing(out, 500, Some(NO_PRACK));
+                        return None;
+                    }
+                }
+            }
+            if let Some(i) = out.answered {
+                return Some(i);
+            }
+            if let Some(code) = out.failed.take() {
+                self.relay_failure(code);
+                return None;
+            }
+        }
     }
+
+    /// Answers a re-INVITE or UPDATE from the connected callee: an offer is
+    /// answered with our endpoint towards it on the codec in use (`answer`),
+    /// and its new address or direction goes to the relay; without an offer
+    /// it gets `last_sdp`. Returns the response and our SDP now.
+    fn callee_reoffer(
+        &mut self,
+        req: &rsip::Request,
+        transport: Transport,
+        (eb, port): (EndpointId, u16),
+        answer: &NegotiatedStream,
+        last_sdp: &str,
+    ) -> (rsip::Response, String) {
+        let ok = sip::message::response_for(req, 200, None);
+        let ok = sip::message::with_header(ok, "Contact", &format!("<{}>", self.core.our_uri("", transport)));
+        if req.body.is_empty() {
+            let r = sip::message::with_body(ok, "application/sdp", last_sdp.as_bytes().to_vec());
+            return (r, last_sdp.to_string());
+        }
+        let text = String::from_utf8_lossy(&req.body).into_owned();
+        self.sdp_version += 1;
+        let mut params = AnswerParams::new(self.core.media_address, port, self.sdp_session, self.sdp_version);
+        params.audio_codecs = vec![answer.codec.clone()];
+        params.video_codecs = Vec::new();
+        params.telephone_event = answer.telephone_event_pt.is_some();
+        let answered = sip::sdp::parse(&text)
+            .ok()
+            .and_then(|offer| sip::sdp::answer(&offer, &params).ok())
+            .and_then(|a| a.audio.map(|audio| (a.sdp, audio)));
+        match answered {
+            Some((sdp, audio)) if self.configure(eb, &audio).is_ok() => {
+                let r = sip::message::with_body(ok, "application/sdp", sdp.clone().into_bytes());
+                (r, sdp)
+            }
+            _ => (sip::message::response_for(req, 488, None), last_sdp.to_string()),
+        }
+    }
+
+    /// Whether the caller cancelled (or hung up its early dialog) while the
+    /// answer was being set up: it then has its 487. What else arrived
+    /// meanwhile is handled (a late 2xx of another branch is released).
+    fn cancelled_while_connecting(&mut self, out: &mut Outgoing) -> bool {
+        while let Ok(input) = self.rx.try_recv() {
+            match input {
+                CallInput::Cancel => {
+                    self.core.respond(&self.invite_key, self.response(487));
+                    return true;
+                }
+                CallInput::Response(k, resp) => self.branch_response(out, &k, *resp),
+                CallInput::Request(key, req) => {
+                    let hung_up = self.early_request(out, key, *req);
+                    if hung_up {
+                        self.core.respond(&self.invite_key, self.response(487));
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    /// Ends the search for a callee and answers the caller with `code`
+    /// (487 when it cancelled, 500 when it never acknowledged our ringing).
+    fn stop_ringing(&mut self, out: &mut Outgoing, code: u16, warning_text: Option<&str>) {
+        out.fork.give_up(code);
+        self.apply_fork(out);
+        out.failed = None;
+        match warning_text {
+            Some(w) => self.reply_warning(code, w),
+            None => self.core.respond(&self.invite_key, self.response(code)),
+        }
+    }
+
+    /// Waits, after the callee answered, until the caller has acknowledged
+    /// every reliable provisional response (RFC 3262 §3). `false`: the call
+    /// ended meanwhile (the caller has its final response).
+    async fn await_pracks(&mut self, out: &mut Outgoing) -> bool {
+        while self.reliable.as_ref().is_some_and(|r| r.awaiting_prack()) {
+            let retransmit = self.reliable.as_ref().and_then(|r| r.poll_timeout());
+            tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Response(k, resp)) => self.branch_response(out, &k, *resp),
+                    Some(CallInput::Cancel) => {
+                        self.core.respond(&self.invite_key, self.response(487));
+                        return false;
+                    }
+                    Some(CallInput::Request(key, req)) => {
+                        let winner = out.answered.and_then(|i| out.branches.get(i)).map(|b| b.call_id.clone());
+                        if winner.is_some_and(|w| sip::message::call_id(&*req) == Some(w.as_str())) {
+                            // The callee hung up before the caller was connected.
+                            let bye = req.method == rsip::Method::Bye;
+                            let code = if bye { 200 } else { 491 };
+                            self.core.respond(&key, sip::message::response_for(&req, code, None));
+                            if bye {
+                                self.refuse(EndReason::Normal);
+                                return false;
+                            }
+                        } else if self.early_request(out, key, *req) {
+                            self.core.respond(&self.invite_key, self.response(487));
+                            return false;
+                        }
+                    }
+                    Some(_) => {}
+                    None => return false,
+                },
+                _ = sleep_until(retransmit) => {
+                    if self.reliable_timeout() {
+                        self.reply_warning(500, NO_PRACK);
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// After the caller's INVITE is answered without a connection: waits
+    /// (bounded) for the branches still open, so that a callee answering
+    /// late is acknowledged and released rather than left retransmitting.
+    async fn linger(&mut self, out: &mut Outgoing) {
+        if let Some(r) = self.reliable.as_mut() {
+            r.final_sent();
+        }
+        let t1 = Duration::from_millis(self.core.shared.config().sip.t1_ms);
+        let deadline = tokio::time::Instant::now() + 64 * t1;
+        let answered = out.answered;
+        let open = |out: &Outgoing| (0..out.branches.len()).any(|i| Some(i) != answered && out.fork.is_open(i));
+        while open(out) {
+            tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Response(k, resp)) => self.branch_response(out, &k, *resp),
+                    Some(CallInput::Timeout(k)) => {
+                        if let Some(i) = out.branches.iter().position(|b| b.key == k) {
+                            out.fork.timed_out(i);
+                            self.apply_fork(out);
+                        }
+                    }
+                    Some(CallInput::Request(key, req)) => {
+                        let code = if req.method == rsip::Method::Bye { 200 } else { 481 };
+                        self.core.respond(&key, sip::message::response_for(&req, code, None));
+                    }
+                    Some(_) => {}
+                    None => return,
+                },
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+
+    /// A request from the caller before its INVITE is answered: PRACK,
+    /// or a BYE of the early dialog (RFC 3261 §15: the caller may end an
+    /// early dialog so). Requests of a branch's dialog are refused. `true`:
+    /// the caller hung up.
+    fn early_request(&mut self, out: &Outgoing, key: ServerTxKey, req: rsip::Request) -> bool {
+        let from_caller = sip::message::call_id(&req) == Some(self.call_id.as_str());
+        if !from_caller {
+            let code = if out
+                .branches
+                .iter()
+                .any(|b| sip::message::call_id(&req) == Some(b.call_id.as_str()))
+            {
+                491
+            } else {
+                481
+            };
+            self.core.respond(&key, sip::message::response_for(&req, code, None));
+            return false;
+        }
+        match req.method {
+            rsip::Method::PRack => {
+                self.on_prack(key, &req);
+                false
+            }
+            rsip::Method::Bye => {
+                self.core.respond(&key, sip::message::response_for(&req, 200, None));
+                true
+            }
+            rsip::Method::Options | rsip::Method::Info => {
+                self.core.respond(&key, sip::message::response_for(&req, 200, None));
+                false
+            }
+            _ => {
+                // RFC 3261 §14.2: an offer while ours is pending.
+                self.core.respond(&key, sip::message::response_for(&req, 491, None));
+                false
+            }
+        }
+    }
+
+    /// A response to one of the branches' INVITEs (PRACKs, CANCELs and BYEs
+    /// we sent are answered too, and ignored here).
+    fn branch_response(&mut self, out: &mut Outgoing, k: &ClientTxKey, resp: rsip::Response) {
+        let Some(i) = out.branches.iter().position(|b| &b.key == k) else {
+            return;
+        };
+        let code = resp.status_code.code();
+        if code < 200 {
+            let b = &mut out.branches[i];
+            match b.prack.on_provisional(&b.invite, &resp) {
+                Provisional::Unreliable => {}
+                Provisional::Acknowledge(rack) => {
+                    // RFC 3262 §4: PRACK in the early dialog the response created.
+                    let tag = sip::message::to_tag(&resp).unwrap_or_default();
+                    if !resp.body.is_empty() && !b.early_sdp.iter().any(|(t, _)| *t == tag) {
+                        b.early_sdp.push((tag.clone(), resp.body.clone()));
+                    }
+                    if !b.early.iter().any(|(t, _)| *t == tag) {
+                        match Dialog::uac(&b.invite, &resp) {
+                            Ok(d) => b.early.push((tag.clone(), d)),
+                            Err(e) => tracing::debug!(error = %e, "reliable provisional without a usable dialog"),
+                        }
+                    }
+                    let (dest, tb) = (b.target.dest, b.target.transport);
+                    let sent_by = self.core.sent_by(tb);
+                    if let Some((_, d)) = b.early.iter_mut().find(|(t, _)| *t == tag) {
+                        let prack = sip::reliable::prack_request(d, &rack, &sent_by, tb.via());
+                        self.core.send_request(prack, dest, tb, self.tx.clone());
+                    }
+                }
+                Provisional::Retransmission | Provisional::Discard => return,
+            }
+            out.fork.provisional(i, code);
+        } else if (200..300).contains(&code) {
+            let b = &mut out.branches[i];
+            match Dialog::uac(&b.invite, &resp) {
+                Ok(mut d) => {
+                    // CSeq numbers the early dialog used (PRACK) stay used.
+                    let tag = d.remote_tag.clone();
+                    if let Some((_, early)) = b.early.iter().find(|(t, _)| *t == tag) {
+                        d.local_cseq = d.local_cseq.max(early.local_cseq);
+                    }
+                    b.answer = Some((d, resp));
+                    out.fork.final_response(i, code);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the callee's 2xx makes no dialog");
+                    out.fork.final_response(i, 500);
+                }
+            }
+        } else if (code == 401 || code == 407)
+            && !out.branches[i].authenticated
+            && out.branches[i].target.credentials.is_some()
+        {
+            // RFC 3261 §22.2: answer the challenge once, in a new INVITE of the same branch.
+            let b = &out.branches[i];
+            let (user, password) = b.target.credentials.clone().unwrap_or_default();
+            let (ask, answer) = if code == 401 {
+                ("WWW-Authenticate", "Authorization")
+            } else {
+                ("Proxy-Authenticate", "Proxy-Authorization")
+            };
+            let challenges = sip::message::header_values(&resp, ask);
+            let refs: Vec<&str> = challenges.iter().map(String::as_str).collect();
+            let cnonce = format!("{:016x}", rand::random::<u64>());
+            let value = sip::digest::preferred_challenge(&refs).and_then(|c| {
+                sip::digest::respond(c, "INVITE", &b.target.request_uri, &user, &password, &cnonce, 1).ok()
+            });
+            let cseq = b.cseq + 1;
+            let rebuilt = value.and_then(|v| {
+                self.branch_invite(
+                    &b.target,
+                    &b.call_id,
+                    &b.tag,
+                    cseq,
+                    &out.display,
+                    &out.sdp,
+                    Some((answer, v)),
+                )
+            });
+            match rebuilt {
+                Some(invite) => {
+                    let (dest, tb) = (b.target.dest, b.target.transport);
+                    let key = self.core.send_request(invite.clone(), dest, tb, self.tx.clone());
+                    let b = &mut out.branches[i];
+                    b.invite = invite;
+                    b.key = key;
+                    b.cseq = cseq;
+                    b.authenticated = true;
+                }
+                None => out.fork.final_response(i, 403),
+            }
+        } else {
+            out.fork.final_response(i, code);
+        }
+        self.apply_fork(out);
+    }
+
+    /// Does what the fork context asks.
+    fn apply_fork(&mut self, out: &mut Outgoing) {
+        while let Some(o) = out.fork.poll_output() {
+            match o {
+                ForkOutput::Provisional(_) => {
+                    // Ringing, once, whatever the callee's 18x: confgate
+                    // carries no early media, so the caller plays its own ringback.
+                    self.send_provisional(180);
+                }
+                ForkOutput::Cancel(i) => {
+                    if let Some(b) = out.branches.get(i) {
+                        let c = sip::transaction::cancel_request(&b.invite);
+                        self.core
+                            .send_request(c, b.target.dest, b.target.transport, self.tx.clone());
+                    }
+                }
+                ForkOutput::Answered(i) => {
+                    tracing::info!(call = self.id, branch = i, "callee answered");
+                    out.answered = Some(i);
+                }
+                ForkOutput::Release(i) => {
+                    if let Some(b) = out.branches.get_mut(i) {
+                        if let Some((mut d, _)) = b.answer.take() {
+                            let (dest, tb) = (b.target.dest, b.target.transport);
+                            let sent_by = self.core.sent_by(tb);
+                            let ack = d.ack(b.cseq, &sent_by, tb.via(), None);
+                            self.core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
+                            let bye = d.request(rsip::Method::Bye, &sent_by, tb.via(), None);
+                            self.core.send_request(bye, dest, tb, self.tx.clone());
+                            tracing::info!(call = self.id, branch = i, "late answer released");
+                        }
+                    }
+                }
+                ForkOutput::Final(code) => out.failed = Some(code),
+            }
+        }
+    }
+
+    /// Answers the caller with the final status the fork chose (RFC 3261
+    /// §16.7): passed on as it is when it tells the caller something true
+    /// of the callee, else mapped through the call model's end reasons (a
+    /// challenge meant for us, for one, is not the caller's to answer).
+    fn relay_failure(&self, code: u16) {
+        let reason = sip::status::reason_for_status(code);
+        if matches!(code, 404 | 408 | 410 | 480 | 484 | 486 | 600 | 603 | 604) {
+            let resp = self.response(code);
+            let resp = sip::message::with_header(resp, "Reason", &sip::status::reason_header(reason));
+            tracing::info!(call = self.id, status = code, "no callee answered");
+            self.core.respond(&self.invite_key, resp);
+        } else {
+            self.refuse(reason);
+        }
+    }
+
+    /// Sends a provisional response to the caller: reliably (RFC 3262)
+    /// when it asked for that, then routing its PRACKs to this task.
+    fn send_provisional(&mut self, code: u16) {
+        let contact = format!("<{}>", self.core.our_uri("", self.transport));
+        let resp = sip::message::with_header(self.response(code), "Contact", &contact);
+        match self.reliable.as_mut() {
+            Some(r) => {
+                // The early dialog: the caller's PRACK carries our tag.
+                self.core.add_dialog(&self.call_id, &self.local_tag, self.tx.clone());
+                if !r.send(resp, Instant::now()) {
+                    tracing::debug!(call = self.id, "reliable provisional response dropped");
+                }
+                self.flush_reliable();
+            }
+            None => self.core.respond(&self.invite_key, resp),
+        }
+    }
+
+    /// Sends what the reliable-provisional machine queued. `true`: it gave
+    /// up (no PRACK for 64·T1).
+    fn flush_reliable(&mut self) -> bool {
+        let mut gave_up = false;
+        while let Some(o) = self.reliable.as_mut().and_then(|r| r.poll_output()) {
+            match o {
+                UasOutput::Send(resp) => self.core.respond(&self.invite_key, resp),
+                UasOutput::GiveUp => gave_up = true,
+            }
+        }
+        gave_up
+    }
+
+    /// The reliable provisional's timer fired: retransmit, or `true` when
+    /// it is given up.
+    fn reliable_timeout(&mut self) -> bool {
+        if let Some(r) = self.reliable.as_mut() {
+            r.handle_timeout(Instant::now());
+        }
+        let gave_up = self.flush_reliable();
+        if gave_up {
+            tracing::info!(call = self.id, "no PRACK for the reliable provisional response");
+        }
+        gave_up
+    }
+
+    /// Answers a PRACK from the caller (RFC 3262 §3): 200 when it
+    /// acknowledges our outstanding reliable provisional response, 481 when
+    /// it matches none, 400 without a readable RAck.
+    fn on_prack(&mut self, key: ServerTxKey, req: &rsip::Request) {
+        let result = match self.reliable.as_mut() {
+            Some(r) => r.on_prack(req, Instant::now()).map(|_| ()),
+            None => Err(sip::reliable::PrackError::NoMatch),
+        };
+        let resp = match result {
+            Ok(()) => sip::message::response_for(req, 200, None),
+            Err(e) => {
+                let r = sip::message::response_for(req, e.sip_status(), None);
+                sip::message::with_header(r, "Warning", &warning(&self.core, &e.to_string()))
+            }
+        };
+        self.core.respond(&key, resp);
+        self.flush_reliable();
+    }
+
+    /// Decodes each phone's audio and re-encodes it for the other: the two
+    /// legs share no codec. `false`: the codecs could not be started.
+    fn start_transcoding(
+        &mut self,
+        ea: EndpointId,
+        answer_a: &NegotiatedStream,
+        eb: EndpointId,
+        answer_b: &NegotiatedStream,
+    ) -> bool {
+        let (Some(fa), Some(fb)) = (format_of(answer_a), format_of(answer_b)) else {
+            return false;
+        };
+        let relay = &self.core.relay;
+        match (AudioPort::start(relay, ea, fa), AudioPort::start(relay, eb, fb)) {
+            (Ok(a), Ok(b)) => {
+                self.transcoder = Some(AudioBridge::start(a, b));
+                true
+            }
+            (a, b) => {
+                for e in [a.err(), b.err()].into_iter().flatten() {
+                    tracing::warn!(error = %e, "cannot start the transcoder");
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why a call fails when the caller never acknowledges our ringing.
+const NO_PRACK: &str = "the reliable provisional response was never acknowledged (PRACK)";
+
+/// Most phones one call rings at once.
+const MAX_BRANCHES: usize = 10;
+
+/// The outgoing side of a bridged call: its branches and their response
+/// context.
+struct Outgoing {
+    branches: Vec<Branch>,
+    fork: ForkContext,
+    /// The branch that answered first.
+    answered: Option<usize>,
+    /// The final status for the caller, when nobody answered.
+    failed: Option<u16>,
+    /// The caller's name as the callees see it.
+    display: String,
+    /// Our offer to the callees.
+    sdp: String,
+}
+
+/// One INVITE of a (possibly forked) outgoing call.
+struct Branch {
+    target: Outbound,
+    call_id: String,
+    tag: String,
+    /// The INVITE in progress (a second one answers a digest challenge).
+    invite: rsip::Request,
+    key: ClientTxKey,
+    cseq: u32,
+    /// A digest challenge was answered already (once only).
+    authenticated: bool,
+    /// Early dialogs by the callee's tag, made by reliable provisional
+    /// responses: where PRACKs go.
+    early: Vec<(String, Dialog)>,
+    prack: PrackClient,
+    /// The callee's 2xx and the dialog it made, until connected or released.
+    answer: Option<(Dialog, rsip::Response)>,
+    /// The SDP answers of reliable provisional responses, by the callee's
+    /// tag (RFC 3262 §5: the 2xx need not repeat them).
+    early_sdp: Vec<(String, Vec<u8>)>,
 }
 
 /// Where a bridged call goes.
@@ -1403,6 +2124,11 @@ fn percent_decode(s: &str) -> String {
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The offer has a video stream that is not refused.
+fn offers_video(offer: &SessionDescription) -> bool {
+    offer.media.iter().any(|m| m.media == "video" && m.port != 0)
 }
 
 #[cfg(test)]

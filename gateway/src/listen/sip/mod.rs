@@ -10,18 +10,24 @@
 //! belongs to them (in-dialog requests, ACKs, CANCELs, responses to their
 //! own requests) on a channel keyed by dialog or transaction.
 //!
-//! UDP and TCP (RFC 3261 §18): a TCP connection is kept per peer address
-//! and reused both ways; what arrives on it is answered on it, and
-//! in-dialog requests of a call that came over TCP go back over the same
-//! connection. Trunks ([`trunk`]) register to their provider, carry the
-//! calls of gateway routes out, and bring the provider's calls in. Not
-//! served yet: TLS and WebSocket transports.
+//! UDP, TCP and TLS (RFC 3261 §18): a TCP or TLS connection is kept per
+//! peer address and reused both ways; what arrives on it is answered on it,
+//! and in-dialog requests of a call that came over it go back over the same
+//! connection. WebSocket (RFC 7118, [`ws`]) connections come in through the
+//! HTTP listener and join the same map of connections: a message is one
+//! frame, and a phone registered over a WebSocket is reached only over
+//! that connection (its bindings go when it closes). Trunks ([`trunk`])
+//! register to their provider, carry the calls of gateway routes out, and
+//! bring the provider's calls in. Browser softphones offer DTLS-SRTP with
+//! ICE; [`browser`] answers them as an ICE-lite, DTLS endpoint on the relay.
 
+mod browser;
 mod call;
 mod register;
 mod trunk;
+pub mod ws;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +61,11 @@ pub(crate) enum Transport {
     Tcp,
     /// A TLS connection (over TCP).
     Tls,
+    /// A WebSocket connection (RFC 7118) on the HTTP listener.
+    Ws,
+    /// A WebSocket connection that reached us over HTTPS (through a proxy
+    /// that terminates TLS).
+    Wss,
 }
 
 impl Transport {
@@ -64,6 +75,8 @@ impl Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
     }
 
@@ -72,12 +85,22 @@ impl Transport {
         self != Transport::Udp
     }
 
+    /// Over a WebSocket (RFC 7118): the peer is reached only over the
+    /// connection it opened.
+    pub(crate) fn is_websocket(self) -> bool {
+        matches!(self, Transport::Ws | Transport::Wss)
+    }
+
     /// From a Via or binding transport token.
     pub(crate) fn from_token(t: &str) -> Transport {
         if t.eq_ignore_ascii_case("tcp") {
             Transport::Tcp
         } else if t.eq_ignore_ascii_case("tls") {
             Transport::Tls
+        } else if t.eq_ignore_ascii_case("ws") {
+            Transport::Ws
+        } else if t.eq_ignore_ascii_case("wss") {
+            Transport::Wss
         } else {
             Transport::Udp
         }
@@ -118,8 +141,18 @@ pub(crate) struct Core {
     shared: Shared,
     relay: Relay,
     socket: UdpSocket,
-    /// Open TCP connections by peer address: where their bytes go.
+    /// Open TCP, TLS and WebSocket connections by peer address: where
+    /// their messages go.
     tcp: Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>,
+    /// Accounts registered over each open WebSocket connection: their
+    /// bindings are removed when it closes (RFC 7118 §5: such a contact is
+    /// reached through that connection or not at all).
+    ws_bindings: Mutex<HashMap<SocketAddr, BTreeSet<String>>>,
+    /// The HTTP listener's port, for Via and Contact over WebSocket.
+    ws_port: Option<u16>,
+    /// Our DTLS certificate for browser softphones' media (`None`: it
+    /// could not be made, and their offers get 488).
+    dtls_cert: Option<Arc<webrtc::dtls::DtlsCert>>,
     /// Whether SIP over TCP is served.
     tcp_enabled: bool,
     /// Our TCP and TLS listen ports, for Contact and Via over those transports.
@@ -129,6 +162,9 @@ pub(crate) struct Core {
     wake: Notify,
     routes: Mutex<Routes>,
     nonces: Mutex<sip::digest::NonceIssuer>,
+    /// REGISTERs with credentials, on their way to the registrar's next
+    /// batch ([`register::run`]).
+    registrar: mpsc::Sender<register::Pending>,
     /// `host:port` for Via and Contact.
     sent_by: String,
     /// The digest realm: the server name.
@@ -167,11 +203,15 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::bind(addr).await
 }
 
-/// Serves SIP on `socket` (and `tcp`, when given) until `stop` changes.
+/// Serves SIP on `socket` (and `tcp`, `tls` when given, and WebSocket
+/// connections handed over through `websocket` when `sip.websocket` is on)
+/// until `stop` changes.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     socket: UdpSocket,
     tcp: Option<TcpListener>,
     tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    websocket: ws::WsTransport,
     shared: Shared,
     relay: Relay,
     media_address: std::net::IpAddr,
@@ -207,12 +247,23 @@ pub async fn serve(
     );
     let mut secret = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret[..]);
+    let dtls_cert = match webrtc::dtls::DtlsCert::generate() {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no DTLS certificate; calls from browser softphones get 488");
+            None
+        }
+    };
+    let (registrar, registrar_queue) = mpsc::channel(register::MAX_PENDING);
     let core = Arc::new(Core {
         realm: shared.directory.server().to_string(),
         shared,
         relay,
         socket,
         tcp: Mutex::new(HashMap::new()),
+        ws_bindings: Mutex::new(HashMap::new()),
+        ws_port: cfg.sip.websocket.then_some(cfg.http.listen.port()),
+        dtls_cert,
         tcp_enabled: tcp.is_some(),
         tcp_port: tcp.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port()),
         tls_port: tls.as_ref().and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port()),
@@ -228,11 +279,13 @@ pub async fn serve(
                     .collect::<Vec<_>>(),
             ),
         ),
+        registrar,
         sent_by,
         local,
         media_address,
         next_call: AtomicU64::new(1),
     });
+    tokio::spawn(register::run(core.clone(), registrar_queue, stop.clone()));
     tracing::info!(listen = %local, sent_by = %core.sent_by, "SIP listener up");
     if let Some(listener) = tcp {
         tokio::spawn(accept_tcp(core.clone(), listener, None, stop.clone()));
@@ -240,26 +293,36 @@ pub async fn serve(
     if let Some((listener, acceptor)) = tls {
         tokio::spawn(accept_tcp(core.clone(), listener, Some(acceptor), stop.clone()));
     }
+    if cfg.sip.websocket {
+        websocket.attach(&core);
+    }
     for t in cfg.sip.trunks.iter().filter(|t| t.register) {
         tokio::spawn(trunk::keep_registered(core.clone(), t.clone(), stop.clone()));
     }
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut purge = tokio::time::interval(Duration::from_secs(60));
+    // One timer for the layer's wake-ups, moved only when its deadline changes.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
         let deadline = lock(&core.layer).poll_timeout();
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-                None => std::future::pending().await,
+        if deadline != armed {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(tokio::time::Instant::from_std(d));
             }
-        };
+            armed = deadline;
+        }
         tokio::select! {
             r = core.socket.recv_from(&mut buf) => match r {
                 Ok((n, from)) => core.on_message(&buf[..n], from, Transport::Udp),
                 Err(e) => tracing::debug!(error = %e, "SIP receive failed"),
             },
             _ = core.wake.notified() => {}
-            _ = sleep => lock(&core.layer).handle_timeout(Instant::now()),
+            _ = &mut timer, if armed.is_some() => {
+                armed = None;
+                lock(&core.layer).handle_timeout(Instant::now());
+            }
             _ = purge.tick() => {
                 let dir = core.shared.directory.clone();
                 tokio::spawn(async move {
@@ -353,10 +416,7 @@ impl Core {
                 return;
             }
         };
-        let mut msg = msg;
-        if let rsip::SipMessage::Request(r) = &mut msg {
-            sip::message::stamp_received(r, from);
-        }
+        // The layer stamps `received`/`rport` on requests itself.
         let received = lock(&self.layer).receive(msg, from, transport.reliable(), Instant::now());
         let Some(received) = received else { return };
         match received {
@@ -398,7 +458,7 @@ impl Core {
                 Transport::Udp => {
                     let _ = self.socket.try_send_to(resp.as_bytes(), from);
                 }
-                Transport::Tcp | Transport::Tls => {
+                Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
                     if let Some(c) = lock(&self.tcp).get(&from) {
                         let _ = c.try_send(resp.into_bytes());
                     }
@@ -416,10 +476,7 @@ impl Core {
     fn on_request(self: &Arc<Self>, key: ServerTxKey, request: rsip::Request, from: SocketAddr, transport: Transport) {
         let in_dialog = sip::message::to_tag(&request).is_some();
         match request.method {
-            rsip::Method::Register => {
-                let core = self.clone();
-                tokio::spawn(async move { register::handle(core, key, request, from, transport).await });
-            }
+            rsip::Method::Register => register::handle(self, key, request, from, transport),
             rsip::Method::Invite if !in_dialog => {
                 // The layer has sent 100 Trying already (RFC 3261 §17.2.1).
                 let (tx, rx) = mpsc::channel(32);
@@ -478,7 +535,7 @@ impl Core {
     fn capabilities(&self, resp: rsip::Response) -> rsip::Response {
         let resp = sip::message::with_header(resp, "Allow", ALLOW);
         let resp = sip::message::with_header(resp, "Accept", "application/sdp, application/dtmf-relay");
-        sip::message::with_header(resp, "Supported", "timer")
+        sip::message::with_header(resp, "Supported", "timer, 100rel")
     }
 
     /// Answers a server transaction.
@@ -562,6 +619,7 @@ impl Core {
             Transport::Udp => None,
             Transport::Tcp => self.tcp_port,
             Transport::Tls => self.tls_port,
+            Transport::Ws | Transport::Wss => self.ws_port,
         };
         match port {
             None => self.sent_by.clone(),
@@ -581,6 +639,8 @@ impl Core {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
             Transport::Tls => ";transport=tls",
+            Transport::Ws => ";transport=ws",
+            Transport::Wss => ";transport=wss",
         };
         let host = self.sent_by(transport);
         if user.is_empty() {
@@ -819,7 +879,7 @@ fn bad_request_text(bytes: &[u8], problem: &str, host: &str) -> Option<String> {
 }
 
 /// The methods confgate takes.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REGISTER";
 /// Server / User-Agent header value.
 const USER_AGENT: &str = concat!("confgate/", env!("CARGO_PKG_VERSION"));
 

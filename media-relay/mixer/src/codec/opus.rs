@@ -8,11 +8,14 @@
 //!   in-band FEC (LBRR) on by default. libopus only spends bits on FEC when
 //!   it expects loss, so with FEC on the encoder is told to expect
 //!   [`FEC_EXPECTED_LOSS_PERCENT`] % loss.
-//! * The **decoder** always runs a stereo libopus decoder and averages the
-//!   two channels, so mono and stereo payloads both come out as 48 kHz mono
-//!   (a mono payload decodes to two equal channels). It takes every packet
-//!   duration Opus has, 2.5 to 120 ms ([`AudioDecoder::samples_in`] reads
-//!   the TOC byte and frame count: `opus_packet_get_nb_samples`).
+//! * The **decoder** runs a mono libopus decoder at 48 kHz, whatever
+//!   [`CodecKind::Opus`]`{ channels }` says: the mixer works in mono, and a
+//!   mono libopus decoder takes stereo packets too and folds them to mono
+//!   itself (the mean of the two channels: CELT averages them, SILK outputs
+//!   its mid channel), without synthesising a second channel. It takes
+//!   every packet duration Opus has, 2.5 to 120 ms
+//!   ([`AudioDecoder::samples_in`] reads the TOC byte and frame count:
+//!   `opus_packet_get_nb_samples`).
 //! * **DTX**: during discontinuous transmission a sender emits 1–2 byte
 //!   packets (a TOC byte, maybe a frame count, no frame data). libopus
 //!   decodes a frame of at most 1 byte as a lost frame, so these decode to
@@ -56,28 +59,16 @@ fn invalid(reason: &str) -> CodecError {
 /// Opus decoder to 48 kHz mono.
 pub(crate) struct OpusDecoder {
     kind: CodecKind,
+    /// A mono libopus decoder: it writes straight into the caller's buffer.
     decoder: libopus::Decoder,
-    /// Interleaved stereo output of libopus, for the longest packet.
-    stereo: Vec<i16>,
 }
 
 impl OpusDecoder {
     /// A decoder; `kind` is reported by [`AudioDecoder::kind`] (the decoder
     /// takes mono and stereo payloads whatever it says).
     pub(crate) fn new(kind: CodecKind) -> Result<Self, CodecError> {
-        let decoder = libopus::Decoder::new(RATE, libopus::Channels::Stereo).map_err(|e| library_error(&e))?;
-        Ok(Self {
-            kind,
-            decoder,
-            stereo: vec![0; 2 * MAX_PAYLOAD_SAMPLES_48K],
-        })
-    }
-
-    /// Averages the first `n` stereo samples into `out`.
-    fn downmix(&self, n: usize, out: &mut [i16]) {
-        for (o, lr) in out[..n].iter_mut().zip(self.stereo.chunks_exact(2)) {
-            *o = ((i32::from(lr[0]) + i32::from(lr[1])) >> 1) as i16;
-        }
+        let decoder = libopus::Decoder::new(RATE, libopus::Channels::Mono).map_err(|e| library_error(&e))?;
+        Ok(Self { kind, decoder })
     }
 }
 
@@ -106,14 +97,12 @@ impl AudioDecoder for OpusDecoder {
         }
         let got = self
             .decoder
-            .decode(payload, &mut self.stereo[..2 * n], false)
+            .decode(payload, &mut out[..n], false)
             .map_err(|e| match e.code() {
                 libopus::ErrorCode::InvalidPacket => invalid("corrupt frame data"),
                 _ => library_error(&e),
             })?;
-        let got = got.min(n);
-        self.downmix(got, out);
-        Ok(got)
+        Ok(got.min(n))
     }
 
     /// libopus PLC for `samples` rounded down to 2.5 ms (at most `out.len()`
@@ -123,12 +112,8 @@ impl AudioDecoder for OpusDecoder {
         if n == 0 {
             return 0;
         }
-        match self.decoder.decode(&[], &mut self.stereo[..2 * n], false) {
-            Ok(got) => {
-                let got = got.min(n);
-                self.downmix(got, out);
-                out[got..n].fill(0);
-            }
+        match self.decoder.decode(&[], &mut out[..n], false) {
+            Ok(got) => out[got.min(n)..n].fill(0),
             Err(_) => out[..n].fill(0),
         }
         n
@@ -278,6 +263,70 @@ mod tests {
         assert!(tone / power(tail) > 0.95);
         let level = 10.0 * (power(tail) / (8000.0f64.powi(2) / 2.0)).log10();
         assert!(level.abs() < 1.0, "level {level:.2} dB");
+    }
+
+    /// The Opus mode a packet's TOC byte names (RFC 6716 §3.1).
+    fn mode(packet: &[u8]) -> &'static str {
+        match packet[0] >> 3 {
+            0..=11 => "SILK",
+            12..=15 => "Hybrid",
+            _ => "CELT",
+        }
+    }
+
+    #[test]
+    fn stereo_packets_decode_to_the_mean_of_their_channels() {
+        use libopus::{Application, Bandwidth, Signal};
+        // A different tone on each channel, as a stereo sender (a browser)
+        // may send: the mono output holds both, each at half its amplitude
+        // (−6 dB). Both coding modes: SILK (told the signal is speech, 40
+        // kbit/s, wideband) and CELT (the low-delay application, CELT only).
+        let (left, right) = (frames(440.0, 8000.0, 50), frames(1000.0, 8000.0, 50));
+        let half = 10.0 * (0.5f64).powi(2).log10();
+        let cases = [
+            ("SILK", Application::Voip, Signal::Voice, 40_000, Bandwidth::Wideband),
+            ("CELT", Application::LowDelay, Signal::Auto, 96_000, Bandwidth::Fullband),
+        ];
+        for (want_mode, application, signal, bps, bandwidth) in cases {
+            let mut enc = libopus::Encoder::new(RATE, libopus::Channels::Stereo, application).expect("encoder");
+            enc.set_bitrate(libopus::Bitrate::Bits(bps)).expect("bitrate");
+            enc.set_bandwidth(bandwidth).expect("bandwidth");
+            enc.set_signal(signal).expect("signal");
+            let mut dec = OpusDecoder::new(CodecKind::Opus { channels: 2 }).expect("decoder");
+            let mut interleaved = vec![0i16; 2 * FRAME_SAMPLES];
+            let mut payload = [0u8; 1500];
+            let mut out = vec![0i16; MAX_PAYLOAD_SAMPLES_48K];
+            let mut pcm = Vec::new();
+            for (l, r) in left.iter().zip(&right) {
+                for ((lr, &a), &b) in interleaved.chunks_exact_mut(2).zip(l.iter()).zip(r.iter()) {
+                    lr[0] = a;
+                    lr[1] = b;
+                }
+                let len = enc.encode(&interleaved, &mut payload).expect("encode");
+                let packet = &payload[..len];
+                assert_eq!(mode(packet), want_mode);
+                assert_eq!(
+                    libopus::packet::get_nb_channels(packet).ok(),
+                    Some(libopus::Channels::Stereo)
+                );
+                assert_eq!(dec.decode(packet, &mut out), Ok(FRAME_SAMPLES));
+                pcm.extend_from_slice(&out[..FRAME_SAMPLES]);
+            }
+            let tail = &pcm[24_000..];
+            let total = power(tail);
+            let full = 8000.0f64.powi(2) / 2.0;
+            for freq in [440.0, 1000.0] {
+                let tone = goertzel(tail, freq);
+                let share = tone / total;
+                let level = 10.0 * (tone / full).log10();
+                assert!((0.4..=0.6).contains(&share), "{want_mode}: {freq} Hz holds {share:.3}");
+                assert!((level - half).abs() < 1.0, "{want_mode}: {freq} Hz at {level:.2} dB");
+            }
+            assert!(
+                (goertzel(tail, 440.0) + goertzel(tail, 1000.0)) / total > 0.95,
+                "{want_mode}: more than the two tones"
+            );
+        }
     }
 
     #[test]

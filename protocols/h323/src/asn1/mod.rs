@@ -62,6 +62,12 @@ pub fn encode<T: rasn::Encode>(value: &T) -> Result<Vec<u8>, PerError> {
     rasn::aper::encode(value).map_err(|e| PerError::Encode(e.to_string()))
 }
 
+/// A GloballyUniqueID (a callIdentifier's or conferenceID's value) of
+/// these 16 octets.
+pub fn guid(octets: [u8; 16]) -> h225::GloballyUniqueID {
+    h225::GloballyUniqueID(rasn::types::FixedOctetString::from(octets))
+}
+
 /// Decodes a RAS message (H.225.0 §7, one UDP datagram).
 pub fn decode_ras(bytes: &[u8]) -> Result<h225::RasMessage, PerError> {
     decode(bytes)

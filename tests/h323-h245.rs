@@ -1,0 +1,612 @@
+//! A scripted H.323 endpoint (written here on `confgate-h323`) dials into
+//! conferences without Fast Connect: the audio channels are opened by
+//! H.245 (TerminalCapabilitySet, MasterSlaveDetermination,
+//! OpenLogicalChannel both ways), scripted message by message here:
+//! - tunnelled in the H.225.0 messages;
+//! - on a separate H.245 connection to the address the daemon offers in
+//!   Connect (the endpoint neither tunnels nor gives one), which the daemon
+//!   closes at the end of the call;
+//! - on a separate H.245 connection the daemon opens to the `h245Address`
+//!   of the Setup, with a PIN entered by UserInputIndication on it.
+//!
+//! In each the endpoint's H.263 channel is refused
+//! (`dataTypeNotSupported`), it hears a `confgate bot` playing a tone and
+//! the bot hears its tone, and the call ends cleanly (the endpoint's
+//! EndSessionCommand, its ReleaseComplete, or the conference ending).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confgate_suite::{dominant_frequency, read_wav, rms, ChildGuard, Daemon};
+use h323::asn1::{self, h225, h245};
+use h323::control::{self, LocalMedia};
+use h323::media::{self, AudioCodec};
+use h323::q931::{CallReference, Message, MessageType};
+use h323::signalling::{self, SetupParams};
+use h323::tpkt::{self, TpktDecoder};
+
+use h245::MultimediaSystemControlMessage as M;
+
+const CRV: u16 = 0x3131;
+/// The endpoint's logical channel numbers.
+const AUDIO_LCN: u16 = 11;
+const VIDEO_LCN: u16 = 12;
+
+/// How the endpoint carries H.245.
+enum Link {
+    Tunnelled,
+    Separate { stream: TcpStream, decoder: TpktDecoder },
+}
+
+/// How the endpoint sets its H.245 up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Tunnelled,
+    /// Neither tunnelling nor an address: the daemon offers one.
+    DaemonListens,
+    /// An `h245Address` in the Setup: the daemon connects.
+    EndpointListens,
+}
+
+struct Endpoint {
+    tcp: TcpStream,
+    decoder: TpktDecoder,
+    link: Link,
+    rtp: UdpSocket,
+    /// The relay's RTP address, from the daemon's OpenLogicalChannelAck.
+    relay: Option<SocketAddr>,
+    h245_in: VecDeque<M>,
+    /// Non-H.245 signalling messages seen while reading H.245.
+    calls: VecDeque<(Message, Option<h225::H323UserInformation>)>,
+    /// The daemon's H.245 address from Connect.
+    offered: Option<SocketAddr>,
+}
+
+fn read_some(stream: &mut TcpStream, decoder: &mut TpktDecoder) -> Option<bool> {
+    let mut buf = [0u8; 4096];
+    match stream.read(&mut buf) {
+        Ok(0) => None,
+        Ok(n) => {
+            decoder.push(&buf[..n]);
+            Some(true)
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Some(false),
+        Err(_) => None,
+    }
+}
+
+impl Endpoint {
+    /// Setup without fastStart → Call Proceeding → Connect, and the H.245
+    /// transport of `mode` up.
+    fn dial(d: &Daemon, dialed: &str, mode: Mode) -> Endpoint {
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", d.h323_port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let listener = (mode == Mode::EndpointListens).then(|| TcpListener::bind("127.0.0.1:0").unwrap());
+        let mut ep = Endpoint {
+            tcp,
+            decoder: TpktDecoder::new(65_535),
+            link: Link::Tunnelled,
+            rtp,
+            relay: None,
+            h245_in: VecDeque::new(),
+            calls: VecDeque::new(),
+            offered: None,
+        };
+        let setup = signalling::setup(&SetupParams {
+            call_reference: CRV,
+            call_id: [0x6b; 16],
+            dialed: dialed.into(),
+            display: "Scripted H.245 room".into(),
+            calling: None,
+            fast_start: Vec::new(),
+            tunnelling: mode == Mode::Tunnelled,
+            h245_address: listener.as_ref().map(|l| l.local_addr().unwrap()),
+        })
+        .unwrap();
+        ep.tcp.write_all(&setup).unwrap();
+        let (proceeding, _) = ep.next(Duration::from_secs(10)).expect("Call Proceeding");
+        assert_eq!(proceeding.message_type, MessageType::CallProceeding);
+        let (connect, uuie) = ep.next(Duration::from_secs(10)).expect("Connect");
+        assert_eq!(connect.message_type, MessageType::Connect, "{connect:?}");
+        let uuie = uuie.unwrap();
+        let h225::H323UUPDUH323MessageBody::connect(c) = &uuie.h323_uu_pdu.h323_message_body else {
+            panic!("{uuie:?}")
+        };
+        assert!(c.fast_start.is_none(), "no Fast Connect without fastStart");
+        ep.offered = c.h245_address.as_ref().and_then(media::from_h225);
+        assert_eq!(uuie.h323_uu_pdu.h245_tunneling, Some(mode == Mode::Tunnelled));
+        match mode {
+            Mode::Tunnelled => {
+                assert!(ep.offered.is_none());
+                // Our capabilities and determination ride in Connect.
+                for b in uuie.h323_uu_pdu.h245_control.iter().flatten() {
+                    ep.h245_in.push_back(asn1::decode_h245(b).unwrap());
+                }
+                assert_eq!(ep.h245_in.len(), 2, "TCS and MSD in Connect: {:?}", ep.h245_in);
+            }
+            Mode::DaemonListens => {
+                let addr = ep.offered.expect("an h245Address in Connect");
+                assert_eq!(addr.ip(), std::net::IpAddr::from([127, 0, 0, 1]));
+                let stream = TcpStream::connect(addr).unwrap();
+                stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                ep.link = Link::Separate {
+                    stream,
+                    decoder: TpktDecoder::new(65_535),
+                };
+            }
+            Mode::EndpointListens => {
+                assert!(ep.offered.is_none(), "the daemon connects to ours");
+                let listener = listener.unwrap();
+                listener.set_nonblocking(true).unwrap();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let stream = loop {
+                    match listener.accept() {
+                        Ok((s, _)) => break s,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(e) => panic!("the daemon did not connect to our H.245 address: {e}"),
+                    }
+                };
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+                ep.link = Link::Separate {
+                    stream,
+                    decoder: TpktDecoder::new(65_535),
+                };
+            }
+        }
+        ep
+    }
+
+    /// The next signalling message, `None` on timeout or EOF.
+    fn next(&mut self, timeout: Duration) -> Option<(Message, Option<h225::H323UserInformation>)> {
+        if let Some(m) = self.calls.pop_front() {
+            return Some(m);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(p) = self.decoder.next_pdu().unwrap() {
+                if p.is_empty() {
+                    continue;
+                }
+                return Some(signalling::decode_signalling(p).unwrap());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            read_some(&mut self.tcp, &mut self.decoder)?;
+        }
+    }
+
+    /// The next H.245 message from the daemon, `None` on timeout.
+    fn next_h245(&mut self, timeout: Duration) -> Option<M> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(m) = self.h245_in.pop_front() {
+                return Some(m);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            match &mut self.link {
+                Link::Tunnelled => {
+                    let Some((msg, uuie)) = self.next(Duration::from_millis(100)) else {
+                        continue;
+                    };
+                    let control: Vec<M> = uuie
+                        .iter()
+                        .flat_map(|u| u.h323_uu_pdu.h245_control.iter().flatten())
+                        .map(|b| asn1::decode_h245(b).unwrap())
+                        .collect();
+                    self.h245_in.extend(control);
+                    if msg.message_type != MessageType::Facility {
+                        self.calls.push_back((msg, uuie));
+                    }
+                }
+                Link::Separate { stream, decoder } => {
+                    while let Some(p) = decoder.next_pdu().unwrap() {
+                        self.h245_in.push_back(asn1::decode_h245(p).unwrap());
+                    }
+                    if self.h245_in.is_empty() {
+                        read_some(stream, decoder)?;
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_h245(&mut self, msgs: &[M]) {
+        match &mut self.link {
+            Link::Tunnelled => {
+                let fac = signalling::facility_h245(CallReference::new(CRV, false), None, msgs).unwrap();
+                self.tcp.write_all(&fac).unwrap();
+            }
+            Link::Separate { stream, .. } => {
+                for m in msgs {
+                    let mut framed = Vec::new();
+                    tpkt::encode(&asn1::encode(m).unwrap(), &mut framed).unwrap();
+                    stream.write_all(&framed).unwrap();
+                }
+            }
+        }
+    }
+
+    /// Capability exchange, master/slave determination, both audio
+    /// channels (G.711 µ-law, all the endpoint takes), and a refused H.263
+    /// channel.
+    fn open_channels(&mut self) {
+        let local = self.rtp.local_addr().unwrap();
+        let ours = LocalMedia {
+            rtp: local,
+            rtcp: SocketAddr::new(local.ip(), local.port() + 1),
+        };
+        self.send_h245(&[
+            media::terminal_capability_set(1, &[AudioCodec::Pcmu]),
+            control::master_slave_determination(50, 0x12_3456),
+        ]);
+        let (mut their_tcs, mut their_msd, mut our_msd_acked, mut opened) = (false, false, false, false);
+        let (mut their_channel, mut video_refused) = (false, false);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(their_tcs && their_msd && our_msd_acked && opened && their_channel && video_refused) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = self.next_h245(left).unwrap_or_else(|| {
+                panic!(
+                    "H.245 stalled: tcs {their_tcs} msd {their_msd} msd-ack {our_msd_acked} \
+                     opened {opened} their channel {their_channel} video refused {video_refused}"
+                )
+            });
+            match m {
+                M::request(h245::RequestMessage::terminalCapabilitySet(tcs)) => {
+                    let table_set = tcs.capability_table.clone().unwrap();
+                    let table = table_set.to_vec();
+                    let audio: Vec<_> = table
+                        .iter()
+                        .filter_map(|e| match &e.capability {
+                            Some(h245::Capability::receiveAudioCapability(a)) => AudioCodec::from_capability(a),
+                            _ => None,
+                        })
+                        .map(|(c, _)| c)
+                        .collect();
+                    assert!(audio.contains(&AudioCodec::Pcmu) && audio.contains(&AudioCodec::Pcma));
+                    assert!(
+                        table.iter().all(|e| !matches!(
+                            e.capability,
+                            Some(h245::Capability::receiveVideoCapability(_))
+                                | Some(h245::Capability::receiveAndTransmitVideoCapability(_))
+                        )),
+                        "no video offered"
+                    );
+                    self.send_h245(&[M::response(h245::ResponseMessage::terminalCapabilitySetAck(
+                        h245::TerminalCapabilitySetAck::new(tcs.sequence_number, None),
+                    ))]);
+                    their_tcs = true;
+                    // Our audio channel, and a video one the daemon must refuse.
+                    let audio = control::open_logical_channel(AUDIO_LCN, AudioCodec::Pcmu, ours.rtcp);
+                    let mut video = control::open_logical_channel(VIDEO_LCN, AudioCodec::Pcmu, ours.rtcp);
+                    video.forward_logical_channel_parameters.data_type = h245::DataType::videoData(
+                        h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
+                            None,
+                            Some(1),
+                            Some(1),
+                            None,
+                            None,
+                            3840,
+                            false,
+                            false,
+                            false,
+                            false,
+                            false,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                        )),
+                    );
+                    self.send_h245(&[
+                        M::request(h245::RequestMessage::openLogicalChannel(audio)),
+                        M::request(h245::RequestMessage::openLogicalChannel(video)),
+                    ]);
+                }
+                M::request(h245::RequestMessage::masterSlaveDetermination(msd)) => {
+                    // An MCU outranks a terminal: the daemon is the master.
+                    assert!(msd.terminal_type > 50, "{msd:?}");
+                    self.send_h245(&[M::response(h245::ResponseMessage::masterSlaveDeterminationAck(
+                        h245::MasterSlaveDeterminationAck::new(h245::MasterSlaveDeterminationAckDecision::master(())),
+                    ))]);
+                    their_msd = true;
+                }
+                M::response(h245::ResponseMessage::terminalCapabilitySetAck(_)) => {}
+                M::response(h245::ResponseMessage::masterSlaveDeterminationAck(ack)) => {
+                    assert_eq!(ack.decision, h245::MasterSlaveDeterminationAckDecision::slave(()));
+                    our_msd_acked = true;
+                }
+                M::response(h245::ResponseMessage::openLogicalChannelAck(ack)) => {
+                    assert_eq!(ack.forward_logical_channel_number.0, AUDIO_LCN);
+                    let (rtp, rtcp) = control::ack_addresses(&ack);
+                    assert!(rtp.is_some() && rtcp.is_some(), "{ack:?}");
+                    self.relay = rtp;
+                    opened = true;
+                }
+                M::response(h245::ResponseMessage::openLogicalChannelReject(rej)) => {
+                    assert_eq!(rej.forward_logical_channel_number.0, VIDEO_LCN);
+                    assert_eq!(rej.cause, h245::OpenLogicalChannelRejectCause::dataTypeNotSupported(()));
+                    video_refused = true;
+                }
+                M::request(h245::RequestMessage::openLogicalChannel(olc)) => {
+                    let (codec, rtcp) = control::audio_channel(&olc).expect("an audio channel");
+                    assert_eq!(codec, AudioCodec::Pcmu, "the only codec we receive");
+                    assert!(rtcp.is_some(), "the daemon's RTCP address");
+                    let ack = control::open_logical_channel_ack(olc.forward_logical_channel_number.0, 1, ours);
+                    self.send_h245(&[M::response(h245::ResponseMessage::openLogicalChannelAck(ack))]);
+                    their_channel = true;
+                }
+                other => panic!("unexpected H.245 message: {other:?}"),
+            }
+        }
+    }
+
+    fn send_pin(&mut self, pin: &str) {
+        self.send_h245(&[signalling::user_input(pin).unwrap()]);
+    }
+
+    /// Sends a µ-law tone at `hz` for `secs` and returns what it received, decoded (8 kHz).
+    fn talk(&self, hz: f64, secs: f64) -> Vec<i16> {
+        let tx = self.rtp.try_clone().unwrap();
+        let relay = self.relay.expect("the daemon's RTP address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let sender = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut seq: u16 = 1;
+            let mut ts: u32 = 0;
+            let mut n: u64 = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x42, 0x42, 0x42, 0x42];
+                pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+                pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+                for i in 0..160u64 {
+                    let t = (n * 160 + i) as f64 / 8000.0;
+                    pkt.push(linear_to_ulaw(
+                        (f64::sin(2.0 * std::f64::consts::PI * hz * t) * 12_000.0) as i16,
+                    ));
+                }
+                let _ = tx.send_to(&pkt, relay);
+                seq = seq.wrapping_add(1);
+                ts = ts.wrapping_add(160);
+                n += 1;
+                let next = start + Duration::from_millis(20 * n);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+        });
+        self.rtp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut heard = Vec::new();
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < end {
+            if let Ok((n, _)) = self.rtp.recv_from(&mut buf) {
+                if n > 12 && buf[1] & 0x7f == 0 {
+                    heard.extend(buf[12..n].iter().map(|&b| ulaw_to_linear(b)));
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        sender.join().unwrap();
+        heard
+    }
+
+    /// Whether the separate H.245 connection is closed by the daemon within `timeout`.
+    fn h245_closed(&mut self, timeout: Duration) -> bool {
+        let Link::Separate { stream, decoder } = &mut self.link else {
+            return true;
+        };
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if read_some(stream, decoder).is_none() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// ITU-T G.711 µ-law encoding of one sample.
+fn linear_to_ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    const CLIP: i32 = 32_635;
+    let mut s = i32::from(sample);
+    let sign = if s < 0 { 0x80 } else { 0 };
+    if s < 0 {
+        s = -s;
+    }
+    s = s.min(CLIP) + BIAS;
+    let mut exponent = 7;
+    let mut mask = 0x4000;
+    while exponent > 0 && s & mask == 0 {
+        exponent -= 1;
+        mask >>= 1;
+    }
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    !(sign | (exponent << 4) | mantissa) as u8
+}
+
+/// ITU-T G.711 µ-law decoding of one sample.
+fn ulaw_to_linear(u: u8) -> i16 {
+    let u = !u;
+    let sign = u & 0x80;
+    let exponent = (u >> 4) & 0x07;
+    let mantissa = i32::from(u & 0x0f);
+    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
+    (if sign != 0 { -magnitude } else { magnitude }) as i16
+}
+
+/// The bot heard a tone at `hz` (its loudest 2 s).
+fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
+    let (st, _, err) = bot.output_timeout(Duration::from_secs(30)).unwrap();
+    assert!(st.success(), "bot: {st} {err}");
+    let (rate, heard) = read_wav(rec).unwrap();
+    let window = rate as usize * 2;
+    let best = (0..heard.len().saturating_sub(window))
+        .step_by(rate as usize / 4)
+        .max_by(|a, b| rms(&heard[*a..*a + window]).total_cmp(&rms(&heard[*b..*b + window])))
+        .unwrap();
+    let part = &heard[best..best + window];
+    let f = dominant_frequency(part, rate);
+    assert!(rms(part) > 500.0, "the bot hears the H.323 endpoint: rms {}", rms(part));
+    assert!(
+        (f - hz).abs() <= 10.0,
+        "bot: dominant frequency {f} Hz, expected {hz} Hz"
+    );
+}
+
+/// The endpoint heard a tone at `hz` in its last 2 s.
+fn assert_endpoint_heard(heard: &[i16], hz: f64) {
+    assert!(
+        heard.len() > 8000 * 3,
+        "at least 3 s received, got {} samples",
+        heard.len()
+    );
+    let tail = &heard[heard.len() - 16_000..];
+    let f = dominant_frequency(tail, 8000);
+    assert!(rms(tail) > 500.0, "the endpoint hears the bot: rms {}", rms(tail));
+    assert!(
+        (f - hz).abs() <= 10.0,
+        "endpoint: dominant frequency {f} Hz, expected {hz} Hz"
+    );
+}
+
+fn bot(d: &Daemon, conference: &str, pin: Option<&str>) -> (ChildGuard, std::path::PathBuf) {
+    let rec = d.dir.path().join("bot.wav");
+    let mut args = vec!["--conference", conference];
+    if let Some(p) = pin {
+        args.extend(["--pin", p]);
+    }
+    args.extend([
+        "--name",
+        "Bot",
+        "--play",
+        "tone:440",
+        "--record",
+        rec.to_str().unwrap(),
+        "--duration",
+        "10",
+    ]);
+    let bot = d.bot(&args).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    (bot, rec)
+}
+
+#[test]
+fn tunnelled_h245_channels_then_end_session() {
+    let d = Daemon::start("h323-h245-tunnelled").unwrap();
+    d.cli_ok(&["conference", "add", "7101"]).unwrap();
+    let (bot, rec) = bot(&d, "7101", None);
+    let mut ep = Endpoint::dial(&d, "7101", Mode::Tunnelled);
+    ep.open_channels();
+    let heard = ep.talk(800.0, 5.0);
+    assert_endpoint_heard(&heard, 440.0);
+    // The endpoint ends the session: the daemon answers with its own, then ReleaseComplete.
+    ep.send_h245(&[control::end_session_command()]);
+    let mut got_end_session = false;
+    let rc = loop {
+        let (msg, uuie) = ep.next(Duration::from_secs(10)).expect("ReleaseComplete");
+        let control: Vec<M> = uuie
+            .iter()
+            .flat_map(|u| u.h323_uu_pdu.h245_control.iter().flatten())
+            .map(|b| asn1::decode_h245(b).unwrap())
+            .collect();
+        got_end_session |= control
+            .iter()
+            .any(|m| matches!(m, M::command(h245::CommandMessage::endSessionCommand(_))));
+        if msg.message_type == MessageType::ReleaseComplete {
+            break msg;
+        }
+    };
+    assert!(got_end_session, "EndSessionCommand before ReleaseComplete");
+    assert_eq!(rc.cause().map(|c| c.value), Some(16));
+    assert!(
+        ep.next(Duration::from_secs(5)).is_none(),
+        "connection still open after ReleaseComplete"
+    );
+    assert_bot_heard(bot, &rec, 800.0);
+    let log = d.stderr();
+    assert!(log.contains("H.323 channels open by H.245"), "{log}");
+    assert!(log.contains("H.323 call ended by the endpoint"), "{log}");
+}
+
+#[test]
+fn separate_h245_to_the_daemons_address_then_the_endpoint_hangs_up() {
+    let d = Daemon::start("h323-h245-daemon-listens").unwrap();
+    d.cli_ok(&["conference", "add", "7102"]).unwrap();
+    let (bot, rec) = bot(&d, "7102", None);
+    let mut ep = Endpoint::dial(&d, "7102", Mode::DaemonListens);
+    ep.open_channels();
+    let heard = ep.talk(800.0, 5.0);
+    assert_endpoint_heard(&heard, 440.0);
+    let rc = signalling::release_complete(CallReference::new(CRV, false), 16, None, None, false, Vec::new()).unwrap();
+    ep.tcp.write_all(&rc).unwrap();
+    assert!(
+        ep.next(Duration::from_secs(5)).is_none(),
+        "signalling still open after ReleaseComplete"
+    );
+    assert!(ep.h245_closed(Duration::from_secs(5)), "H.245 connection still open");
+    // The call's H.245 listener is gone with the call.
+    let offered = ep.offered.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(offered).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the H.245 listener {offered} outlives the call"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_bot_heard(bot, &rec, 800.0);
+    let log = d.stderr();
+    assert!(log.contains("H.323 call ended by the endpoint"), "{log}");
+}
+
+#[test]
+fn separate_h245_to_the_endpoints_address_with_a_pin_then_the_conference_ends() {
+    let d = Daemon::start("h323-h245-endpoint-listens").unwrap();
+    d.cli_ok(&["conference", "add", "7103", "--closed", "--pin", "2468"])
+        .unwrap();
+    let (bot, rec) = bot(&d, "7103", Some("2468"));
+    let mut ep = Endpoint::dial(&d, "7103", Mode::EndpointListens);
+    ep.open_channels();
+    // The PIN prompt plays; the PIN goes as UserInputIndication on the H.245 connection.
+    std::thread::sleep(Duration::from_millis(500));
+    ep.send_pin("2468#");
+    let heard = ep.talk(800.0, 5.0);
+    assert_endpoint_heard(&heard, 440.0);
+    assert_bot_heard(bot, &rec, 800.0);
+
+    let (status, _) = d.api("POST", "/api/v1/conferences/7103/end", None).unwrap();
+    assert!((200..300).contains(&status), "end: {status}");
+    // EndSessionCommand on the H.245 connection, ReleaseComplete on the signalling one.
+    let end = ep.next_h245(Duration::from_secs(10));
+    assert!(
+        matches!(end, Some(M::command(h245::CommandMessage::endSessionCommand(_)))),
+        "{end:?}"
+    );
+    let (rc, _) = ep.next(Duration::from_secs(10)).expect("ReleaseComplete");
+    assert_eq!(rc.message_type, MessageType::ReleaseComplete, "{rc:?}");
+    assert_eq!(rc.cause().map(|c| c.value), Some(16), "normal clearing: {rc:?}");
+    assert!(ep.h245_closed(Duration::from_secs(5)), "H.245 connection still open");
+    assert!(
+        ep.next(Duration::from_secs(5)).is_none(),
+        "signalling still open after ReleaseComplete"
+    );
+}
