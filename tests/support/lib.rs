@@ -318,6 +318,21 @@ impl Daemon {
         std::fs::read_to_string(self.dir.path().join("serve.err")).unwrap_or_default()
     }
 
+    /// Whether the daemon's log says `needle` within 3 s (it logs some
+    /// events just after answering the request that caused them).
+    pub fn log_shows(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Runs a CLI command to completion.
     pub fn cli(&self, args: &[&str]) -> Result<Output> {
         self.cli_stdin(args, "")

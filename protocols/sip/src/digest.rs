@@ -295,7 +295,7 @@ pub fn parse_params(header_value: &str) -> Result<Vec<(String, String)>, DigestE
     }
     let b = rest.as_bytes();
     let mut pos = 0;
-    let mut out: Vec<(String, String)> = Vec::new();
+    let mut out: Vec<(String, String)> = Vec::with_capacity(12);
     loop {
         while b.get(pos).is_some_and(|&c| c == b',' || is_ws_byte(c)) {
             pos += 1;
@@ -319,7 +319,12 @@ pub fn parse_params(header_value: &str) -> Result<Vec<(String, String)>, DigestE
         skip_ws(b, &mut pos);
         let value = if b.get(pos) == Some(&b'"') {
             pos += 1;
-            let mut v = Vec::new();
+            // Sized for the rest of the value, up to the first quote (escapes only shorten it).
+            let guess = b
+                .get(pos..)
+                .and_then(|r| r.iter().position(|&c| c == b'"'))
+                .unwrap_or(0);
+            let mut v = Vec::with_capacity(guess);
             loop {
                 match b.get(pos) {
                     None => return Err(DigestError::Malformed { param: name }),

@@ -608,12 +608,16 @@ pub fn new_call_id(host: &str) -> String {
 /// when its sent-by host is not that address, and fills an empty `rport` with the source port (which also
 /// forces `received`). A top Via that does not parse is left alone.
 pub fn stamp_received(req: &mut Request, source: SocketAddr) {
+    let _ = stamp_received_top_via(req, source);
+}
+
+/// [`stamp_received`], returning the top Via as stamped, parsed; `None` (and nothing changed) when the
+/// request has no Via or its first Via does not parse.
+pub fn stamp_received_top_via(req: &mut Request, source: SocketAddr) -> Option<ViaHeader> {
     let Some(Header::Via(via)) = req.headers.iter_mut().find(|h| matches!(h, Header::Via(_))) else {
-        return;
+        return None;
     };
-    let Ok(mut parsed) = ViaHeader::parse(via.value()) else {
-        return;
-    };
+    let mut parsed = ViaHeader::parse(via.value()).ok()?;
     let rport_requested = parsed
         .params
         .iter()
@@ -625,7 +629,8 @@ pub fn stamp_received(req: &mut Request, source: SocketAddr) {
     if rport_requested {
         parsed.set_param("rport", Some(source.port().to_string()));
     }
-    *via = rsip::headers::Via::new(parsed.to_string());
+    *via = rsip::headers::Via::new(display_sized(&parsed, via.value().len() + 32));
+    Some(parsed)
 }
 
 /// Where to send a response over an unreliable transport (RFC 3261 §18.2.2, RFC 3581 §4): the
@@ -1029,6 +1034,13 @@ fn parse_method(s: &str) -> Option<Method> {
     displays_as(&m, s).then_some(m)
 }
 
+/// `value.to_string()` in a string allocated once with room for `capacity` bytes.
+fn display_sized(value: &impl std::fmt::Display, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
+    let _ = write!(out, "{value}");
+    out
+}
+
 /// Whether `value` displays exactly as `s`, without building the string.
 fn displays_as(value: &impl std::fmt::Display, s: &str) -> bool {
     struct Compare<'a> {
@@ -1159,7 +1171,7 @@ fn quoted_string_ends_at_end(s: &str) -> bool {
 
 /// Splits on `sep` outside quoted strings and angle brackets.
 fn split_top_level(s: &str, sep: char) -> Result<Vec<&str>, String> {
-    let mut parts = Vec::new();
+    let mut parts = Vec::with_capacity(4);
     let (mut in_quotes, mut escaped, mut in_angle, mut start) = (false, false, false, 0);
     for (i, c) in s.char_indices() {
         if in_quotes {
@@ -1197,7 +1209,7 @@ fn parse_params(s: &str) -> Result<Vec<(String, Option<String>)>, String> {
         return Ok(Vec::new());
     }
     let s = s.strip_prefix(';').ok_or("junk before parameters")?;
-    let mut params = Vec::new();
+    let mut params = Vec::with_capacity(4);
     for part in split_top_level(s, ';')? {
         let (name, value) = match part.split_once('=') {
             Some((n, v)) => (n.trim_matches(is_lws), Some(v.trim_matches(is_lws))),
@@ -1377,7 +1389,7 @@ fn add_header(headers: &mut Vec<Header>, seen: &mut Seen, name: &str, value: Str
                     continue;
                 }
                 let via = ViaHeader::parse(part).map_err(|r| bad("Via", r))?;
-                headers.push(Header::Via(h::Via::new(via.to_string())));
+                headers.push(Header::Via(h::Via::new(display_sized(&via, part.len() + 32))));
                 seen.vias += 1;
             }
         }
@@ -1395,7 +1407,7 @@ fn add_header(headers: &mut Vec<Header>, seen: &mut Seen, name: &str, value: Str
                 if na.is_wildcard() && canonical != "Contact" {
                     return Err(bad(canonical, "wildcard".into()));
                 }
-                let v = na.to_string();
+                let v = display_sized(&na, part.len() + 8);
                 headers.push(match canonical {
                     "Contact" => Header::Contact(h::Contact::new(v)),
                     "Route" => Header::Route(h::Route::new(v)),
@@ -1414,10 +1426,11 @@ fn add_header(headers: &mut Vec<Header>, seen: &mut Seen, name: &str, value: Str
             if na.is_wildcard() {
                 return Err(bad(canonical, "wildcard".into()));
             }
+            let na = display_sized(&na, value.len() + 8);
             headers.push(if lower == "from" {
-                Header::From(h::From::new(na.to_string()))
+                Header::From(h::From::new(na))
             } else {
-                Header::To(h::To::new(na.to_string()))
+                Header::To(h::To::new(na))
             });
         }
         "call-id" => {

@@ -370,8 +370,12 @@ impl TransactionLayer {
         reliable: bool,
         now: Instant,
     ) -> Option<Received> {
-        message::stamp_received(&mut req, from);
-        let Some(key) = server_key(&req) else {
+        let stamped = message::stamp_received_top_via(&mut req, from);
+        let key = match stamped {
+            Some(via) => server_key_with(&req, via),
+            None => server_key(&req),
+        };
+        let Some(key) = key else {
             self.stats.unmatchable += 1;
             return None;
         };
@@ -917,7 +921,11 @@ fn destination(resp: &Response, source: SocketAddr, reliable: bool) -> SocketAdd
 
 /// §17.2.3 key of a request; the RFC 2543 fallback when the branch lacks the magic cookie.
 fn server_key(req: &Request) -> Option<ServerTxKey> {
-    let via = message::top_via(req)?;
+    server_key_with(req, message::top_via(req)?)
+}
+
+/// [`server_key`] with the request's top Via already parsed.
+fn server_key_with(req: &Request, via: message::ViaHeader) -> Option<ServerTxKey> {
     let (cseq, _) = message::cseq(req)?;
     let method = if req.method == Method::Ack {
         Method::Invite

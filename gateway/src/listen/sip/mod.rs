@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use relay::Relay;
-use sip::transaction::{ClientTxKey, Received, ServerTxKey, Timers, TransactionLayer, TxEvent};
+use sip::transaction::{ClientTxKey, Received, ServerTxKey, Timers, TransactionLayer, Transmit, TxEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify};
@@ -159,6 +159,9 @@ pub(crate) struct Core {
     tcp_port: Option<u16>,
     tls_port: Option<u16>,
     layer: Mutex<TransactionLayer>,
+    /// What [`Core::flush`] takes out of the layer, kept between calls so
+    /// that a burst of responses does not allocate (and free) a list each time.
+    flushing: Mutex<(Vec<Transmit>, Vec<TxEvent>)>,
     wake: Notify,
     routes: Mutex<Routes>,
     nonces: Mutex<sip::digest::NonceIssuer>,
@@ -268,6 +271,7 @@ pub async fn serve(
         tcp_port: tcp.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port()),
         tls_port: tls.as_ref().and_then(|(l, _)| l.local_addr().ok()).map(|a| a.port()),
         layer: Mutex::new(layer),
+        flushing: Mutex::new((Vec::new(), Vec::new())),
         wake: Notify::new(),
         routes: Mutex::new(Routes::default()),
         nonces: Mutex::new(
@@ -341,23 +345,23 @@ pub async fn serve(
 impl Core {
     /// Sends what the layer queued and dispatches its events.
     fn flush(self: &Arc<Self>) {
+        // Lock order: `flushing`, then `layer` (briefly) or `routes` (events).
+        let mut scratch = lock(&self.flushing);
+        let (transmits, events) = &mut *scratch;
         loop {
-            let (transmits, events) = {
+            {
                 let mut layer = lock(&self.layer);
-                let mut t = Vec::new();
                 while let Some(x) = layer.poll_transmit() {
-                    t.push(x);
+                    transmits.push(x);
                 }
-                let mut e = Vec::new();
                 while let Some(x) = layer.poll_event() {
-                    e.push(x);
+                    events.push(x);
                 }
-                (t, e)
-            };
+            }
             if transmits.is_empty() && events.is_empty() {
                 return;
             }
-            for t in transmits {
+            for t in transmits.drain(..) {
                 if t.reliable {
                     let conn = lock(&self.tcp).get(&t.dest).cloned();
                     match conn {
@@ -372,7 +376,7 @@ impl Core {
                     tracing::debug!(error = %e, dest = %t.dest, "SIP send failed");
                 }
             }
-            for ev in events {
+            for ev in events.drain(..) {
                 self.on_event(ev);
             }
         }
