@@ -286,6 +286,9 @@ fn confgate_env(cmd: &mut Command, setup: &Setup, http_port: u16, sip_port: u16,
         .env("CONFGATE_SIP__TCP_LISTEN", "")
         .env("CONFGATE_H323__SIGNALLING_LISTEN", "")
         .env("CONFGATE_H323__RAS_LISTEN", "")
+        // SIPp sends everything from one address, like a proxy in front of
+        // confgate: the per-source limit (200/s by default) would cut it.
+        .env("CONFGATE_SIP__MAX_REQUESTS_PER_SOURCE", "0")
         .env("CONFGATE_SERVER__LOG", "warn");
     if tuned {
         cmd.env("CONFGATE_SIP__MAX_TRANSACTIONS", "1000000");

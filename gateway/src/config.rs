@@ -162,6 +162,11 @@ pub struct SipConfig {
     pub digest_algorithms: Vec<String>,
     /// Most SIP transactions in progress; more get 503 with Retry-After.
     pub max_transactions: usize,
+    /// New requests (out of dialog: INVITE, REGISTER, OPTIONS, ...) taken
+    /// per second from one source address; over it, at most one 503 with
+    /// Retry-After a second, the rest dropped. Trunk addresses are not limited.
+    /// 0: no limit.
+    pub max_requests_per_source: u32,
     /// Session timer interval offered and accepted (RFC 4028), seconds.
     pub session_expires: u32,
     /// Shortest session timer interval accepted (RFC 4028 Min-SE), seconds.
@@ -239,6 +244,7 @@ impl Default for SipConfig {
             nonce_lifetime_secs: 300,
             digest_algorithms: vec!["MD5".into()],
             max_transactions: 100_000,
+            max_requests_per_source: 200,
             session_expires: 1800,
             min_se: 90,
             trunks: Vec::new(),
@@ -703,6 +709,13 @@ impl Config {
                 "sip.digest_algorithms",
                 "",
                 "at least one of \"MD5\" and \"SHA-256\"",
+            ));
+        }
+        if sip.max_requests_per_source > 1_000_000 {
+            return Err(ConfigError::value(
+                "sip.max_requests_per_source",
+                sip.max_requests_per_source,
+                "0 (no limit) to 1000000",
             ));
         }
         if !(16..=1_000_000).contains(&sip.max_transactions) {

@@ -15,6 +15,7 @@ pub const DROP_REASONS: &[&str] = &[
     "room_queue_full",
     "loopback_bad_frame",
     "sip_malformed",
+    "sip_rate_limited",
     "h323_connection_limit",
     "web_bad_origin",
 ];

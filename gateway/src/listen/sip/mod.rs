@@ -23,6 +23,7 @@
 
 mod browser;
 mod call;
+mod flood;
 mod register;
 mod trunk;
 pub mod ws;
@@ -164,6 +165,8 @@ pub(crate) struct Core {
     flushing: Mutex<(Vec<Transmit>, Vec<TxEvent>)>,
     wake: Notify,
     routes: Mutex<Routes>,
+    /// New requests per source ([`flood`]).
+    flood: Mutex<flood::SourceLimiter>,
     nonces: Mutex<sip::digest::NonceIssuer>,
     /// REGISTERs with credentials, on their way to the registrar's next
     /// batch ([`register::run`]).
@@ -274,6 +277,7 @@ pub async fn serve(
         flushing: Mutex::new((Vec::new(), Vec::new())),
         wake: Notify::new(),
         routes: Mutex::new(Routes::default()),
+        flood: Mutex::new(flood::SourceLimiter::default()),
         nonces: Mutex::new(
             sip::digest::NonceIssuer::new(secret, Duration::from_secs(cfg.sip.nonce_lifetime_secs)).with_algorithms(
                 &cfg.sip
@@ -420,7 +424,26 @@ impl Core {
                 return;
             }
         };
-        // The layer stamps `received`/`rport` on requests itself.
+        if let rsip::SipMessage::Request(req) = &msg {
+            if !self.admit_request(req, from, transport) {
+                return;
+            }
+        }
+        // A REGISTER without credentials is challenged without transaction
+        // state (RFC 3261 §8.2.7, §26.1.5); everything else goes through the
+        // layer, which stamps `received`/`rport` on requests itself.
+        let msg = match msg {
+            rsip::SipMessage::Request(mut req)
+                if req.method == rsip::Method::Register
+                    && !req.headers.iter().any(|h| matches!(h, rsip::Header::Authorization(_))) =>
+            {
+                sip::message::stamp_received(&mut req, from);
+                let resp = register::answer_without_credentials(self, &req, from);
+                self.respond_stateless(resp, from, transport);
+                return;
+            }
+            other => other,
+        };
         let received = lock(&self.layer).receive(msg, from, transport.reliable(), Instant::now());
         let Some(received) = received else { return };
         match received {
@@ -549,6 +572,48 @@ impl Core {
             lock(&self.routes).invites.remove(key);
         }
         lock(&self.layer).respond(key, response, Instant::now());
+        self.wake.notify_one();
+    }
+
+    /// Whether a request from `from` is within the source's rate
+    /// (`sip.max_requests_per_source`). Only requests that start something
+    /// count: in-dialog requests, ACK and CANCEL belong to what already
+    /// passed. Trunk addresses are not limited. Over the rate, one request
+    /// a second is answered 503 with Retry-After and the rest are dropped.
+    fn admit_request(&self, req: &rsip::Request, from: SocketAddr, transport: Transport) -> bool {
+        if matches!(req.method, rsip::Method::Ack | rsip::Method::Cancel) || sip::message::to_tag(req).is_some() {
+            return true;
+        }
+        let rate = self.shared.config().sip.max_requests_per_source;
+        let verdict = lock(&self.flood).check(from.ip(), rate, Instant::now());
+        if verdict == flood::Verdict::Pass || trunk::inbound(self, from.ip()).is_some() {
+            return true;
+        }
+        self.shared.metrics.count_drop("sip_rate_limited");
+        if verdict == flood::Verdict::Refuse {
+            tracing::info!(%from, rate, "SIP requests from this source over the rate; refusing with 503");
+            let resp = sip::message::response_for(req, 503, Some(&sip::message::new_tag()));
+            let resp = sip::message::with_header(resp, "Retry-After", "1");
+            let resp = sip::message::with_header(
+                resp,
+                "Warning",
+                &register::warning(self, "too many requests from your address"),
+            );
+            self.respond_stateless(resp, from, transport);
+        }
+        false
+    }
+
+    /// Sends a response outside any transaction, to a request from `from`
+    /// (RFC 3261 §18.2.2: over UDP where the top Via says).
+    fn respond_stateless(&self, response: rsip::Response, from: SocketAddr, transport: Transport) {
+        let response = sip::message::with_header(response, "Server", USER_AGENT);
+        let dest = if transport.reliable() {
+            from
+        } else {
+            sip::message::response_destination(&response, from)
+        };
+        lock(&self.layer).send_stateless(dest, transport.reliable(), &rsip::SipMessage::Response(response));
         self.wake.notify_one();
     }
 

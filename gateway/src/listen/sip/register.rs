@@ -74,39 +74,58 @@ enum Outcome {
     Registered(Vec<Binding>),
 }
 
-/// Answers one REGISTER: at once when no database is needed, otherwise
-/// through the next batch.
-pub(super) fn handle(core: &Core, key: ServerTxKey, request: rsip::Request, from: SocketAddr, transport: Transport) {
-    let Some(to) = sip::message::to_uri(&request) else {
-        core.respond(&key, bad_request(&request, "To: no SIP URI"));
-        return;
+/// Answers a REGISTER that carries no credentials, outside any transaction
+/// (RFC 3261 §8.2.7: the stateless UAS role is there for challenges, so
+/// that a flood of unauthenticated requests creates no state, §26.1.5): a
+/// 400 when its To has no user, a 403 when the source or account is locked
+/// out, otherwise the 401 challenge. A retransmission gets a fresh one.
+pub(super) fn answer_without_credentials(core: &Core, request: &rsip::Request, from: SocketAddr) -> rsip::Response {
+    match precheck(core, request, from) {
+        Ok(_) => challenge(core, request, false),
+        Err(resp) => resp,
+    }
+}
+
+/// The checks that come before the password: the To user (400) and the
+/// lock-out (403). Returns the To user and the account's lock-out key.
+fn precheck(core: &Core, request: &rsip::Request, from: SocketAddr) -> Result<(String, String), rsip::Response> {
+    let Some(to) = sip::message::to_uri(request) else {
+        return Err(bad_request(request, "To: no SIP URI"));
     };
     let aor_user = to.user.unwrap_or_default();
     if aor_user.is_empty() {
-        core.respond(
-            &key,
-            bad_request(&request, "To: the address of record needs a user part"),
-        );
-        return;
+        return Err(bad_request(request, "To: the address of record needs a user part"));
     }
     // Lock-out first: a locked source or account gets no password check at all.
     let target = format!("account:{}", aor_user.to_ascii_lowercase());
+    let guard = lock(&core.shared.guard);
+    let now = Instant::now();
+    if let Some(d) = guard
+        .locked_source(from.ip(), now)
+        .or_else(|| guard.locked_target(&target, now))
     {
-        let guard = lock(&core.shared.guard);
-        let now = Instant::now();
-        if let Some(d) = guard
-            .locked_source(from.ip(), now)
-            .or_else(|| guard.locked_target(&target, now))
-        {
-            drop(guard);
-            let resp = sip::message::response_for(&request, 403, Some(&sip::message::new_tag()));
-            let resp = sip::message::with_header(resp, "Retry-After", &d.as_secs().max(1).to_string());
-            let resp =
-                sip::message::with_header(resp, "Warning", &warning(core, "too many failed attempts; locked out"));
+        drop(guard);
+        let resp = sip::message::response_for(request, 403, Some(&sip::message::new_tag()));
+        let resp = sip::message::with_header(resp, "Retry-After", &d.as_secs().max(1).to_string());
+        return Err(sip::message::with_header(
+            resp,
+            "Warning",
+            &warning(core, "too many failed attempts; locked out"),
+        ));
+    }
+    Ok((aor_user, target))
+}
+
+/// Answers one REGISTER in its server transaction: at once when no
+/// database is needed, otherwise through the next batch.
+pub(super) fn handle(core: &Core, key: ServerTxKey, request: rsip::Request, from: SocketAddr, transport: Transport) {
+    let (aor_user, target) = match precheck(core, &request, from) {
+        Ok(p) => p,
+        Err(resp) => {
             core.respond(&key, resp);
             return;
         }
-    }
+    };
     let Some(authorization) = request.authorization_header() else {
         core.respond(&key, challenge(core, &request, false));
         return;
