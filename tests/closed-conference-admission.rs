@@ -4,9 +4,52 @@
 //! and exit code 3; an account logs in with its password.
 #![allow(clippy::unwrap_used)]
 
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use confgate_suite::{dominant_frequency, read_wav, Daemon};
+
+/// Runs a bot with `args` to its end (20 s at most): its exit status and
+/// stderr.
+fn run_bot(d: &Daemon, args: &[&str]) -> (ExitStatus, String) {
+    let (st, _, err) = d.bot(args).unwrap().output_timeout(Duration::from_secs(20)).unwrap();
+    (st, err)
+}
+
+/// Runs a bot with `args` and checks that it is refused: exit code 3, with
+/// `reason` in its stderr.
+#[track_caller]
+fn assert_refused(d: &Daemon, args: &[&str], reason: &str) {
+    let (st, err) = run_bot(d, args);
+    assert_eq!(st.code(), Some(3), "{err}");
+    assert!(err.contains(reason), "{err}");
+}
+
+/// Runs a one-second bot in `conference` as `user`, giving `password` on
+/// its stdin (`--password-stdin`), to its end: its exit status and stderr.
+fn run_bot_with_password(d: &Daemon, conference: &str, user: &str, password: &str) -> (ExitStatus, String) {
+    let out = d
+        .command()
+        .args([
+            "bot",
+            "--conference",
+            conference,
+            "--user",
+            user,
+            "--password-stdin",
+            "--duration",
+            "1",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut g = confgate_suite::ChildGuard(out);
+    std::io::Write::write_all(g.0.stdin.as_mut().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+    drop(g.0.stdin.take());
+    let (st, _, err) = g.output_timeout(Duration::from_secs(20)).unwrap();
+    (st, err)
+}
 
 #[test]
 fn wrong_pin_unknown_and_full_are_refused() {
@@ -15,46 +58,20 @@ fn wrong_pin_unknown_and_full_are_refused() {
         .unwrap();
     d.cli_ok(&["conference", "add", "tiny", "--max", "1"]).unwrap();
 
-    let (st, _, err) = d
-        .bot(&["--conference", "locked", "--pin", "1111", "--duration", "3"])
-        .unwrap()
-        .output_timeout(Duration::from_secs(20))
-        .unwrap();
-    assert_eq!(st.code(), Some(3), "{err}");
-    assert!(err.contains("wrong PIN"), "{err}");
+    assert_refused(
+        &d,
+        &["--conference", "locked", "--pin", "1111", "--duration", "3"],
+        "wrong PIN",
+    );
+    assert_refused(&d, &["--conference", "locked", "--duration", "3"], "needs a PIN");
+    assert_refused(&d, &["--conference", "nowhere", "--duration", "3"], "not_found");
 
-    let (st, _, err) = d
-        .bot(&["--conference", "locked", "--duration", "3"])
-        .unwrap()
-        .output_timeout(Duration::from_secs(20))
-        .unwrap();
-    assert_eq!(st.code(), Some(3), "{err}");
-    assert!(err.contains("needs a PIN"), "{err}");
-
-    let (st, _, err) = d
-        .bot(&["--conference", "nowhere", "--duration", "3"])
-        .unwrap()
-        .output_timeout(Duration::from_secs(20))
-        .unwrap();
-    assert_eq!(st.code(), Some(3), "{err}");
-    assert!(err.contains("not_found"), "{err}");
-
-    let (st, _, err) = d
-        .bot(&["--conference", "locked", "--pin", "2468", "--duration", "1"])
-        .unwrap()
-        .output_timeout(Duration::from_secs(20))
-        .unwrap();
+    let (st, err) = run_bot(&d, &["--conference", "locked", "--pin", "2468", "--duration", "1"]);
     assert!(st.success(), "right PIN: {err}");
 
     let first = d.bot(&["--conference", "tiny", "--duration", "6"]).unwrap();
     wait_participants(&d, "tiny", 1);
-    let (st, _, err) = d
-        .bot(&["--conference", "tiny", "--duration", "2"])
-        .unwrap()
-        .output_timeout(Duration::from_secs(20))
-        .unwrap();
-    assert_eq!(st.code(), Some(3), "{err}");
-    assert!(err.contains("conference_full"), "{err}");
+    assert_refused(&d, &["--conference", "tiny", "--duration", "2"], "conference_full");
     drop(first);
 }
 
@@ -77,59 +94,19 @@ fn account_login_and_wrong_password() {
     ])
     .unwrap();
 
-    let mut c = d.command();
-    let out = c
-        .args([
-            "bot",
-            "--conference",
-            "staff",
-            "--user",
-            "olga",
-            "--password-stdin",
-            "--duration",
-            "1",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut g = confgate_suite::ChildGuard(out);
-    std::io::Write::write_all(g.0.stdin.as_mut().unwrap(), b"wrong-pass\n").unwrap();
-    drop(g.0.stdin.take());
-    let (st, _, err) = g.output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, err) = run_bot_with_password(&d, "staff", "olga", "wrong-pass");
     assert_eq!(st.code(), Some(3), "{err}");
     assert!(err.contains("forbidden"), "{err}");
 
-    let out = d
-        .command()
-        .args([
-            "bot",
-            "--conference",
-            "staff",
-            "--user",
-            "olga@test.example",
-            "--password-stdin",
-            "--duration",
-            "1",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut g = confgate_suite::ChildGuard(out);
-    std::io::Write::write_all(g.0.stdin.as_mut().unwrap(), b"olga-pass\n").unwrap();
-    drop(g.0.stdin.take());
-    let (st, _, err) = g.output_timeout(Duration::from_secs(20)).unwrap();
+    let (st, err) = run_bot_with_password(&d, "staff", "olga@test.example", "olga-pass");
     assert!(st.success(), "{err}");
     assert!(err.contains("joined staff as owner"), "{err}");
 
-    let (st, _, err) = d
-        .bot(&["--conference", "staff", "--duration", "1"])
-        .unwrap()
-        .output_timeout(Duration::from_secs(20))
-        .unwrap();
-    assert_eq!(st.code(), Some(3));
-    assert!(err.contains("anonymous_not_allowed"), "{err}");
+    assert_refused(
+        &d,
+        &["--conference", "staff", "--duration", "1"],
+        "anonymous_not_allowed",
+    );
 }
 
 fn wait_participants(d: &Daemon, conf: &str, n: usize) -> serde_json::Value {
@@ -190,29 +167,20 @@ fn lobby_wait_then_admitted_by_the_api() {
     assert_eq!(body["participants"].as_array().unwrap().len(), 1);
     std::thread::sleep(Duration::from_millis(1500));
     let pid = lobby[0]["id"].as_u64().unwrap();
-    let (s, _) = d
-        .api(
+    // POSTs `action` for the guest to the admin API.
+    let act = |action: &str| {
+        d.api(
             "POST",
-            &format!("/api/v1/conferences/review/participants/{pid}/admit"),
+            &format!("/api/v1/conferences/review/participants/{pid}/{action}"),
             None,
         )
-        .unwrap();
+        .unwrap()
+    };
+    let (s, _) = act("admit");
     assert_eq!(s, 204);
-    let (s, err) = d
-        .api(
-            "POST",
-            &format!("/api/v1/conferences/review/participants/{pid}/admit"),
-            None,
-        )
-        .unwrap();
+    let (s, err) = act("admit");
     assert_eq!(s, 409, "{err}");
-    let (s, err) = d
-        .api(
-            "POST",
-            &format!("/api/v1/conferences/review/participants/{pid}/dance"),
-            None,
-        )
-        .unwrap();
+    let (s, err) = act("dance");
     assert_eq!((s, err["field"].as_str()), (400, Some("action")));
 
     let (st, _, err) = guest.output_timeout(Duration::from_secs(30)).unwrap();

@@ -56,9 +56,7 @@ fn injection(dir: &Path, name: &str, accounts: &[(usize, String)], expires: u32)
 /// every call passed, and SIPp's logs.
 fn run(d: &Daemon, scenario: &str, inf: &str, calls: usize, rate: usize) -> (bool, String) {
     let (calls, rate) = (calls.to_string(), rate.to_string());
-    let extra = [
-        "-inf", inf, "-m", &calls, "-l", &calls, "-r", &rate, "-rp", "1000",
-    ];
+    let extra = ["-inf", inf, "-m", &calls, "-l", &calls, "-r", &rate, "-rp", "1000"];
     spawn_sipp(d.dir.path(), scenario, free_udp_port(), Some(d.sip_port), &extra).finish(Duration::from_secs(60))
 }
 
@@ -110,8 +108,14 @@ fn a_password_changed_by_the_cli_counts_for_the_next_register() {
     let (ok, log) = run(&d, "register-many.xml", &old, 1, 10);
     assert!(ok, "the first password registers: {log}");
 
-    let out = d.cli_stdin(&["user", "passwd", "u1", "--password-stdin"], "another-secret-9\n").unwrap();
-    assert!(out.status.success(), "user passwd: {}", String::from_utf8_lossy(&out.stderr));
+    let out = d
+        .cli_stdin(&["user", "passwd", "u1", "--password-stdin"], "another-secret-9\n")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "user passwd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (ok, log) = run(&d, "register-many.xml", &old, 1, 10);
     assert!(
         !ok && log.contains("SIP/2.0 403"),

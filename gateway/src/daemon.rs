@@ -83,22 +83,24 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
     shared.metrics.set_relay(media.clone());
     shared.conferences.set_relay(media.clone());
     let advertise = config.media.effective_advertise();
+    // The address offered for media: the first advertised one, else the
+    // bind address, else (a wildcard bind) loopback.
+    let media_address = advertise
+        .first()
+        .copied()
+        .unwrap_or(if config.media.bind.is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            config.media.bind
+        });
     let mut ng = None;
     if !config.relay.ng_listen.is_empty() {
         let addr: std::net::SocketAddr = config.relay.ng_listen.parse().context("relay.ng_listen")?;
-        let ad = advertise
-            .first()
-            .copied()
-            .unwrap_or(if config.media.bind.is_unspecified() {
-                std::net::IpAddr::from([127, 0, 0, 1])
-            } else {
-                config.media.bind
-            });
         let server = relay::NgServer::start(
             addr,
             media.clone(),
             relay::NgConfig {
-                advertise: ad,
+                advertise: media_address,
                 timeout: Duration::from_secs(config.relay.timeout_secs),
                 max_calls: config.relay.max_calls,
             },
@@ -108,26 +110,22 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         ng = Some(server);
     }
 
-    let sip_socket = match listen_addr("sip.udp_listen", &config.sip.udp_listen)? {
-        None => None,
-        Some(addr) => Some(bound(
-            &shared,
-            "sip",
-            "SIP on udp",
-            addr,
-            listen::sip::bind(addr).await,
-        )?),
-    };
-    let sip_tcp = match listen_addr("sip.tcp_listen", &config.sip.tcp_listen)? {
-        None => None,
-        Some(addr) => Some(bound(
-            &shared,
-            "sip_tcp",
-            "SIP on tcp",
-            addr,
-            tokio::net::TcpListener::bind(addr).await,
-        )?),
-    };
+    let sip_socket = bind_listener(
+        &shared,
+        ("sip.udp_listen", &config.sip.udp_listen),
+        "sip",
+        "SIP on udp",
+        listen::sip::bind,
+    )
+    .await?;
+    let sip_tcp = bind_listener(
+        &shared,
+        ("sip.tcp_listen", &config.sip.tcp_listen),
+        "sip_tcp",
+        "SIP on tcp",
+        tokio::net::TcpListener::bind,
+    )
+    .await?;
     let sip_tls = match listen_addr("sip.tls_listen", &config.sip.tls_listen)? {
         None => None,
         Some(addr) => {
@@ -143,34 +141,22 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
             Some((l, acceptor))
         }
     };
-    let h323_listener = match listen_addr("h323.signalling_listen", &config.h323.signalling_listen)? {
-        None => None,
-        Some(addr) => Some(bound(
-            &shared,
-            "h323",
-            "H.323 call signalling on tcp",
-            addr,
-            listen::h323::bind(addr).await,
-        )?),
-    };
-    let ras_socket = match listen_addr("h323.ras_listen", &config.h323.ras_listen)? {
-        None => None,
-        Some(addr) => Some(bound(
-            &shared,
-            "h323_ras",
-            "H.323 RAS on udp",
-            addr,
-            listen::h323::ras::bind(addr).await,
-        )?),
-    };
-    let media_address = advertise
-        .first()
-        .copied()
-        .unwrap_or(if config.media.bind.is_unspecified() {
-            std::net::IpAddr::from([127, 0, 0, 1])
-        } else {
-            config.media.bind
-        });
+    let h323_listener = bind_listener(
+        &shared,
+        ("h323.signalling_listen", &config.h323.signalling_listen),
+        "h323",
+        "H.323 call signalling on tcp",
+        listen::h323::bind,
+    )
+    .await?;
+    let ras_socket = bind_listener(
+        &shared,
+        ("h323.ras_listen", &config.h323.ras_listen),
+        "h323_ras",
+        "H.323 RAS on udp",
+        listen::h323::ras::bind,
+    )
+    .await?;
 
     let mut tasks = tokio::task::JoinSet::new();
     // SIP over WebSocket: the HTTP listener hands its connections to the SIP listener.
@@ -363,6 +349,24 @@ fn bound<T>(
     let l = r.map_err(|e| anyhow!("cannot listen for {what} {addr}: {e}"))?;
     shared.metrics.set_listener(metric, true);
     Ok(l)
+}
+
+/// The listener the setting `key` = `value` asks for, bound with `bind`
+/// and reported like [`bound`]; `None` when the value is empty.
+async fn bind_listener<T, F>(
+    shared: &Shared,
+    (key, value): (&str, &str),
+    metric: &'static str,
+    what: &str,
+    bind: impl FnOnce(std::net::SocketAddr) -> F,
+) -> anyhow::Result<Option<T>>
+where
+    F: std::future::Future<Output = std::io::Result<T>>,
+{
+    let Some(addr) = listen_addr(key, value)? else {
+        return Ok(None);
+    };
+    bound(shared, metric, what, addr, bind(addr).await).map(Some)
 }
 
 fn reload(shared: &Shared, path: Option<&std::path::Path>, log_reload: &LogReload) {

@@ -914,10 +914,16 @@ impl Directory {
                     why: "has the same id as an account (dialing it would be ambiguous)",
                 });
             }
-            let r = sqlx::query(
-                "INSERT INTO conferences (id, name, owner, closed, allow_anonymous, pin, lobby, max_participants, permanent, created_at, updated_at, chat) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) ON CONFLICT (id) DO NOTHING",
-            )
+        }
+        // Both statements take the settings as $1 to $11, bound below.
+        let sql = if create {
+            "INSERT INTO conferences (id, name, owner, closed, allow_anonymous, pin, lobby, max_participants, permanent, created_at, updated_at, chat) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) ON CONFLICT (id) DO NOTHING"
+        } else {
+            "UPDATE conferences SET name = $2, owner = $3, closed = $4, allow_anonymous = $5, pin = $6, lobby = $7, \
+             max_participants = $8, permanent = $9, updated_at = $10, chat = $11 WHERE id = $1"
+        };
+        let r = sqlx::query(sql)
             .bind(&spec.id)
             .bind(&spec.name)
             .bind(&spec.owner)
@@ -931,37 +937,21 @@ impl Directory {
             .bind(spec.chat)
             .execute(&mut **tx)
             .await?;
-            if r.rows_affected() == 0 {
-                return Err(DirectoryError::Conflict {
+        if r.rows_affected() == 0 {
+            return Err(if create {
+                DirectoryError::Conflict {
                     what: "conference",
                     id: spec.id.clone(),
                     why: "exists already",
-                });
-            }
-        } else {
-            let r = sqlx::query(
-                "UPDATE conferences SET name = $2, owner = $3, closed = $4, allow_anonymous = $5, pin = $6, lobby = $7, \
-                 max_participants = $8, permanent = $9, updated_at = $10, chat = $11 WHERE id = $1",
-            )
-            .bind(&spec.id)
-            .bind(&spec.name)
-            .bind(&spec.owner)
-            .bind(spec.closed)
-            .bind(spec.allow_anonymous)
-            .bind(&spec.pin)
-            .bind(spec.lobby)
-            .bind(spec.max_participants as i64)
-            .bind(spec.permanent)
-            .bind(now)
-            .bind(spec.chat)
-            .execute(&mut **tx)
-            .await?;
-            if r.rows_affected() == 0 {
-                return Err(DirectoryError::NotFound {
+                }
+            } else {
+                DirectoryError::NotFound {
                     what: "conference",
                     id: spec.id.clone(),
-                });
-            }
+                }
+            });
+        }
+        if !create {
             sqlx::query("DELETE FROM conference_members WHERE conference_id = $1")
                 .bind(&spec.id)
                 .execute(&mut **tx)

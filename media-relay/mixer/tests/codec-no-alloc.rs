@@ -3,94 +3,40 @@
 //!
 //! Two counters watch it:
 //!
-//! * a global allocator wrapping the system one sees every Rust allocation;
+//! * a global allocator wrapping the system one (the shared counting
+//!   allocator in `common`) sees every Rust allocation;
 //! * on glibc, `malloc`, `calloc` and `realloc` are interposed (defined in
 //!   this executable, forwarding to glibc's `__libc_*` entry points), so the
 //!   C allocations libopus makes are seen too. A self-check proves the
 //!   interposition works: creating a libopus decoder is seen to `malloc`.
 //!
-//! This file replaces the global allocator and the C allocator's entry
-//! points, so it is its own test binary and holds this one test.
+//! This file replaces the global allocator (through `common`) and the C
+//! allocator's entry points, so it is its own test binary and holds this one
+//! test.
 
-// The counting allocator needs `unsafe impl GlobalAlloc` and the interposed
-// C functions need `#[no_mangle]` and calls into glibc; nothing else here is
-// unsafe. (The mixer library itself forbids unsafe code.)
+// The interposed C functions need `#[no_mangle]` and calls into glibc;
+// nothing else here is unsafe. (The mixer library itself forbids unsafe
+// code.)
 #![allow(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use confgate_mixer::codec::{decoder, encoder, CodecKind, EncoderOptions, MAX_PAYLOAD_SAMPLES_48K};
 use confgate_mixer::{Frame, FRAME_SAMPLES};
 
-/// Rust allocations (alloc, alloc_zeroed, realloc) made by a counting thread.
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+mod common;
+
 /// C allocations (malloc, calloc, realloc) made by a counting thread; these
 /// include the Rust ones, which go through `malloc` too.
 static C_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-thread_local! {
-    /// Whether this thread's allocations are counted. Only the test thread
-    /// counts, so the test harness's own threads cannot disturb the result.
-    /// A const-initialised `Cell<bool>` needs no lazy initialisation and no
-    /// destructor, so reading it from inside an allocator never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-struct CountingAllocator;
-
-// SAFETY: every method forwards to `System` with exactly the arguments it was
-// given, so `System` upholds the `GlobalAlloc` contract (layouts, alignment,
-// pointer provenance) for us; the only addition is incrementing an atomic
-// counter, which neither allocates nor touches the memory handed out.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s
-        // contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; `ptr` came from `System` through this
-        // allocator and the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; `ptr` came from `System` through this
-        // allocator with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
 /// glibc's C allocator, interposed so libopus's allocations are counted.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod c_alloc {
-    use super::{counting, C_ALLOCATIONS};
+    use super::common::counting;
+    use super::C_ALLOCATIONS;
     use std::ffi::c_void;
     use std::sync::atomic::Ordering;
 
@@ -141,16 +87,9 @@ mod c_alloc {
 /// Runs `f` with this thread's allocations counted; returns (Rust
 /// allocations, C allocations) made during it.
 fn count<R>(f: impl FnOnce() -> R) -> (u64, u64, R) {
-    let a0 = ALLOCATIONS.load(Ordering::Relaxed);
     let c0 = C_ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (
-        ALLOCATIONS.load(Ordering::Relaxed) - a0,
-        C_ALLOCATIONS.load(Ordering::Relaxed) - c0,
-        r,
-    )
+    let (rust, _, r) = common::count(f);
+    (rust, C_ALLOCATIONS.load(Ordering::Relaxed) - c0, r)
 }
 
 /// One 20 ms step of a call leg: encode a frame, decode the payload, and
@@ -218,28 +157,25 @@ fn steady_state_codecs_allocate_nothing() {
         let mut payload = vec![0u8; 1500];
         let mut out = vec![0i16; MAX_PAYLOAD_SAMPLES_48K];
 
-        let mut checksum = 0i64;
-        for n in 0..50 {
-            checksum += step(
+        let mut step_n = |n: usize| {
+            step(
                 &mut *enc,
                 &mut *dec,
                 &frames[n % frames.len()],
                 &mut payload,
                 &mut out,
                 n,
-            );
+            )
+        };
+
+        let mut checksum = 0i64;
+        for n in 0..50 {
+            checksum += step_n(n);
         }
         let (rust, c, sum) = count(|| {
             let mut sum = 0i64;
             for n in 50..550 {
-                sum += step(
-                    &mut *enc,
-                    &mut *dec,
-                    &frames[n % frames.len()],
-                    &mut payload,
-                    &mut out,
-                    black_box(n),
-                );
+                sum += step_n(black_box(n));
             }
             sum
         });

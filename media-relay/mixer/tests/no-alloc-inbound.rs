@@ -4,18 +4,12 @@
 //! every 20 ms, plus the VAD and the speaker switcher, all counted by a global
 //! allocator that wraps the system one.
 //!
-//! This file replaces the global allocator, so it is its own test binary and
-//! holds this one test.
+//! Through `common`, this file replaces the global allocator, so it is its
+//! own test binary and holds this one test.
 
-// The counting allocator needs `unsafe impl GlobalAlloc`; nothing else here
-// is unsafe. (The mixer library itself forbids unsafe code.)
-#![allow(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use confgate_mixer::codec::{AudioDecoder, CodecError, CodecKind, MAX_PAYLOAD_SAMPLES_48K};
@@ -23,65 +17,8 @@ use confgate_mixer::inbound::{FrameState, InboundAudio, InboundConfig};
 use confgate_mixer::vad::{SpeakerSwitcher, Vad};
 use confgate_mixer::{InputId, FRAME_SAMPLES};
 
-/// Allocations (alloc, alloc_zeroed, realloc) made by a counting thread.
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Whether this thread's allocations are counted (only the test thread's).
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-struct CountingAllocator;
-
-// SAFETY: every method forwards to `System` with exactly the arguments it was
-// given, so `System` upholds the `GlobalAlloc` contract; the only addition is
-// an atomic counter, which neither allocates nor touches the memory.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; `ptr` came from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged; `ptr` came from `System`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Allocations made by this thread while running `f`.
-fn count<R>(f: impl FnOnce() -> R) -> (u64, R) {
-    let a0 = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (ALLOCATIONS.load(Ordering::Relaxed) - a0, r)
-}
+mod common;
+use common::count;
 
 /// 16-bit big-endian PCM at 48 kHz (the real codecs are another crate
 /// module's business); concealment repeats the last sample, fading.
@@ -194,7 +131,7 @@ fn two_thousand_packets_through_the_inbound_path_allocate_nothing() {
     let t0 = Instant::now();
 
     // The counter works: a deliberate allocation is seen.
-    let (allocs, ()) = count(|| drop(black_box(vec![0u8; 64])));
+    let (allocs, _, ()) = count(|| drop(black_box(vec![0u8; 64])));
     assert!(allocs >= 1, "the counting allocator is not active");
 
     // Warm-up.
@@ -203,7 +140,7 @@ fn two_thousand_packets_through_the_inbound_path_allocate_nothing() {
         checksum += cycle(&mut inbound, &payloads, t0, n, &mut frame);
     }
 
-    let (allocs, sum) = count(|| {
+    let (allocs, _, sum) = count(|| {
         let mut sum = 0u64;
         for n in 100..2100 {
             sum += cycle(&mut inbound, &payloads, t0, black_box(n), &mut frame);

@@ -1,98 +1,17 @@
 //! Steady-state mixing allocates nothing: 1000 push + tick cycles after a
 //! warm-up, counted by a global allocator that wraps the system one.
 //!
-//! This file replaces the global allocator, so it is its own test binary and
-//! holds this one test.
+//! Through `common`, this file replaces the global allocator, so it is its
+//! own test binary and holds this one test.
 
-// The counting allocator needs `unsafe impl GlobalAlloc`; nothing else here
-// is unsafe. (The mixer library itself forbids unsafe code.)
-#![allow(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use confgate_mixer::{frame_dbfs, Frame, InputId, Mixer, MixerConfig, FRAME_SAMPLES};
 
-/// Allocations (alloc, alloc_zeroed, realloc) made by a counting thread.
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-/// Deallocations made by a counting thread.
-static DEALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Whether this thread's allocations are counted. Only the test thread
-    /// counts, so the test harness's own threads cannot disturb the result.
-    /// A const-initialised `Cell<bool>` needs no lazy initialisation and no
-    /// destructor, so reading it from inside the allocator never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting() -> bool {
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-struct CountingAllocator;
-
-// SAFETY: every method forwards to `System` with exactly the arguments it was
-// given, so `System` upholds the `GlobalAlloc` contract (layouts, alignment,
-// pointer provenance) for us; the only addition is incrementing atomic
-// counters, which neither allocates nor touches the memory handed out.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; the caller upholds `alloc_zeroed`'s
-        // contract.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; `ptr` came from `System` through this
-        // allocator and the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if counting() {
-            DEALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: forwarded unchanged; `ptr` came from `System` through this
-        // allocator with this `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Runs `f` with this thread's allocations counted; returns
-/// (allocations, deallocations) made during it.
-fn count<R>(f: impl FnOnce() -> R) -> (u64, u64, R) {
-    let a0 = ALLOCATIONS.load(Ordering::Relaxed);
-    let d0 = DEALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (
-        ALLOCATIONS.load(Ordering::Relaxed) - a0,
-        DEALLOCATIONS.load(Ordering::Relaxed) - d0,
-        r,
-    )
-}
+mod common;
+use common::count;
 
 const INPUTS: u64 = 6;
 

@@ -5,58 +5,19 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use confgate_relay::{LatchMode, PeerConfig, Relay, RelayConfig, SrtpContext, SrtpParams, SrtpProfile};
+use confgate_relay::{LatchMode, PeerConfig, SrtpContext, SrtpParams, SrtpProfile};
 
-fn relay(min: u16) -> Relay {
-    Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: min,
-        port_max: min + 99,
-        workers: 2,
-        batch: 16,
-    })
-    .unwrap()
-}
-
-fn client() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    s
-}
-
-fn rtp(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
-fn at(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
-    let mut buf = [0u8; 2048];
-    s.recv_from(&mut buf).ok().map(|(n, a)| (buf[..n].to_vec(), a))
-}
+mod common;
+use common::{at, client, configure_peer, drops, protect, recv, relay, rtp, unprotect};
 
 #[test]
 fn bridge_latches_and_refuses_hijackers() {
-    let r = relay(42000);
+    let r = relay(42000, 42099, 2, 16);
     let (a, b) = (client(), client());
     let ea = r.create_endpoint(7, false).unwrap();
     let eb = r.create_endpoint(7, false).unwrap();
     // B's address is signalled; A's is learned from its first packet.
-    r.configure(
-        eb.id,
-        &PeerConfig {
-            peer: Some(b.local_addr().unwrap()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    configure_peer(&r, eb.id, &b);
     r.configure(ea.id, &PeerConfig::default()).unwrap();
     r.subscribe(ea.id, eb.id).unwrap();
     r.subscribe(eb.id, ea.id).unwrap();
@@ -78,8 +39,7 @@ fn bridge_latches_and_refuses_hijackers() {
     let (got, _) = recv(&b).unwrap();
     assert_eq!(got, rtp(3, 0xa, b"ok"));
     assert!(recv(&b).is_none(), "nothing else arrives");
-    std::thread::sleep(Duration::from_millis(300));
-    let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
+    let drops = drops(&r);
     assert_eq!(drops["wrong_source"], 1);
     assert_eq!(drops["malformed"], 1);
 
@@ -105,7 +65,7 @@ fn bridge_latches_and_refuses_hijackers() {
 
 #[test]
 fn signalled_only_mode_ignores_other_sources() {
-    let r = relay(42100);
+    let r = relay(42100, 42199, 2, 16);
     let (a, b, other) = (client(), client(), client());
     let ea = r.create_endpoint(1, true).unwrap();
     let eb = r.create_endpoint(1, true).unwrap();
@@ -118,14 +78,7 @@ fn signalled_only_mode_ignores_other_sources() {
         },
     )
     .unwrap();
-    r.configure(
-        eb.id,
-        &PeerConfig {
-            peer: Some(b.local_addr().unwrap()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    configure_peer(&r, eb.id, &b);
     r.subscribe(ea.id, eb.id).unwrap();
     other.send_to(&rtp(1, 1, b"x"), at(ea.rtp_port)).unwrap();
     assert!(recv(&b).is_none(), "not from the signalled address");
@@ -136,7 +89,7 @@ fn signalled_only_mode_ignores_other_sources() {
 
 #[test]
 fn fan_out_with_stream_rewriting() {
-    let r = relay(42200);
+    let r = relay(42200, 42299, 2, 16);
     let src = client();
     let subs: Vec<UdpSocket> = (0..3).map(|_| client()).collect();
     let e_src = r.create_endpoint(3, true).unwrap();
@@ -144,14 +97,7 @@ fn fan_out_with_stream_rewriting() {
     let mut ends = Vec::new();
     for s in &subs {
         let e = r.create_endpoint(3, true).unwrap();
-        r.configure(
-            e.id,
-            &PeerConfig {
-                peer: Some(s.local_addr().unwrap()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        configure_peer(&r, e.id, s);
         r.subscribe(e_src.id, e.id).unwrap();
         ends.push(e);
     }
@@ -185,7 +131,7 @@ fn fan_out_with_stream_rewriting() {
 
 #[test]
 fn srtp_rekeying_in_both_directions_and_to_plain_rtp() {
-    let r = relay(42300);
+    let r = relay(42300, 42399, 2, 16);
     let (a, b) = (client(), client());
     let profile = SrtpProfile::AesCm128HmacSha1_80;
     let a_key = SrtpParams::random(profile).unwrap(); // A → relay
@@ -202,52 +148,34 @@ fn srtp_rekeying_in_both_directions_and_to_plain_rtp() {
     )
     .unwrap();
     // B speaks plain RTP.
-    r.configure(
-        eb.id,
-        &PeerConfig {
-            peer: Some(b.local_addr().unwrap()),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    configure_peer(&r, eb.id, &b);
     r.subscribe(ea.id, eb.id).unwrap();
     r.subscribe(eb.id, ea.id).unwrap();
 
     let mut a_tx = SrtpContext::new(profile, &a_key.key, &a_key.salt).unwrap();
     let mut a_rx = SrtpContext::new(profile, &relay_to_a.key, &relay_to_a.salt).unwrap();
     let plain = rtp(5, 0xa, &[0x55; 160]);
-    let mut buf = [0u8; 2048];
-    buf[..plain.len()].copy_from_slice(&plain);
-    let n = a_tx.protect_rtp(&mut buf, plain.len()).unwrap();
-    a.send_to(&buf[..n], at(ea.rtp_port)).unwrap();
+    let first = protect(&mut a_tx, &plain);
+    a.send_to(&first, at(ea.rtp_port)).unwrap();
     assert_eq!(recv(&b).unwrap().0, plain, "decrypted for the plain side");
 
     // A tampered packet is refused (and does not latch anyone).
-    let mut bad = buf;
-    let n2 = {
-        let p = rtp(6, 0xa, &[0x55; 160]);
-        bad[..p.len()].copy_from_slice(&p);
-        a_tx.protect_rtp(&mut bad, p.len()).unwrap()
-    };
+    let mut bad = protect(&mut a_tx, &rtp(6, 0xa, &[0x55; 160]));
     bad[20] ^= 1;
-    a.send_to(&bad[..n2], at(ea.rtp_port)).unwrap();
+    a.send_to(&bad, at(ea.rtp_port)).unwrap();
     // A replay of the first packet is refused too.
-    a.send_to(&buf[..n], at(ea.rtp_port)).unwrap();
+    a.send_to(&first, at(ea.rtp_port)).unwrap();
     assert!(recv(&b).is_none());
 
     b.send_to(&rtp(1, 0xb, &[7; 160]), at(eb.rtp_port)).unwrap();
     let (enc, _) = recv(&a).unwrap();
     assert_eq!(enc.len(), 12 + 160 + 10, "HMAC-SHA1-80 tag added");
-    let mut rbuf = [0u8; 2048];
-    rbuf[..enc.len()].copy_from_slice(&enc);
-    let m = a_rx.unprotect_rtp(&mut rbuf, enc.len()).unwrap();
     assert_eq!(
-        &rbuf[..m],
-        &rtp(1, 0xb, &[7; 160])[..],
+        unprotect(&mut a_rx, &enc),
+        rtp(1, 0xb, &[7; 160]),
         "encrypted with the relay's key towards A"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
+    let drops = drops(&r);
     assert_eq!(drops["srtp_auth"], 1);
     assert_eq!(drops["srtp_replay"], 1);
     r.shutdown();
@@ -255,7 +183,7 @@ fn srtp_rekeying_in_both_directions_and_to_plain_rtp() {
 
 #[test]
 fn removing_endpoints_frees_their_ports() {
-    let r = relay(42400);
+    let r = relay(42400, 42499, 2, 16);
     let e = r.create_endpoint(1, false).unwrap();
     assert_eq!(r.ports_in_use(), 2);
     r.remove_endpoint(e.id).unwrap();
@@ -274,7 +202,7 @@ fn removing_endpoints_frees_their_ports() {
 
 #[test]
 fn keyframe_requests_reach_the_publisher() {
-    let r = relay(42500);
+    let r = relay(42500, 42599, 2, 16);
     let (publisher, viewer) = (client(), client());
     let ep = r.create_endpoint(4, true).unwrap();
     let ev = r.create_endpoint(4, true).unwrap();
@@ -322,36 +250,21 @@ fn keyframe_requests_reach_the_publisher() {
 #[test]
 fn a_fan_out_larger_than_a_send_batch_drops_nothing() {
     // batch 4 → the send batch holds 16 datagrams; 40 subscribers need three flushes per packet.
-    let r = Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 42600,
-        port_max: 42799,
-        workers: 1,
-        batch: 4,
-    })
-    .unwrap();
+    let r = relay(42600, 42799, 1, 4);
     let sink = client();
     let src = client();
     let publisher = r.create_endpoint(1, true).unwrap();
     r.configure(publisher.id, &PeerConfig::default()).unwrap();
     for _ in 0..40 {
         let e = r.create_endpoint(1, true).unwrap();
-        r.configure(
-            e.id,
-            &PeerConfig {
-                peer: Some(sink.local_addr().unwrap()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        configure_peer(&r, e.id, &sink);
         r.subscribe(publisher.id, e.id).unwrap();
     }
     src.send_to(&rtp(1, 0x1, b"all"), at(publisher.rtp_port)).unwrap();
     for n in 0..40 {
         assert!(recv(&sink).is_some(), "copy {n} of 40 arrived");
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
+    let drops = drops(&r);
     assert_eq!(drops["send_failed"], 0);
     r.shutdown();
 }

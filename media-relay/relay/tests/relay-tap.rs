@@ -7,7 +7,10 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use confgate_relay::{PeerConfig, Relay, RelayConfig, SrtpContext, SrtpParams, SrtpProfile, TapSink};
+use confgate_relay::{PeerConfig, SrtpContext, SrtpParams, SrtpProfile, TapSink};
+
+mod common;
+use common::{at, client, drops, protect, recv, relay, rtp, unprotect};
 
 struct Sink(mpsc::Sender<(bool, Vec<u8>)>);
 
@@ -35,16 +38,8 @@ impl TapSink for Handshake {
 
 #[test]
 fn stun_and_dtls_reach_the_tap_from_any_source_and_raw_packets_go_out_unchanged() {
-    let r = Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 42900,
-        port_max: 42999,
-        workers: 1,
-        batch: 16,
-    })
-    .unwrap();
-    let browser = UdpSocket::bind("127.0.0.1:0").unwrap();
-    browser.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let r = relay(42900, 42999, 1, 16);
+    let browser = client();
     let ep = r.create_endpoint(1, true).unwrap();
     let (tx, rx) = mpsc::channel();
     r.tap(ep.id, Some(Box::new(Handshake(tx)))).unwrap();
@@ -61,44 +56,21 @@ fn stun_and_dtls_reach_the_tap_from_any_source_and_raw_packets_go_out_unchanged(
     assert_eq!(src1, browser.local_addr().unwrap());
     assert_eq!(src2, browser.local_addr().unwrap());
     // Not counted as drops when taken.
-    std::thread::sleep(Duration::from_millis(300));
-    let drops: std::collections::HashMap<_, _> = r.drops().into_iter().collect();
+    let drops = drops(&r);
     assert_eq!((drops["stun"], drops["dtls"]), (0, 0));
     // Raw packets go out of the endpoint's socket as they are.
     r.send_raw(ep.id, browser.local_addr().unwrap(), vec![1, 2, 3, 4])
         .unwrap();
-    let mut buf = [0u8; 64];
-    let (n, from) = browser.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &[1, 2, 3, 4]);
+    let (got, from) = recv(&browser).unwrap();
+    assert_eq!(got, [1, 2, 3, 4]);
     assert_eq!(from.port(), ep.rtp_port);
     r.shutdown();
 }
 
-fn rtp(seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x80, 0];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
-}
-
-fn at(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
 #[test]
 fn tap_receives_decrypted_media_and_send_rtp_encrypts_towards_the_peer() {
-    let r = Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 42800,
-        port_max: 42899,
-        workers: 1,
-        batch: 16,
-    })
-    .unwrap();
-    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
-    phone.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let r = relay(42800, 42899, 1, 16);
+    let phone = client();
     let profile = SrtpProfile::AesCm128HmacSha1_80;
     let phone_key = SrtpParams::random(profile).unwrap();
     let our_key = SrtpParams::random(profile).unwrap();
@@ -120,39 +92,35 @@ fn tap_receives_decrypted_media_and_send_rtp_encrypts_towards_the_peer() {
     // The phone sends SRTP; the tap sees plain RTP.
     let mut phone_tx = SrtpContext::new(profile, &phone_key.key, &phone_key.salt).unwrap();
     let plain = rtp(7, 0x1234, &[0x33; 160]);
-    let mut buf = [0u8; 2048];
-    buf[..plain.len()].copy_from_slice(&plain);
-    let n = phone_tx.protect_rtp(&mut buf, plain.len()).unwrap();
-    phone.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
+    let mut srtp = protect(&mut phone_tx, &plain);
+    phone.send_to(&srtp, at(ep.rtp_port)).unwrap();
     let (is_rtcp, got) = rx.recv_timeout(Duration::from_secs(2)).unwrap();
     assert!(!is_rtcp);
     assert_eq!(got, plain);
 
     // A forged packet never reaches the tap.
-    buf[20] ^= 0xff;
-    phone.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
+    srtp[20] ^= 0xff;
+    phone.send_to(&srtp, at(ep.rtp_port)).unwrap();
     assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
 
     // What we make goes to the phone, encrypted with our key.
     let ours = rtp(100, 0xfeed, &[0x44; 160]);
     r.send_rtp(ep.id, ours.clone()).unwrap();
-    let mut rbuf = [0u8; 2048];
-    let (m, _) = phone.recv_from(&mut rbuf).unwrap();
-    assert_eq!(m, ours.len() + 10, "HMAC-SHA1-80 tag added");
+    let (srtp, _) = recv(&phone).unwrap();
+    assert_eq!(srtp.len(), ours.len() + 10, "HMAC-SHA1-80 tag added");
     let mut phone_rx = SrtpContext::new(profile, &our_key.key, &our_key.salt).unwrap();
-    let k = phone_rx.unprotect_rtp(&mut rbuf, m).unwrap();
-    assert_eq!(&rbuf[..k], &ours[..]);
+    assert_eq!(unprotect(&mut phone_rx, &srtp), ours);
 
     // Not RTP: refused, nothing sent.
     r.send_rtp(ep.id, vec![1, 2, 3]).unwrap();
-    assert!(phone.recv_from(&mut rbuf).is_err());
+    assert!(recv(&phone).is_none());
 
     // Untapped: media is no longer delivered.
     r.tap(ep.id, None).unwrap();
     let plain2 = rtp(8, 0x1234, &[0x33; 160]);
-    buf[..plain2.len()].copy_from_slice(&plain2);
-    let n = phone_tx.protect_rtp(&mut buf, plain2.len()).unwrap();
-    phone.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
+    phone
+        .send_to(&protect(&mut phone_tx, &plain2), at(ep.rtp_port))
+        .unwrap();
     assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
     r.shutdown();
 }
@@ -162,17 +130,8 @@ fn tap_receives_decrypted_media_and_send_rtp_encrypts_towards_the_peer() {
 /// pass, the peer's new address gets our packets); new keys start afresh.
 #[test]
 fn configuring_again_with_the_same_keys_keeps_the_srtp_state() {
-    let r = Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 42700,
-        port_max: 42799,
-        workers: 1,
-        batch: 16,
-    })
-    .unwrap();
-    let old = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let new = UdpSocket::bind("127.0.0.1:0").unwrap();
-    new.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let r = relay(42700, 42799, 1, 16);
+    let (old, new) = (client(), client());
     let profile = SrtpProfile::AesCm128HmacSha1_80;
     let peer_key = SrtpParams::random(profile).unwrap();
     let our_key = SrtpParams::random(profile).unwrap();
@@ -191,12 +150,9 @@ fn configuring_again_with_the_same_keys_keeps_the_srtp_state() {
     let mut peer_tx = SrtpContext::new(profile, &peer_key.key, &peer_key.salt).unwrap();
     let mut sent = Vec::new();
     for seq in 1..=3u16 {
-        let plain = rtp(seq, 0x77, &[0x11; 80]);
-        let mut buf = [0u8; 2048];
-        buf[..plain.len()].copy_from_slice(&plain);
-        let n = peer_tx.protect_rtp(&mut buf, plain.len()).unwrap();
-        old.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
-        sent.push(buf[..n].to_vec());
+        let srtp = protect(&mut peer_tx, &rtp(seq, 0x77, &[0x11; 80]));
+        old.send_to(&srtp, at(ep.rtp_port)).unwrap();
+        sent.push(srtp);
         assert!(rx.recv_timeout(Duration::from_secs(2)).is_ok());
     }
     // The peer moved: same keys, new address.
@@ -207,22 +163,16 @@ fn configuring_again_with_the_same_keys_keeps_the_srtp_state() {
         "a replayed packet got through: the replay window was reset"
     );
     let plain = rtp(4, 0x77, &[0x11; 80]);
-    let mut buf = [0u8; 2048];
-    buf[..plain.len()].copy_from_slice(&plain);
-    let n = peer_tx.protect_rtp(&mut buf, plain.len()).unwrap();
-    new.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
+    new.send_to(&protect(&mut peer_tx, &plain), at(ep.rtp_port)).unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap().1, plain);
     r.send_rtp(ep.id, rtp(100, 0xfeed, &[0x44; 40])).unwrap();
-    let mut rbuf = [0u8; 2048];
-    assert!(new.recv_from(&mut rbuf).is_ok(), "our packets go to the new address");
+    assert!(recv(&new).is_some(), "our packets go to the new address");
     // New keys: a fresh context, which takes the old sequence numbers again.
     let key2 = SrtpParams::random(profile).unwrap();
     r.configure(ep.id, &cfg(&new, &key2)).unwrap();
     let mut tx2 = SrtpContext::new(profile, &key2.key, &key2.salt).unwrap();
     let plain = rtp(2, 0x77, &[0x11; 80]);
-    buf[..plain.len()].copy_from_slice(&plain);
-    let n = tx2.protect_rtp(&mut buf, plain.len()).unwrap();
-    new.send_to(&buf[..n], at(ep.rtp_port)).unwrap();
+    new.send_to(&protect(&mut tx2, &plain), at(ep.rtp_port)).unwrap();
     assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap().1, plain);
     r.shutdown();
 }

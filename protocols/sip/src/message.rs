@@ -1128,27 +1128,43 @@ fn parse_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     Ok((host, port))
 }
 
+/// Follows quoted strings (with `\` escapes, RFC 3261 §25.1) through a string, one character at a
+/// time.
+#[derive(Default)]
+struct Quotes {
+    inside: bool,
+    escaped: bool,
+}
+
+impl Quotes {
+    /// Takes the next character; says whether it belongs to a quoted string (its quotes included).
+    fn feed(&mut self, c: char) -> bool {
+        if self.inside {
+            if self.escaped {
+                self.escaped = false;
+            } else if c == '\\' {
+                self.escaped = true;
+            } else if c == '"' {
+                self.inside = false;
+            }
+            true
+        } else {
+            self.inside = c == '"';
+            self.inside
+        }
+    }
+}
+
 /// Position of `target` outside quoted strings; an unterminated quoted string is an error
 /// (RFC 4475 §3.1.2.6).
 fn find_unquoted(s: &str, target: char) -> Result<Option<usize>, String> {
-    let mut in_quotes = false;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     for (i, c) in s.char_indices() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-        } else if c == '"' {
-            in_quotes = true;
-        } else if c == target {
+        if !quotes.feed(c) && c == target {
             return Ok(Some(i));
         }
     }
-    if in_quotes {
+    if quotes.inside {
         return Err("unterminated quoted string".into());
     }
     Ok(None)
@@ -1171,21 +1187,22 @@ fn quoted_string_ends_at_end(s: &str) -> bool {
 
 /// Splits on `sep` outside quoted strings and angle brackets.
 fn split_top_level(s: &str, sep: char) -> Result<Vec<&str>, String> {
+    match split_top_level_lenient(s, sep) {
+        (_, true) => Err("unterminated quoted string".into()),
+        (parts, false) => Ok(parts),
+    }
+}
+
+/// Splits on `sep` outside quoted strings and angle brackets (RFC 3261 §7.3.1), and says whether a
+/// quoted string was left unterminated (the last part then runs to the end).
+pub(crate) fn split_top_level_lenient(s: &str, sep: char) -> (Vec<&str>, bool) {
     let mut parts = Vec::with_capacity(4);
-    let (mut in_quotes, mut escaped, mut in_angle, mut start) = (false, false, false, 0);
+    let (mut quotes, mut in_angle, mut start) = (Quotes::default(), false, 0);
     for (i, c) in s.char_indices() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
+        if quotes.feed(c) {
             continue;
         }
         match c {
-            '"' => in_quotes = true,
             '<' => in_angle = true,
             '>' => in_angle = false,
             c if c == sep && !in_angle => {
@@ -1195,11 +1212,8 @@ fn split_top_level(s: &str, sep: char) -> Result<Vec<&str>, String> {
             _ => {}
         }
     }
-    if in_quotes {
-        return Err("unterminated quoted string".into());
-    }
     parts.push(s.get(start..).unwrap_or_default());
-    Ok(parts)
+    (parts, quotes.inside)
 }
 
 /// Parses `;name[=value]` parameters, LWS allowed around `;` and `=` (RFC 3261 §25.1 SEMI, EQUAL).

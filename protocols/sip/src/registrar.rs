@@ -311,7 +311,10 @@ impl RegisterRequest {
         let mut entries: Vec<ContactEntry> = Vec::new();
         let mut wildcard = false;
         for value in contacts {
-            for element in split_top_level_commas(value) {
+            // Commas outside quoted strings and `<…>` separate the elements (RFC 3261 §7.3.1); an
+            // unterminated quoted string runs to the end of the last one.
+            let (elements, _) = crate::message::split_top_level_lenient(value, ',');
+            for element in elements {
                 let element = element.trim_matches(is_ws);
                 if element.is_empty() {
                     continue;
@@ -521,40 +524,6 @@ fn parse_cseq(s: &str) -> Result<u32, RegisterError> {
         return Err(RegisterError::invalid("CSeq", "method is not REGISTER"));
     }
     Ok(n)
-}
-
-/// Splits a header value at commas outside quoted strings and `<…>`
-/// (RFC 3261 §7.3.1).
-fn split_top_level_commas(value: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let mut in_angle = false;
-    let mut escaped = false;
-    for (i, c) in value.char_indices() {
-        if in_quotes {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quotes = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => in_quotes = true,
-            '<' => in_angle = true,
-            '>' => in_angle = false,
-            ',' if !in_angle => {
-                parts.push(value.get(start..i).unwrap_or(""));
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(value.get(start..).unwrap_or(""));
-    parts
 }
 
 /// Splits `name-addr / addr-spec` followed by `;params` (RFC 3261 §20.10,

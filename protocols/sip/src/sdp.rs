@@ -1183,9 +1183,13 @@ fn choose_telephone_event<'a>(offered: &'a [Codec], audio: &Codec) -> Option<&'a
 
 /// The `a=rtcp-fb` values that apply to payload type `pt` and that
 /// confgate's video forwarding honours (RFC 4585 §4.2 `nack`, `nack pli`;
-/// RFC 5104 §7.1 `ccm fir`).
-fn supported_feedback(m: &MediaSection, pt: u8) -> Vec<String> {
+/// RFC 5104 §7.1 `ccm fir`); none unless `kind` is video and the `m=` line
+/// has an AVPF profile.
+fn supported_feedback(kind: MediaKind, m: &MediaSection, pt: u8) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    if kind != MediaKind::Video || !m.proto.has_feedback() {
+        return out;
+    }
     for fb in &m.rtcp_fb {
         if fb.payload_type.is_some_and(|p| p != pt) {
             continue;
@@ -1535,11 +1539,7 @@ fn accept(
         reversed.sends() && params.direction.sends(),
         reversed.receives() && params.direction.receives(),
     );
-    let rtcp_fb = if kind == MediaKind::Video && m.proto.has_feedback() {
-        supported_feedback(m, pt)
-    } else {
-        Vec::new()
-    };
+    let rtcp_fb = supported_feedback(kind, m, pt);
     let mut codecs = vec![Codec {
         fmtp: local_fmtp.clone(),
         ..codec.clone()
@@ -1930,11 +1930,7 @@ fn answered_stream(
         our_offer.direction.receives() && theirs_direction.sends(),
     );
     let pt = codec.payload_type.unwrap_or_default();
-    let rtcp_fb = if kind == MediaKind::Video && m.proto.has_feedback() {
-        supported_feedback(m, pt)
-    } else {
-        Vec::new()
-    };
+    let rtcp_fb = supported_feedback(kind, m, pt);
     Ok(NegotiatedStream {
         index,
         kind,

@@ -385,23 +385,10 @@ impl TransactionLayer {
             _ => {}
         }
         if let Some(&id) = self.servers.get(&key) {
-            self.stats.retransmissions_absorbed += 1;
-            if let Some((Tx::Server(tx), _)) = self.txs.get(&id) {
-                // RFC 6026 §8.5: absorbed in Accepted without a response; otherwise re-send the last one.
-                if tx.state != ServerState::Accepted {
-                    if let Some(last) = &tx.last {
-                        self.transmits.push_back(Transmit {
-                            dest: last.dest,
-                            reliable: tx.reliable,
-                            bytes: last.bytes.clone(),
-                        });
-                    }
-                }
-            }
+            self.absorb_retransmission(id);
             return None;
         }
-        if self.txs.len() >= self.max {
-            self.reject_over_limit(&req, from, reliable);
+        if self.reject_if_over_limit(&req, from, reliable) {
             return None;
         }
         let is_invite = req.method == Method::Invite;
@@ -474,20 +461,10 @@ impl TransactionLayer {
     ) -> Option<Received> {
         if let Some(&id) = self.servers.get(&key) {
             // A retransmitted CANCEL: re-send its response.
-            self.stats.retransmissions_absorbed += 1;
-            if let Some((Tx::Server(tx), _)) = self.txs.get(&id) {
-                if let Some(last) = &tx.last {
-                    self.transmits.push_back(Transmit {
-                        dest: last.dest,
-                        reliable: tx.reliable,
-                        bytes: last.bytes.clone(),
-                    });
-                }
-            }
+            self.absorb_retransmission(id);
             return None;
         }
-        if self.txs.len() >= self.max {
-            self.reject_over_limit(&req, from, reliable);
+        if self.reject_if_over_limit(&req, from, reliable) {
             return None;
         }
         // §9.2: the INVITE transaction is found with the §17.2.3 rules, method INVITE.
@@ -517,7 +494,31 @@ impl TransactionLayer {
         })
     }
 
-    fn reject_over_limit(&mut self, req: &Request, from: SocketAddr, reliable: bool) {
+    /// Counts a retransmitted request for server transaction `id` and re-sends
+    /// the transaction's last response, if it has sent one; in Accepted the
+    /// request is absorbed without a response (RFC 6026 §8.5).
+    fn absorb_retransmission(&mut self, id: u64) {
+        self.stats.retransmissions_absorbed += 1;
+        if let Some((Tx::Server(tx), _)) = self.txs.get(&id) {
+            if tx.state == ServerState::Accepted {
+                return;
+            }
+            if let Some(last) = &tx.last {
+                self.transmits.push_back(Transmit {
+                    dest: last.dest,
+                    reliable: tx.reliable,
+                    bytes: last.bytes.clone(),
+                });
+            }
+        }
+    }
+
+    /// When the table is full, answers `req` with a 503 and `Retry-After`
+    /// instead of creating a transaction, and says so.
+    fn reject_if_over_limit(&mut self, req: &Request, from: SocketAddr, reliable: bool) -> bool {
+        if self.txs.len() < self.max {
+            return false;
+        }
         self.stats.rejected_over_limit += 1;
         let resp = message::with_header(
             message::response_for(req, 503, Some(&message::new_tag())),
@@ -527,6 +528,7 @@ impl TransactionLayer {
         let dest = destination(&resp, from, reliable);
         let bytes = message::to_bytes(&SipMessage::Response(resp));
         self.transmits.push_back(Transmit { dest, reliable, bytes });
+        true
     }
 
     fn create_server(
