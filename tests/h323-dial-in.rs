@@ -5,6 +5,12 @@
 //! in a closed conference it enters the PIN by tunnelled H.245
 //! UserInputIndication, and when the conference is ended it gets
 //! ReleaseComplete with a Q.850 cause.
+//!
+//! Video by Fast Connect: an endpoint that proposes only H.263 has its
+//! video proposals left out of Connect (refused) while its audio
+//! connects; two endpoints that propose H.264 both ways get their
+//! proposals accepted with the relay's video address, and one's synthetic
+//! H.264 RTP reaches the other in the payload type it proposed.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
@@ -15,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use confgate_suite::{dominant_frequency, read_wav, rms, ChildGuard, Daemon};
-use h323::asn1::h225;
-use h323::media::{self, G711};
+use h323::asn1::OctetString;
+use h323::asn1::{self, h225, h245};
+use h323::media::{self, G711, H264};
 use h323::q931::{CallReference, Message, MessageType};
 use h323::signalling::{self, SetupParams};
 use h323::tpkt::TpktDecoder;
@@ -34,6 +41,12 @@ struct Endpoint {
 impl Endpoint {
     /// Setup → Call Proceeding → Connect with the accepted fastStart.
     fn dial(d: &Daemon, dialed: &str, tunnelling: bool) -> Endpoint {
+        Self::dial_with(d, dialed, tunnelling, Vec::new()).0
+    }
+
+    /// [`Endpoint::dial`] with `extra` fastStart proposals (video); also
+    /// returns Connect's fastStart.
+    fn dial_with(d: &Daemon, dialed: &str, tunnelling: bool, extra: Vec<OctetString>) -> (Endpoint, Vec<OctetString>) {
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = rtp.local_addr().unwrap();
         let rtcp = SocketAddr::new(local.ip(), local.port() + 1);
@@ -51,7 +64,7 @@ impl Endpoint {
             dialed: dialed.into(),
             display: "Scripted room".into(),
             calling: None,
-            fast_start: media::propose(G711::Ulaw, 1, local, rtcp).unwrap(),
+            fast_start: [media::propose(G711::Ulaw, 1, local, rtcp).unwrap(), extra].concat(),
             tunnelling,
             h245_address: None,
         })
@@ -70,7 +83,8 @@ impl Endpoint {
         assert_eq!(codec, G711::Ulaw);
         assert_eq!(uuie.h323_uu_pdu.h245_tunneling, Some(tunnelling));
         ep.relay = relay;
-        ep
+        let fast_start = c.fast_start.clone().unwrap();
+        (ep, fast_start)
     }
 
     /// The next signalling message, `None` on timeout or EOF.
@@ -345,4 +359,159 @@ fn unknown_conference_is_released_with_a_cause() {
     let (m, _) = ep.next(Duration::from_secs(10)).unwrap();
     assert_eq!(m.message_type, MessageType::ReleaseComplete);
     assert_eq!(m.cause().map(|c| c.value), Some(1), "unallocated number: {m:?}");
+}
+
+/// A video OpenLogicalChannel's data type, either way.
+fn video_of(olc: &h245::OpenLogicalChannel) -> Option<&h245::VideoCapability> {
+    match (
+        &olc.forward_logical_channel_parameters.data_type,
+        &olc.reverse_logical_channel_parameters,
+    ) {
+        (h245::DataType::videoData(v), _) => Some(v),
+        (_, Some(r)) => match &r.data_type {
+            h245::DataType::videoData(v) => Some(v),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// H.263 (QCIF, CIF) fastStart proposals both ways, from `socket`'s address.
+fn h263_proposals(socket: &UdpSocket) -> Vec<OctetString> {
+    let local = socket.local_addr().unwrap();
+    let rtcp = SocketAddr::new(local.ip(), local.port() + 1);
+    let items = media::propose_video(&H264::CONSTRAINED_BASELINE, 100, 3, local, rtcp).unwrap();
+    let h263 = h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
+        None,
+        Some(1),
+        Some(1),
+        None,
+        None,
+        3840,
+        false,
+        false,
+        false,
+        false,
+        false,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ));
+    items
+        .iter()
+        .map(|b| {
+            let mut olc: h245::OpenLogicalChannel = asn1::decode(b).unwrap();
+            match &mut olc.reverse_logical_channel_parameters {
+                Some(r) => r.data_type = h245::DataType::videoData(h263.clone()),
+                None => olc.forward_logical_channel_parameters.data_type = h245::DataType::videoData(h263.clone()),
+            }
+            OctetString::from(asn1::encode(&olc).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn h263_only_video_proposals_are_refused_and_audio_connects() {
+    let d = Daemon::start("h323-dial-in-h263").unwrap();
+    d.cli_ok(&["conference", "add", "7004"]).unwrap();
+    let rec = d.dir.path().join("bot.wav");
+    let bot = d
+        .bot(&[
+            "--conference",
+            "7004",
+            "--name",
+            "Bot",
+            "--play",
+            "tone:440",
+            "--record",
+            rec.to_str().unwrap(),
+            "--duration",
+            "9",
+        ])
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let video = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (mut ep, accepted) = Endpoint::dial_with(&d, "7004", true, h263_proposals(&video));
+    // Only the two audio channels come back: H.263 is not accepted.
+    assert_eq!(accepted.len(), 2, "{accepted:?}");
+    for b in &accepted {
+        let olc: h245::OpenLogicalChannel = asn1::decode(b).unwrap();
+        assert!(video_of(&olc).is_none(), "video accepted: {olc:?}");
+    }
+    let heard = ep.talk(800.0, 5.0);
+    assert_endpoint_heard(&heard, 440.0);
+    ep.hang_up();
+    assert_bot_heard(bot, &rec, 800.0);
+}
+
+#[test]
+fn fast_connect_h264_video_reaches_the_other_endpoint() {
+    let d = Daemon::start("h323-dial-in-h264").unwrap();
+    d.cli_ok(&["conference", "add", "7005"]).unwrap();
+    let propose = |socket: &UdpSocket, pt| {
+        let local = socket.local_addr().unwrap();
+        media::propose_video(
+            &H264::CONSTRAINED_BASELINE,
+            pt,
+            3,
+            local,
+            SocketAddr::new(local.ip(), local.port() + 1),
+        )
+        .unwrap()
+    };
+    // B sends with payload type 109, A receives with 110.
+    let b_video = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (mut b, b_accepted) = Endpoint::dial_with(&d, "7005", true, propose(&b_video, 109));
+    assert_eq!(b_accepted.len(), 4, "audio and video both ways");
+    let (h264, b_relay) = media::accepted_video(&b_accepted).expect("H.264 accepted");
+    assert_eq!(h264, H264::CONSTRAINED_BASELINE);
+    assert_ne!(b_relay, b.relay, "video has its own relay address");
+    let a_video = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (mut a, a_accepted) = Endpoint::dial_with(&d, "7005", false, propose(&a_video, 110));
+    assert!(media::accepted_video(&a_accepted).is_some());
+    // B's H.264 RTP, 50 packets/s for 3 s.
+    const B_SSRC: u32 = 0x0b0b_0b0b;
+    let sender = {
+        let tx = b_video.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for n in 0u32..150 {
+                let mut pkt = vec![0x80, 0x80 | 109];
+                pkt.extend_from_slice(&(n as u16).to_be_bytes());
+                pkt.extend_from_slice(&n.wrapping_mul(1800).to_be_bytes());
+                pkt.extend_from_slice(&B_SSRC.to_be_bytes());
+                pkt.push(if n.is_multiple_of(50) { 0x65 } else { 0x41 });
+                pkt.extend_from_slice(b"cg-h264");
+                pkt.extend_from_slice(&[0xab; 500]);
+                let _ = tx.send_to(&pkt, b_relay);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    a_video.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let (mut tagged, mut pts, mut ssrcs) = (0, Vec::new(), Vec::new());
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end {
+        if let Ok((n, _)) = a_video.recv_from(&mut buf) {
+            if n > 20 && &buf[13..20] == b"cg-h264" {
+                tagged += 1;
+                pts.push(buf[1] & 0x7f);
+                ssrcs.push(u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]));
+            }
+        }
+    }
+    sender.join().unwrap();
+    assert!(tagged >= 100, "A got {tagged} of B's 150 video packets");
+    assert!(pts.iter().all(|&p| p == 110), "A's payload type: {pts:?}");
+    ssrcs.dedup();
+    assert_eq!(ssrcs.len(), 1, "one stream: {ssrcs:?}");
+    a.hang_up();
+    b.hang_up();
 }

@@ -13,6 +13,16 @@
 //! (`dataTypeNotSupported`), it hears a `confgate bot` playing a tone and
 //! the bot hears its tone, and the call ends cleanly (the endpoint's
 //! EndSessionCommand, its ReleaseComplete, or the conference ending).
+//!
+//! Video: two endpoints that announce and open H.264 get their channels
+//! acknowledged with the relay's video addresses and the daemon's H.264
+//! channels towards them; one's synthetic H.264 RTP reaches the other as
+//! the switched stream (the receiver's payload type, one SSRC), each gets
+//! VideoFastUpdatePicture when its video starts going to the other, and a
+//! VideoFastUpdatePicture of the receiver reaches the sender. With three,
+//! the one who starts speaking gets VideoFastUpdatePicture and the others'
+//! switched stream changes to its video (same SSRC). A call that reaches
+//! the conference through the voice menu gets H.264 capabilities then.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
@@ -26,7 +36,7 @@ use std::time::{Duration, Instant};
 use confgate_suite::{dominant_frequency, read_wav, rms, ChildGuard, Daemon};
 use h323::asn1::{self, h225, h245};
 use h323::control::{self, LocalMedia};
-use h323::media::{self, AudioCodec};
+use h323::media::{self, AudioCodec, H264};
 use h323::q931::{CallReference, Message, MessageType};
 use h323::signalling::{self, SetupParams};
 use h323::tpkt::{self, TpktDecoder};
@@ -66,7 +76,31 @@ struct Endpoint {
     calls: VecDeque<(Message, Option<h225::H323UserInformation>)>,
     /// The daemon's H.245 address from Connect.
     offered: Option<SocketAddr>,
+    /// Where the endpoint receives and sends video.
+    video_rtp: UdpSocket,
+    /// It announces and opens H.264 (else it opens H.263, to be refused).
+    h264: bool,
+    /// The relay's video RTP address, from the daemon's ack of our H.264 channel.
+    video_relay: Option<SocketAddr>,
+    /// The payload type of the daemon's H.264 channel towards us.
+    video_pt: Option<u8>,
+    /// VideoFastUpdatePicture commands received for our video channel.
+    fast_updates: usize,
+    /// The daemon's H.264 channel towards us.
+    their_video_lcn: Option<u16>,
+    /// The call goes to the voice menu first: no video until a conference.
+    ivr: bool,
 }
+
+/// The payload type the endpoint sends H.264 with.
+const ENDPOINT_H264_PT: u8 = 100;
+/// What the endpoint announces and sends: H.264 Baseline level 2 at 384 kbit/s.
+const ENDPOINT_H264: H264 = H264 {
+    profile: media::H264_PROFILE_BASELINE,
+    profile_iop: 0,
+    level: 43,
+    max_bit_rate: Some(3840),
+};
 
 fn read_some(stream: &mut TcpStream, decoder: &mut TpktDecoder) -> Option<bool> {
     let mut buf = [0u8; 4096];
@@ -85,6 +119,11 @@ impl Endpoint {
     /// Setup without fastStart → Call Proceeding → Connect, and the H.245
     /// transport of `mode` up.
     fn dial(d: &Daemon, dialed: &str, mode: Mode) -> Endpoint {
+        Self::dial_with(d, dialed, mode, false)
+    }
+
+    /// [`Endpoint::dial`], announcing and opening H.264 video when `h264`.
+    fn dial_with(d: &Daemon, dialed: &str, mode: Mode, h264: bool) -> Endpoint {
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let tcp = TcpStream::connect(("127.0.0.1", d.h323_port)).unwrap();
         tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
@@ -98,6 +137,13 @@ impl Endpoint {
             h245_in: VecDeque::new(),
             calls: VecDeque::new(),
             offered: None,
+            video_rtp: UdpSocket::bind("127.0.0.1:0").unwrap(),
+            h264,
+            video_relay: None,
+            video_pt: None,
+            fast_updates: 0,
+            their_video_lcn: None,
+            ivr: false,
         };
         let setup = signalling::setup(&SetupParams {
             call_reference: CRV,
@@ -248,14 +294,19 @@ impl Endpoint {
             rtp: local,
             rtcp: SocketAddr::new(local.ip(), local.port() + 1),
         };
+        let video_ours = self.video_ours();
+        let h264 = ENDPOINT_H264;
         self.send_h245(&[
-            media::terminal_capability_set(1, &[AudioCodec::Pcmu]),
+            media::terminal_capability_set_with_video(1, &[AudioCodec::Pcmu], self.h264.then_some(&h264)),
             control::master_slave_determination(50, 0x12_3456),
         ]);
         let (mut their_tcs, mut their_msd, mut our_msd_acked, mut opened) = (false, false, false, false);
         let (mut their_channel, mut video_refused) = (false, false);
+        // Without H.264 (or before a conference) nothing comes our way: the
+        // daemon's video channel counts as there.
+        let mut their_video = !self.h264 || self.ivr;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !(their_tcs && their_msd && our_msd_acked && opened && their_channel && video_refused) {
+        while !(their_tcs && their_msd && our_msd_acked && opened && their_channel && video_refused && their_video) {
             let left = deadline.saturating_duration_since(Instant::now());
             let m = self.next_h245(left).unwrap_or_else(|| {
                 panic!(
@@ -276,20 +327,36 @@ impl Endpoint {
                         .map(|(c, _)| c)
                         .collect();
                     assert!(audio.contains(&AudioCodec::Pcmu) && audio.contains(&AudioCodec::Pcma));
-                    assert!(
-                        table.iter().all(|e| !matches!(
-                            e.capability,
-                            Some(h245::Capability::receiveVideoCapability(_))
-                                | Some(h245::Capability::receiveAndTransmitVideoCapability(_))
-                        )),
-                        "no video offered"
-                    );
+                    // A conference call takes H.264 Constrained Baseline, and no other video.
+                    let video: Vec<_> = table
+                        .iter()
+                        .filter_map(|e| match &e.capability {
+                            Some(h245::Capability::receiveVideoCapability(v)) => Some(v.clone()),
+                            _ => None,
+                        })
+                        .collect();
+                    if self.ivr {
+                        assert!(video.is_empty(), "no video in the voice menu: {video:?}");
+                    } else {
+                        assert_eq!(video.len(), 1, "{video:?}");
+                        let theirs = H264::from_capability(&video[0]).expect("H.264");
+                        assert!(theirs.takes_baseline() && theirs.profile_iop & 64 != 0, "{theirs:?}");
+                    }
                     self.send_h245(&[M::response(h245::ResponseMessage::terminalCapabilitySetAck(
                         h245::TerminalCapabilitySetAck::new(tcs.sequence_number, None),
                     ))]);
                     their_tcs = true;
-                    // Our audio channel, and a video one the daemon must refuse.
+                    // Our audio channel, and a video one: H.264, or H.263 that the daemon must refuse.
                     let audio = control::open_logical_channel(AUDIO_LCN, AudioCodec::Pcmu, ours.rtcp);
+                    if self.h264 {
+                        let video =
+                            control::video_open_logical_channel(VIDEO_LCN, &h264, ENDPOINT_H264_PT, video_ours.rtcp);
+                        self.send_h245(&[
+                            M::request(h245::RequestMessage::openLogicalChannel(audio)),
+                            M::request(h245::RequestMessage::openLogicalChannel(video)),
+                        ]);
+                        continue;
+                    }
                     let mut video = control::open_logical_channel(VIDEO_LCN, AudioCodec::Pcmu, ours.rtcp);
                     video.forward_logical_channel_parameters.data_type = h245::DataType::videoData(
                         h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
@@ -334,6 +401,17 @@ impl Endpoint {
                     assert_eq!(ack.decision, h245::MasterSlaveDeterminationAckDecision::slave(()));
                     our_msd_acked = true;
                 }
+                M::response(h245::ResponseMessage::openLogicalChannelAck(ack))
+                    if self.h264 && ack.forward_logical_channel_number.0 == VIDEO_LCN =>
+                {
+                    let (rtp, rtcp) = control::ack_addresses(&ack);
+                    let (rtp, rtcp) = (rtp.expect("video RTP address"), rtcp.expect("video RTCP address"));
+                    assert_ne!(Some(rtp), self.relay, "video has its own relay address");
+                    assert_eq!(rtp.ip(), std::net::IpAddr::from([127, 0, 0, 1]));
+                    assert_ne!(rtp.port(), rtcp.port());
+                    self.video_relay = Some(rtp);
+                    video_refused = true;
+                }
                 M::response(h245::ResponseMessage::openLogicalChannelAck(ack)) => {
                     assert_eq!(ack.forward_logical_channel_number.0, AUDIO_LCN);
                     let (rtp, rtcp) = control::ack_addresses(&ack);
@@ -346,6 +424,29 @@ impl Endpoint {
                     assert_eq!(rej.cause, h245::OpenLogicalChannelRejectCause::dataTypeNotSupported(()));
                     video_refused = true;
                 }
+                M::request(h245::RequestMessage::openLogicalChannel(olc)) if control::video_channel(&olc).is_some() => {
+                    assert!(self.h264, "no video channel towards an endpoint without H.264");
+                    let (theirs, pt, rtcp) = control::video_channel(&olc).unwrap();
+                    // At most what we announced: level 2, 384 kbit/s, Baseline.
+                    assert!(theirs.takes_baseline() && theirs.level <= 43, "{theirs:?}");
+                    assert!(theirs.max_bit_rate.is_some_and(|b| b <= 3840), "{theirs:?}");
+                    assert!(rtcp.is_some(), "the daemon's video RTCP address");
+                    self.video_pt = Some(pt.expect("a dynamic payload type"));
+                    self.their_video_lcn = Some(olc.forward_logical_channel_number.0);
+                    let ack = control::open_logical_channel_ack(
+                        olc.forward_logical_channel_number.0,
+                        media::VIDEO_SESSION,
+                        video_ours,
+                    );
+                    self.send_h245(&[M::response(h245::ResponseMessage::openLogicalChannelAck(ack))]);
+                    their_video = true;
+                }
+                M::command(h245::CommandMessage::miscellaneousCommand(c))
+                    if c.r_type == h245::MiscellaneousCommandType::videoFastUpdatePicture(()) =>
+                {
+                    assert_eq!(c.logical_channel_number.0, VIDEO_LCN);
+                    self.fast_updates += 1;
+                }
                 M::request(h245::RequestMessage::openLogicalChannel(olc)) => {
                     let (codec, rtcp) = control::audio_channel(&olc).expect("an audio channel");
                     assert_eq!(codec, AudioCodec::Pcmu, "the only codec we receive");
@@ -357,6 +458,140 @@ impl Endpoint {
                 other => panic!("unexpected H.245 message: {other:?}"),
             }
         }
+    }
+
+    /// Where the endpoint receives video.
+    fn video_ours(&self) -> LocalMedia {
+        let vlocal = self.video_rtp.local_addr().unwrap();
+        LocalMedia {
+            rtp: vlocal,
+            rtcp: SocketAddr::new(vlocal.ip(), vlocal.port() + 1),
+        }
+    }
+
+    /// After the voice menu put the call in a conference: the daemon's new
+    /// capabilities announce H.264 (acknowledged), our H.264 channel opened
+    /// again is acknowledged with the relay's video address, and the
+    /// daemon's H.264 channel towards us is acknowledged.
+    fn video_after_the_voice_menu(&mut self) {
+        let (mut tcs, mut acked, mut theirs) = (false, false, false);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(tcs && acked && theirs) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = self
+                .next_h245(left)
+                .unwrap_or_else(|| panic!("no video after the voice menu: tcs {tcs} acked {acked} theirs {theirs}"));
+            match m {
+                M::request(h245::RequestMessage::terminalCapabilitySet(t)) => {
+                    assert!(media::receive_h264(&t).is_some(), "H.264 announced now");
+                    let ours = self.video_ours();
+                    let video =
+                        control::video_open_logical_channel(VIDEO_LCN, &ENDPOINT_H264, ENDPOINT_H264_PT, ours.rtcp);
+                    self.send_h245(&[
+                        M::response(h245::ResponseMessage::terminalCapabilitySetAck(
+                            h245::TerminalCapabilitySetAck::new(t.sequence_number, None),
+                        )),
+                        M::request(h245::RequestMessage::openLogicalChannel(video)),
+                    ]);
+                    tcs = true;
+                }
+                M::response(h245::ResponseMessage::openLogicalChannelAck(ack)) => {
+                    assert_eq!(ack.forward_logical_channel_number.0, VIDEO_LCN);
+                    self.video_relay = control::ack_addresses(&ack).0;
+                    assert!(self.video_relay.is_some());
+                    acked = true;
+                }
+                M::request(h245::RequestMessage::openLogicalChannel(olc)) => {
+                    let (_, pt, _) = control::video_channel(&olc).expect("the daemon's video channel");
+                    self.video_pt = pt;
+                    self.their_video_lcn = Some(olc.forward_logical_channel_number.0);
+                    let ack = control::open_logical_channel_ack(
+                        olc.forward_logical_channel_number.0,
+                        media::VIDEO_SESSION,
+                        self.video_ours(),
+                    );
+                    self.send_h245(&[M::response(h245::ResponseMessage::openLogicalChannelAck(ack))]);
+                    theirs = true;
+                }
+                M::command(h245::CommandMessage::miscellaneousCommand(c))
+                    if c.r_type == h245::MiscellaneousCommandType::videoFastUpdatePicture(()) =>
+                {
+                    self.fast_updates += 1;
+                }
+                other => panic!("unexpected H.245 message: {other:?}"),
+            }
+        }
+    }
+
+    /// Reads H.245 for `timeout`, counting VideoFastUpdatePicture for our
+    /// video channel.
+    fn pump_h245(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_h245(left) {
+                Some(M::command(h245::CommandMessage::miscellaneousCommand(c)))
+                    if c.r_type == h245::MiscellaneousCommandType::videoFastUpdatePicture(()) =>
+                {
+                    assert_eq!(c.logical_channel_number.0, VIDEO_LCN, "on the channel we send on");
+                    self.fast_updates += 1;
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+
+    /// Sends synthetic H.264 RTP (payload type [`ENDPOINT_H264_PT`], SSRC
+    /// `ssrc`, 50 packets/s, each a one-NAL packet tagged `cg-h264` and
+    /// the SSRC's low octet) to the relay until the returned flag is set.
+    fn send_video(&self, ssrc: u32) -> (Arc<AtomicBool>, std::thread::JoinHandle<u64>) {
+        let tx = self.video_rtp.try_clone().unwrap();
+        let relay = self.video_relay.expect("the relay's video address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let sender = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut n: u64 = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                let seq = (n as u16).wrapping_add(1000);
+                let mut pkt = vec![0x80, 0x80 | ENDPOINT_H264_PT];
+                pkt.extend_from_slice(&seq.to_be_bytes());
+                pkt.extend_from_slice(&((n as u32).wrapping_mul(1800)).to_be_bytes());
+                pkt.extend_from_slice(&ssrc.to_be_bytes());
+                // A NAL unit header (type 5, IDR slice, every 50th; else type 1), then a tag.
+                pkt.push(if n.is_multiple_of(50) { 0x65 } else { 0x41 });
+                pkt.extend_from_slice(b"cg-h264");
+                // Whose stream it is.
+                pkt.push(ssrc as u8);
+                pkt.extend_from_slice(&[0xab; 600]);
+                let _ = tx.send_to(&pkt, relay);
+                n += 1;
+                let next = start + Duration::from_millis(20 * n);
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            n
+        });
+        (stop, sender)
+    }
+
+    /// The video RTP packets received for `secs`: (payload type, SSRC, payload).
+    fn receive_video(&self, secs: f64) -> Vec<(u8, u32, Vec<u8>)> {
+        self.video_rtp
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut got = Vec::new();
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < end {
+            if let Ok((n, _)) = self.video_rtp.recv_from(&mut buf) {
+                if n > 12 && buf[0] >> 6 == 2 {
+                    let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+                    got.push((buf[1] & 0x7f, ssrc, buf[12..n].to_vec()));
+                }
+            }
+        }
+        got
     }
 
     fn send_pin(&mut self, pin: &str) {
@@ -609,4 +844,150 @@ fn separate_h245_to_the_endpoints_address_with_a_pin_then_the_conference_ends() 
         ep.next(Duration::from_secs(5)).is_none(),
         "signalling still open after ReleaseComplete"
     );
+}
+
+#[test]
+fn h264_video_between_two_endpoints_with_fast_updates() {
+    let d = Daemon::start("h323-h245-video").unwrap();
+    d.cli_ok(&["conference", "add", "7104"]).unwrap();
+    // B joins first and sends its camera (nobody receives it yet).
+    let mut b = Endpoint::dial_with(&d, "7104", Mode::Tunnelled, true);
+    b.open_channels();
+    assert!(b.video_relay.is_some() && b.video_pt.is_some());
+    const B_SSRC: u32 = 0xb0b0_b0b0;
+    let (stop, sender) = b.send_video(B_SSRC);
+    std::thread::sleep(Duration::from_millis(500));
+    // A joins on a separate H.245 connection: B's video goes to A.
+    let mut a = Endpoint::dial_with(&d, "7104", Mode::DaemonListens, true);
+    a.open_channels();
+    let a_pt = a.video_pt.unwrap();
+    let got = a.receive_video(3.0);
+    let tagged: Vec<_> = got.iter().filter(|(_, _, p)| p.get(1..8) == Some(b"cg-h264")).collect();
+    assert!(
+        tagged.len() >= 100,
+        "A got {} of B's ~150 video packets ({} in all)",
+        tagged.len(),
+        got.len()
+    );
+    // In the payload type of the daemon's channel towards A, as one stream.
+    assert!(tagged.iter().all(|(pt, _, _)| *pt == a_pt), "payload types: {:?}", {
+        let mut pts: Vec<u8> = tagged.iter().map(|(pt, _, _)| *pt).collect();
+        pts.dedup();
+        pts
+    });
+    let ssrc = tagged[0].1;
+    assert!(tagged.iter().all(|(_, s, _)| *s == ssrc), "one SSRC");
+    // B was asked for a keyframe when its video started going to A
+    // (VideoFastUpdatePicture on its channel), and A when its went to B.
+    b.pump_h245(Duration::from_secs(2));
+    assert!(b.fast_updates >= 1, "no VideoFastUpdatePicture at B: {}", d.stderr());
+    a.pump_h245(Duration::from_secs(1));
+    assert!(a.fast_updates >= 1, "no VideoFastUpdatePicture at A");
+    // A asks for a keyframe of what it receives: B is asked.
+    let before = b.fast_updates;
+    a.send_h245(&[control::video_fast_update(a.their_video_lcn.unwrap())]);
+    b.pump_h245(Duration::from_secs(2));
+    assert!(b.fast_updates > before, "A's VideoFastUpdatePicture did not reach B");
+    // A FlowControlCommand is taken (logged) and the call goes on.
+    a.send_h245(&[control::flow_control_command(a.their_video_lcn.unwrap(), Some(256_000))]);
+    let more = a.receive_video(1.0);
+    assert!(
+        more.len() >= 25,
+        "video stopped after FlowControlCommand: {}",
+        more.len()
+    );
+    stop.store(true, Ordering::Relaxed);
+    assert!(sender.join().unwrap() > 100);
+    for ep in [&mut a, &mut b] {
+        ep.send_h245(&[control::end_session_command()]);
+    }
+    assert!(d.log_shows("H.323 FlowControlCommand"), "{}", d.stderr());
+    let log = d.stderr();
+    assert!(log.contains("H.323 endpoint sends H.264"), "{log}");
+    assert!(log.contains("H.323 endpoint receives H.264"), "{log}");
+}
+
+#[test]
+fn the_new_speaker_gets_a_fast_update_and_receivers_switch_to_it() {
+    let d = Daemon::start("h323-h245-video-switch").unwrap();
+    d.cli_ok(&["conference", "add", "7105"]).unwrap();
+    // B, A, C join in that order, all with H.264 and sending video. With
+    // no one speaking, A and C get B, B gets A: C's video goes nowhere.
+    let mut b = Endpoint::dial_with(&d, "7105", Mode::Tunnelled, true);
+    b.open_channels();
+    let (b_stop, b_sender) = b.send_video(0xb0b0_b0b1);
+    let mut a = Endpoint::dial_with(&d, "7105", Mode::Tunnelled, true);
+    a.open_channels();
+    let (a_stop, a_sender) = a.send_video(0xa0a0_a0a2);
+    let mut c = Endpoint::dial_with(&d, "7105", Mode::DaemonListens, true);
+    c.open_channels();
+    let (c_stop, c_sender) = c.send_video(0xc0c0_c0c3);
+    let before = a.receive_video(1.5);
+    let from = |got: &[(u8, u32, Vec<u8>)], tag: u8| {
+        got.iter()
+            .filter(|(_, _, p)| p.get(1..8) == Some(b"cg-h264") && p.get(8) == Some(&tag))
+            .count()
+    };
+    assert!(
+        from(&before, 0xb1) >= 40,
+        "A gets B first: {} packets",
+        from(&before, 0xb1)
+    );
+    assert_eq!(from(&before, 0xc3), 0, "A gets no C before C speaks");
+    c.pump_h245(Duration::from_millis(500));
+    assert_eq!(c.fast_updates, 0, "C's video went to nobody yet");
+    // C speaks: the speaker switches to C, whose video now goes to A and B
+    // (one keyframe request, as VideoFastUpdatePicture on C's channel).
+    let _ = c.talk(800.0, 3.0);
+    c.pump_h245(Duration::from_secs(1));
+    assert!(c.fast_updates >= 1, "no VideoFastUpdatePicture at the new speaker");
+    let after = a.receive_video(1.5);
+    let a_pt = a.video_pt.unwrap();
+    let c_packets: Vec<_> = after
+        .iter()
+        .filter(|(_, _, p)| p.get(1..8) == Some(b"cg-h264") && p.get(8) == Some(&0xc3))
+        .collect();
+    assert!(
+        c_packets.len() >= 40,
+        "A gets C after the switch: {} packets",
+        c_packets.len()
+    );
+    assert_eq!(
+        from(&after[after.len().saturating_sub(40)..], 0xb1),
+        0,
+        "A no longer gets B"
+    );
+    // The same stream for A across the switch: one SSRC, A's payload type.
+    let ssrc = before[0].1;
+    assert!(after.iter().chain(&before).all(|(pt, s, _)| *s == ssrc && *pt == a_pt));
+    for (stop, sender) in [(a_stop, a_sender), (b_stop, b_sender), (c_stop, c_sender)] {
+        stop.store(true, Ordering::Relaxed);
+        sender.join().unwrap();
+    }
+}
+
+#[test]
+fn video_is_taken_once_the_voice_menu_puts_the_call_in_a_conference() {
+    let d = Daemon::start("h323-h245-video-ivr").unwrap();
+    d.cli_ok(&["conference", "add", "7106"]).unwrap();
+    let mut b = Endpoint::dial_with(&d, "7106", Mode::Tunnelled, true);
+    b.open_channels();
+    let (stop, sender) = b.send_video(0xb0b0_b0b4);
+    // C dials nothing: the voice menu, audio only (its H.264 is refused).
+    let mut c = Endpoint::dial_with(&d, "", Mode::DaemonListens, true);
+    c.ivr = true;
+    c.open_channels();
+    assert!(c.video_relay.is_none());
+    std::thread::sleep(Duration::from_millis(500));
+    c.send_pin("7106#");
+    c.video_after_the_voice_menu();
+    let got = c.receive_video(2.0);
+    let from_b: Vec<_> = got
+        .iter()
+        .filter(|(_, _, p)| p.get(1..8) == Some(b"cg-h264") && p.get(8) == Some(&0xb4))
+        .collect();
+    assert!(from_b.len() >= 50, "C got {} of B's video packets", from_b.len());
+    assert!(from_b.iter().all(|(pt, _, _)| Some(*pt) == c.video_pt));
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
 }

@@ -3,10 +3,11 @@
 //! confgate, a call rings both phones of one account and the first to
 //! answer wins, two phones without a common codec (G.711 µ-law and G.722)
 //! hear each other through the transcoder, and a phone dials into a
-//! conference with a `confgate bot`. Each side plays its own tone
-//! (baresip's `ausine` with opus at 48 kHz, or a WAV file at the codec's
-//! rate) and records what it decoded; the recordings are checked by
-//! frequency.
+//! conference with a `confgate bot`; phones with cameras get each other's
+//! video in a conference, dialed directly or entered through the IVR.
+//! Each side plays its own tone (baresip's `ausine` with opus at 48 kHz,
+//! or a WAV file at the codec's rate) and records what it decoded; the
+//! recordings are checked by frequency (video by tshark's RTP counts).
 //!
 //! Needs `baresip` (Debian `baresip-core`); it fails, not skips, without it.
 //! Every process is ended by its PID; logs are printed when a case fails
@@ -712,10 +713,17 @@ fn two_video_phones_in_a_conference_get_each_others_video() {
             .copied()
             .collect();
         let dave_sent = video_streams(&sent);
+        // What reached a phone from the ports it sends to (the relay's),
+        // so that other traffic on loopback does not count.
         let got = |lo: u16| -> Vec<Seen> {
+            let peers: std::collections::BTreeSet<(u16, u16)> = packets
+                .iter()
+                .filter(|p| range(lo).contains(&p.src))
+                .map(|p| (p.src, p.dst))
+                .collect();
             packets
                 .iter()
-                .filter(|p| range(lo).contains(&p.dst) && !range(lo).contains(&p.src))
+                .filter(|p| peers.contains(&(p.dst, p.src)))
                 .copied()
                 .collect()
         };
@@ -741,6 +749,147 @@ fn two_video_phones_in_a_conference_get_each_others_video() {
         let (cs, cg, ds, dg) = (n(&carol_sent), n(&to_carol), n(&dave_sent), n(&to_dave));
         Ok(format!(
             "carol sent {cs} and got {cg} video packets, dave sent {ds} and got {dg}"
+        ))
+    })();
+    match r {
+        Ok(report) => println!("{report}"),
+        Err(e) => report_failure(&d, &logs, &["carol", "dave"], e),
+    }
+}
+
+/// Types `keys` into a running baresip through its `cons` module (UDP
+/// console on `port`): one `/sndcode` per digit, so that each goes as its
+/// own RFC 4733 event with its end.
+fn send_digits(port: u16, keys: &str) -> Result<()> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    for k in keys.chars() {
+        sock.send_to(format!("/sndcode {k}\n").as_bytes(), ("127.0.0.1", port))?;
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    Ok(())
+}
+
+/// A phone with a camera that dials the server alone, enters the
+/// conference id at the IVR by DTMF, and then gets the room's video from
+/// another phone and sends its own into it: its video, answered inactive
+/// in the IVR, moves into the room by re-INVITE. A re-INVITE from the
+/// phone in the room keeps the video where it is.
+#[test]
+fn a_video_phone_entering_through_the_ivr_gets_the_rooms_video() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start("sip-baresip-ivr-video").unwrap();
+    let logs = d.dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    d.cli_ok(&["conference", "add", "7153"]).unwrap();
+    let r = (|| -> Result<String> {
+        let carol = Ua::new(d.dir.path(), "carol", "unused-pass", 440.0, 42600)?;
+        let dave = Ua::new(d.dir.path(), "dave", "unused-pass", 660.0, 42700)?;
+        for ua in [&carol, &dave] {
+            ua.account(d.sip_port, false)?;
+            with_video(ua)?;
+        }
+        // carol's console, to type the conference id during the call.
+        let cons_port = confgate_suite::free_udp_port();
+        let cfg = carol.dir.join("config");
+        let mut c = std::fs::read_to_string(&cfg)?;
+        c.push_str(&format!("module\t\t\tcons.so\ncons_listen\t\t127.0.0.1:{cons_port}\n"));
+        std::fs::write(&cfg, c)?;
+        let mut procs = Vec::new();
+        let packets = capture_rtp((42600, 42799), 18, || {
+            let mut carol_p = carol.spawn(
+                &logs,
+                &[
+                    "-e".into(),
+                    format!("/dial sip:127.0.0.1:{}", d.sip_port),
+                    "-t".into(),
+                    "15".into(),
+                ],
+            )?;
+            wait_for_log(
+                &mut carol_p,
+                &logs,
+                "carol",
+                "Call established",
+                Duration::from_secs(10),
+            )?;
+            std::thread::sleep(Duration::from_millis(500));
+            send_digits(cons_port, "7153#")?;
+            procs.push(carol_p);
+            procs.push(dave.spawn(
+                &logs,
+                &[
+                    "-e".into(),
+                    format!("/dial sip:7153@127.0.0.1:{}", d.sip_port),
+                    "-t".into(),
+                    "10".into(),
+                ],
+            )?);
+            // carol re-offers her media in the room.
+            std::thread::sleep(Duration::from_secs(2));
+            let sock = std::net::UdpSocket::bind("127.0.0.1:0")?;
+            sock.send_to(b"/reinvite\n", ("127.0.0.1", cons_port))?;
+            Ok(())
+        })?;
+        for mut p in procs {
+            let st = p.wait_timeout(Duration::from_secs(30))?;
+            ensure!(st.success(), "baresip exited with {st}");
+        }
+        ensure!(
+            d.log_shows("the phone's video is in the room"),
+            "the IVR leg's video was not moved into the room"
+        );
+        // Her INVITE, ours moving the video, and her re-INVITE.
+        let invites = log_of(&logs, "carol").matches("\nINVITE sip:").count();
+        ensure!(invites >= 3, "three INVITEs in carol's SIP trace, saw {invites}");
+        // No answer of ours refused her video (port 0), her re-INVITE's included.
+        ensure!(
+            !log_of(&logs, "carol").contains("m=video 0 "),
+            "an answer refused carol's video"
+        );
+        let range = |lo: u16| lo..lo + 100;
+        let sent_by =
+            |lo: u16| -> Vec<Seen> { packets.iter().filter(|p| range(lo).contains(&p.src)).copied().collect() };
+        // What reached a phone from the ports it sends to (the relay's),
+        // so that other traffic on loopback does not count.
+        let got = |lo: u16| -> Vec<Seen> {
+            let peers: std::collections::BTreeSet<(u16, u16)> = sent_by(lo).iter().map(|p| (p.src, p.dst)).collect();
+            packets
+                .iter()
+                .filter(|p| peers.contains(&(p.dst, p.src)))
+                .copied()
+                .collect()
+        };
+        let (carol_sent, dave_sent) = (video_streams(&sent_by(42600)), video_streams(&sent_by(42700)));
+        let (to_carol, to_dave) = (video_streams(&got(42600)), video_streams(&got(42700)));
+        let n = |m: &std::collections::BTreeMap<u32, usize>| m.values().sum::<usize>();
+        ensure!(
+            n(&carol_sent) > 30 && n(&dave_sent) > 30,
+            "each phone sends video: carol {carol_sent:?}, dave {dave_sent:?}"
+        );
+        // carol (through the IVR) gets dave's camera, and dave gets carol's:
+        // her video reaches the room.
+        let flows = |m: &std::collections::BTreeMap<u32, usize>| -> Vec<(u32, u16, u16)> {
+            let mut f: Vec<(u32, u16, u16)> = packets
+                .iter()
+                .filter(|p| m.contains_key(&p.ssrc))
+                .map(|p| (p.ssrc, p.src, p.dst))
+                .collect();
+            f.dedup();
+            f
+        };
+        // About 300 each over the call: the video goes on after carol's re-INVITE.
+        ensure!(
+            to_carol.len() == 1 && n(&to_carol) > 150,
+            "video to the phone that came through the IVR: {to_carol:?} {:?}",
+            flows(&to_carol)
+        );
+        ensure!(
+            to_dave.len() == 1 && n(&to_dave) > 150,
+            "video to the other phone (the IVR phone's camera): {to_dave:?}"
+        );
+        let (cs, cg, ds, dg) = (n(&carol_sent), n(&to_carol), n(&dave_sent), n(&to_dave));
+        Ok(format!(
+            "carol (IVR) sent {cs} and got {cg} video packets, dave sent {ds} and got {dg}"
         ))
     })();
     match r {

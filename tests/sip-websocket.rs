@@ -20,6 +20,15 @@
 //!   browser's 486 comes back to the phone; once the browser has dropped
 //!   the connection without unregistering, its binding is gone and the
 //!   same call gets 480.
+//! - [`a_phone_calls_the_browser_and_media_flows_both_ways`]: a SIP phone
+//!   with plain RTP (baresip, G.711 µ-law) calls the browser: the INVITE
+//!   carries our WebRTC offer, the browser answers with the phone's codec,
+//!   and the relay forwards RTP ↔ DTLS-SRTP both ways (the browser's
+//!   getStats counts the phone's packets received and decoded; the phone
+//!   decodes the browser's microphone). The same through the transcoder
+//!   when the browser answers with Opus only, and with a desk phone of the
+//!   same account rung at once (plain offer, cancelled when the browser
+//!   answers).
 //!
 //! As in `tests/web-client.rs`, the daemon runs in one network namespace
 //! and Chromium in another (Chromium gathers no ICE candidate on `lo`).
@@ -33,7 +42,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use confgate_suite::{confgate_bin, read_wav, repo_dir, rms, ChildGuard, NetnsPair, TempDir};
+use confgate_suite::{confgate_bin, read_wav, read_wav_mixed, repo_dir, rms, ChildGuard, NetnsPair, TempDir};
 
 const HTTP_PORT: u16 = 8080;
 const SIP_PORT: u16 = 5060;
@@ -495,4 +504,289 @@ fn a_phone_reaches_the_browser_over_its_websocket() {
     }
     let (ok, logs) = server.sipp("call-user-unavailable.xml", "bob", 5073);
     assert!(ok, "nobody to call any more: {logs}\n{}", server.log());
+}
+
+/// What the desk phone (baresip with its SIP trace) wrote.
+fn desk_log(dir: &Path) -> String {
+    ["desk.out", "desk.err"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `secs` seconds of a 16-bit mono tone at `hz`, sampled at `rate`.
+fn write_tone(path: &Path, rate: u32, hz: f64, secs: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..rate * secs {
+        let t = f64::from(i) / f64::from(rate);
+        w.write_sample((8000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// A SIP phone with plain RTP and no ICE (baresip, G.711 µ-law, playing a
+/// tone) calls the account a browser registered over its WebSocket: the
+/// INVITE to the browser carries our WebRTC offer (ICE-lite, DTLS
+/// fingerprint, rtcp-mux, SAVPF), the browser answers with the phone's
+/// codec, and the relay forwards RTP ↔ DTLS-SRTP both ways: the browser's
+/// getStats shows the phone's audio received and decoded, and the phone
+/// decodes the browser's fake microphone.
+#[test]
+fn a_phone_calls_the_browser_and_media_flows_both_ways() {
+    phone_calls_browser("swm", None, false);
+}
+
+/// `bob` has a desk phone (plain SIP over UDP, never answering) as well as
+/// the browser: both ring, each with an offer it can take (plain RTP to
+/// the phone, WebRTC to the browser); the browser answers, the desk phone
+/// is cancelled, and the media flows as with the browser alone.
+#[test]
+fn a_call_forked_to_a_desk_phone_and_a_browser_connects_the_browser() {
+    phone_calls_browser("swf", None, true);
+}
+
+/// The same call with a browser that answers with Opus only: the relay
+/// cannot forward G.711 to it as it is, so the call goes through the
+/// transcoder (G.711 µ-law ↔ Opus), still both ways.
+#[test]
+fn a_phone_calls_a_browser_answering_another_codec_through_the_transcoder() {
+    phone_calls_browser("swt", Some("opus"), false);
+}
+
+/// A baresip phone (PCMU) calls `bob`, a SIP.js browser registered over
+/// its WebSocket; `answer_codec`: the only codec the browser answers with
+/// (`None`: its own choice among those offered, the phone's); `desk`: bob
+/// also has a desk phone registered (baresip, never answering).
+fn phone_calls_browser(tag: &str, answer_codec: Option<&str>, desk: bool) {
+    need_browser();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start(tag);
+    server.cli(
+        &["user", "add", "bob", "--type", "sip", "--password-stdin"],
+        "bob-secret-1\n",
+    );
+    let art = artifacts().join(format!("answer-{tag}"));
+    let _ = std::fs::remove_dir_all(&art);
+    let browser = server.softphone(
+        &[
+            ("MODE", "answer"),
+            ("SIP_USER", "bob"),
+            ("PASSWORD", "bob-secret-1"),
+            ("WAIT_SECS", "30"),
+            ("STAY_SECS", "2"),
+            ("ANSWER_CODEC", answer_codec.unwrap_or("")),
+        ],
+        &art,
+    );
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !art.join("registered").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the browser did not register: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let srv = server.net.server_ip.clone();
+    // bob's desk phone: registered over UDP, rings, never answers.
+    let mut desk_phone = None;
+    if desk {
+        let dir = server.dir.path().join("desk");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config"),
+            format!(
+                "poll_method\t\tepoll\n\
+                 sip_listen\t\t{srv}:5094\n\
+                 module_path\t\t/usr/lib/baresip/modules\n\
+                 module\t\t\tg711.so\n\
+                 module_app\t\taccount.so\n\
+                 module_app\t\tmenu.so\n\
+                 rtp_ports\t\t30100-30199\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:bob@{SERVER};transport=udp>;outbound=\"sip:{srv}:{SIP_PORT}\";auth_pass=bob-secret-1;\
+                 answermode=manual;regint=60;audio_codecs=PCMU\n"
+            ),
+        )
+        .unwrap();
+        let out = std::fs::File::create(server.dir.path().join("desk.out")).unwrap();
+        let child = server
+            .net
+            .server_cmd("baresip")
+            .args(["-4", "-s", "-f"])
+            .arg(&dir)
+            .args(["-t", "40"])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(std::fs::File::create(server.dir.path().join("desk.err")).unwrap())
+            .spawn()
+            .expect("baresip (Debian package baresip-core)");
+        desk_phone = Some(ChildGuard(child));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let desk_log = || desk_log(server.dir.path());
+        while !server.log().contains("contacts=2 transport=\"UDP\"") {
+            assert!(
+                Instant::now() < deadline,
+                "the desk phone did not register: {}",
+                desk_log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // The phone: baresip in the server's namespace, no registration.
+    let phone = server.dir.path().join("phone");
+    let rec = phone.join("rec");
+    std::fs::create_dir_all(&rec).unwrap();
+    let wav = phone.join("tone.wav");
+    write_tone(&wav, 8000, 440.0, 20);
+    std::fs::write(
+        phone.join("config"),
+        format!(
+            "poll_method\t\tepoll\n\
+             sip_listen\t\t{srv}:5090\n\
+             module_path\t\t/usr/lib/baresip/modules\n\
+             module\t\t\tg711.so\n\
+             module\t\t\taufile.so\n\
+             module\t\t\tsndfile.so\n\
+             module_app\t\taccount.so\n\
+             module_app\t\tmenu.so\n\
+             audio_source\t\taufile,{wav}\n\
+             snd_path\t\t{rec}\n\
+             rtp_ports\t\t30000-30099\n",
+            wav = wav.display(),
+            rec = rec.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        phone.join("accounts"),
+        format!("<sip:phone@{srv}:{SIP_PORT};transport=udp>;regint=0;answermode=auto;audio_codecs=PCMU\n"),
+    )
+    .unwrap();
+    let out = std::fs::File::create(server.dir.path().join("phone.out")).unwrap();
+    let err = std::fs::File::create(server.dir.path().join("phone.err")).unwrap();
+    let caller = server
+        .net
+        .server_cmd("baresip")
+        .args(["-4", "-f"])
+        .arg(&phone)
+        .args(["-e", &format!("/dial sip:bob@{srv}:{SIP_PORT}"), "-t", "16"])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("baresip (Debian package baresip-core)");
+    let mut caller = ChildGuard(caller);
+
+    let r = result_of(browser, &server);
+    let st = caller.wait_timeout(Duration::from_secs(30)).unwrap();
+    let phone_log = std::fs::read_to_string(server.dir.path().join("phone.out")).unwrap_or_default();
+    assert!(st.success(), "baresip: {st}\n{phone_log}");
+    assert_eq!(r["established"], true, "the browser answered: {r}\n{}", server.log());
+    if let Some(d) = desk_phone.take() {
+        drop(d);
+        let log = desk_log(server.dir.path());
+        let invite = log
+            .split("\nINVITE sip:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("the desk phone got no INVITE: {log}"));
+        let invite = invite.split("\n\n").take(2).collect::<Vec<_>>().join("\n\n");
+        assert!(
+            invite.contains("RTP/AVP") && !invite.contains("SAVPF") && !invite.contains("a=ice-"),
+            "the desk phone is offered plain RTP: {invite}"
+        );
+        assert!(
+            log.contains("\nCANCEL sip:"),
+            "the desk phone's ringing is cancelled: {log}"
+        );
+    }
+
+    // Our offer to the browser is WebRTC's.
+    let offer = r["invites"][0]["offer"].as_str().unwrap_or_default();
+    for line in [
+        "a=ice-lite",
+        "UDP/TLS/RTP/SAVPF",
+        "a=fingerprint:sha-256",
+        "a=setup:actpass",
+        "a=rtcp-mux",
+        "PCMU/8000",
+        "typ host",
+    ] {
+        assert!(offer.contains(line), "the offer to the browser has {line}: {offer}");
+    }
+    assert!(
+        r["invites"][0]["via"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("SIP/2.0/WS "),
+        "over the WebSocket: {r}"
+    );
+
+    // The browser receives and decodes the phone's audio: with the phone's
+    // codec, forwarded by the relay; or with its own, transcoded.
+    let (first, second) = (&r["first"], &r["second"]);
+    assert_eq!(second["pair"], true, "ICE succeeded: {r}");
+    let (codec, transcoded) = match answer_codec {
+        None => ("audio/PCMU".to_string(), false),
+        Some(c) => (format!("audio/{c}"), true),
+    };
+    assert_eq!(second["codec"], codec.as_str(), "the browser's codec: {r}");
+    let packets = second["packetsIn"].as_f64().unwrap_or_default() - first["packetsIn"].as_f64().unwrap_or_default();
+    assert!(packets > 100.0, "audio packets received in 3 s: {packets} ({r})");
+    let decoded =
+        |s: &serde_json::Value| s["samples"].as_f64().unwrap_or_default() - s["concealed"].as_f64().unwrap_or_default();
+    let decoded = decoded(second) - decoded(first);
+    // PCMU decodes to 8000 samples a second (Opus to 48000): over 2 s of PCMU in 3 s.
+    assert!(
+        decoded > 16_000.0,
+        "samples decoded (not concealed) in 3 s: {decoded} ({r})"
+    );
+    assert!(
+        second["audioLevel"].as_f64().unwrap_or_default() > 0.01,
+        "the browser hears the tone, not silence: {r}"
+    );
+    assert!(
+        second["packetsOut"].as_f64().unwrap_or_default() > 100.0,
+        "the browser sends audio: {r}"
+    );
+    let log = server.log();
+    assert!(
+        log.contains("browser callee answered with WebRTC media") && log.contains(&format!("transcoded={transcoded}")),
+        "{log}"
+    );
+
+    // The phone decoded the browser's microphone (SRTP → RTP through the relay).
+    let files: Vec<PathBuf> = std::fs::read_dir(&rec)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .collect();
+    assert_eq!(files.len(), 1, "one decoded recording: {files:?}\n{phone_log}");
+    let (rate, heard) = read_wav_mixed(&files[0]).unwrap();
+    let loudest = loudest_window(&heard, rate);
+    eprintln!(
+        "phone recording: {} samples, loudest 20 ms window rms {loudest:.0}; browser got {packets} packets, {decoded} samples decoded",
+        heard.len()
+    );
+    assert!(
+        loudest > 500.0,
+        "the phone hears the browser's microphone: loudest window rms {loudest}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
 }

@@ -145,6 +145,20 @@ impl Membership {
     pub async fn set_video(&self, leg: Option<crate::video::VideoLeg>) {
         let _ = self.control.send(RoomCmd::Video(self.id, leg)).await;
     }
+
+    /// From now on, `hook` hears of every keyframe the room asks of the
+    /// participant's video (besides the relay's RTCP PLI): for drivers
+    /// whose endpoints take keyframe requests another way (H.323's
+    /// VideoFastUpdatePicture).
+    pub async fn on_keyframe_request(&self, hook: mpsc::UnboundedSender<()>) {
+        let _ = self.control.send(RoomCmd::KeyframeHook(self.id, hook)).await;
+    }
+
+    /// The participant asks for a keyframe of the video it receives (an
+    /// H.323 VideoFastUpdatePicture): its current sources are asked.
+    pub async fn request_keyframe(&self) {
+        let _ = self.control.send(RoomCmd::KeyframeWanted(self.id)).await;
+    }
 }
 
 /// Things a moderator (or the admin API) can do to a participant.
@@ -235,6 +249,8 @@ enum RoomCmd {
     Video(ParticipantId, Option<crate::video::VideoLeg>),
     Chat(ParticipantId, String),
     VideoRefresh(ParticipantId),
+    KeyframeHook(ParticipantId, mpsc::UnboundedSender<()>),
+    KeyframeWanted(ParticipantId),
 }
 
 /// Why a moderator action failed.
@@ -718,6 +734,14 @@ impl Room {
             }
             RoomCmd::VideoRefresh(id) => {
                 self.video.refresh(id.0);
+            }
+            RoomCmd::KeyframeHook(id, hook) => {
+                if self.members.contains_key(&id) {
+                    self.video.set_keyframe_hook(id.0, hook);
+                }
+            }
+            RoomCmd::KeyframeWanted(id) => {
+                self.video.request_keyframe_for(id.0);
             }
             RoomCmd::Video(id, leg) => {
                 let Some(m) = self.members.get(&id).filter(|m| !m.in_lobby) else {

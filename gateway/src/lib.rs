@@ -23,6 +23,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod http;
+pub mod legs;
 pub mod listen;
 pub mod media;
 pub mod metrics;

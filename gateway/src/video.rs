@@ -381,6 +381,9 @@ pub struct RoomVideo {
     edges: BTreeMap<(Pid, Pid), relay::PayloadMap>,
     relay: Option<relay::Relay>,
     announced: BTreeMap<Pid, Vec<VideoSource>>,
+    /// Participants told of each keyframe asked of their video, besides
+    /// the relay's RTCP PLI (H.323 endpoints: VideoFastUpdatePicture).
+    keyframe_hooks: BTreeMap<Pid, tokio::sync::mpsc::UnboundedSender<()>>,
 }
 
 impl RoomVideo {
@@ -454,8 +457,37 @@ impl RoomVideo {
         }
     }
 
+    /// Tells `p`'s driver of every keyframe asked of `p`'s video from now
+    /// on (as well as the relay's PLI to it): for endpoints that take
+    /// keyframe requests another way (H.245 VideoFastUpdatePicture).
+    pub fn set_keyframe_hook(&mut self, p: Pid, hook: tokio::sync::mpsc::UnboundedSender<()>) {
+        self.keyframe_hooks.insert(p, hook);
+    }
+
+    /// `p` asks for a keyframe of the video it receives (an H.323
+    /// endpoint's VideoFastUpdatePicture): every publisher it gets is
+    /// asked. Returns the publishers asked.
+    pub fn request_keyframe_for(&mut self, p: Pid) -> Vec<Pid> {
+        let ask: BTreeSet<Pid> = self.edges.keys().filter(|(_, to)| *to == p).map(|(f, _)| *f).collect();
+        for q in &ask {
+            self.ask_keyframe(*q);
+        }
+        ask.into_iter().collect()
+    }
+
+    /// Asks `p`'s video for a keyframe: the relay's PLI, and its hook.
+    fn ask_keyframe(&self, p: Pid) {
+        if let (Some(r), Some(a)) = (&self.relay, self.legs.get(&p)) {
+            let _ = r.request_keyframe(a.endpoint);
+        }
+        if let Some(h) = self.keyframe_hooks.get(&p) {
+            let _ = h.send(());
+        }
+    }
+
     /// `p` left the room.
     pub fn leave(&mut self, p: Pid) {
+        self.keyframe_hooks.remove(&p);
         if self.legs.contains_key(&p) {
             self.drop_edges_of(p);
             let ops = self.router.leave(p);
@@ -492,9 +524,7 @@ impl RoomVideo {
             ask.insert(p);
         }
         for q in &ask {
-            if let (Some(r), Some(a)) = (&self.relay, self.legs.get(q)) {
-                let _ = r.request_keyframe(a.endpoint);
-            }
+            self.ask_keyframe(*q);
         }
         ask.into_iter().collect()
     }
@@ -650,9 +680,7 @@ impl RoomVideo {
             self.edges.insert((f, t), map);
         }
         for p in ask {
-            if let (Some(r), Some(a)) = (&self.relay, self.legs.get(&p)) {
-                let _ = r.request_keyframe(a.endpoint);
-            }
+            self.ask_keyframe(p);
         }
     }
 
@@ -959,5 +987,36 @@ mod tests {
         assert_eq!(v.edges[&(1, 2)].get(97), Some(97));
         assert_eq!(v.edges[&(1, 2)].get(96), None, "no camera");
         assert_eq!(v.edges.get(&(1, 3)), None);
+    }
+
+    #[test]
+    fn keyframe_hooks_hear_every_request_and_receivers_ask_their_sources() {
+        let mut v = RoomVideo::new(None);
+        let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel();
+        let (tx2, mut rx2) = tokio::sync::mpsc::unbounded_channel();
+        v.set_keyframe_hook(1, tx1);
+        v.set_keyframe_hook(2, tx2);
+        let h264 = [(VideoCodec::H264, 96)];
+        v.set_leg(
+            1,
+            Some(leg(11, Some((VideoCodec::H264, 96, 0x11)), false, &h264)),
+            false,
+        );
+        assert!(rx1.try_recv().is_err(), "alone: nobody gets 1's video");
+        // 2 joins: each gets the other's video, each asked for a keyframe.
+        v.set_leg(
+            2,
+            Some(leg(12, Some((VideoCodec::H264, 96, 0x12)), false, &h264)),
+            false,
+        );
+        assert!(rx1.try_recv().is_ok() && rx2.try_recv().is_ok());
+        // 2 wants a keyframe of what it receives: 1 is asked, 2 is not.
+        assert_eq!(v.request_keyframe_for(2), vec![1]);
+        assert!(rx1.try_recv().is_ok());
+        assert!(rx2.try_recv().is_err());
+        // Gone with the participant.
+        v.leave(1);
+        assert_eq!(v.request_keyframe_for(2), Vec::<Pid>::new());
+        assert!(rx1.try_recv().is_err());
     }
 }

@@ -9,6 +9,7 @@
 //! build it first (`cargo build --workspace --bins`, as the test command in
 //! the README does).
 
+pub mod h323_endpoint;
 pub mod sipp;
 
 use std::io::Read;

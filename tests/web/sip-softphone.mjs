@@ -9,7 +9,11 @@
 //   a call to CONF, getStats twice, hang up, unregister;
 // - `callee`: register, write ARTIFACTS/registered, wait up to WAIT_SECS
 //   for an INVITE and refuse it with 486, then drop the WebSocket without
-//   unregistering and write ARTIFACTS/dropped.
+//   unregistering and write ARTIFACTS/dropped;
+// - `answer`: register, write ARTIFACTS/registered, wait up to WAIT_SECS for
+//   an INVITE and answer it, play what arrives, getStats twice (3 s apart),
+//   stay STAY_SECS, hang up. With ANSWER_CODEC (e.g. `opus`) the answer
+//   keeps only that codec (and telephone-event), as a browser preferring it.
 // Prints one JSON line `RESULT {...}`.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -77,6 +81,7 @@ try {
     conf: process.env.CONF || '',
     server: `${base.replace(/^http/, 'ws')}/sip`,
     waitSecs: Number(process.env.WAIT_SECS || '30'),
+    answerCodec: process.env.ANSWER_CODEC || '',
   };
   // Helpers inside the page: a user agent, and a registration whose final
   // response is reported.
@@ -254,6 +259,96 @@ try {
         .catch((e) => resolve({ error: String(e) }));
       setTimeout(() => resolve({ status: 0 }), 5000);
     }));
+    await page.evaluate(() => window.ua.stop());
+  } else if (mode === 'answer') {
+    result.register = await page.evaluate(async (c) => {
+      window.invites = [];
+      const ua = await window.makeUa(c, c.password, {
+        onInvite: (invitation) => {
+          const req = invitation.request;
+          window.invites.push({ via: req.getHeader('via'), offer: req.body || '' });
+          window.invitation = invitation;
+          invitation.stateChange.addListener((s) => {
+            if (s === window.SIP.SessionState.Established) window.established = true;
+            if (s === window.SIP.SessionState.Terminated) window.terminated = true;
+          });
+          // Keep only the wanted codec in the answer's audio m-line.
+          const only = (d) => {
+            if (!c.answerCodec) return Promise.resolve(d);
+            const lines = d.sdp.split('\r\n');
+            const keep = new Set();
+            for (const l of lines) {
+              const m = /^a=rtpmap:(\d+) ([^/]+)\//.exec(l);
+              if (m && (m[2].toLowerCase() === c.answerCodec.toLowerCase() || m[2] === 'telephone-event')) keep.add(m[1]);
+            }
+            const out = lines.filter((l) => {
+              const m = /^a=(rtpmap|fmtp|rtcp-fb):(\d+)/.exec(l);
+              return !m || keep.has(m[2]);
+            }).map((l) => {
+              if (!l.startsWith('m=audio ')) return l;
+              const w = l.split(' ');
+              return w.slice(0, 3).concat(w.slice(3).filter((pt) => keep.has(pt))).join(' ');
+            });
+            return Promise.resolve({ type: d.type, sdp: out.join('\r\n') });
+          };
+          invitation.accept({
+            sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
+            sessionDescriptionHandlerModifiers: [only],
+          }).catch((e) => { window.acceptError = String(e); });
+        },
+      });
+      window.ua = ua;
+      const r = await window.register(ua);
+      return { ok: r.ok, status: r.status, contacts: r.contacts, error: r.error };
+    }, config);
+    writeFileSync(join(artifacts, 'registered'), JSON.stringify(result.register));
+    await page.waitForFunction(() => window.established === true || window.acceptError, null, { timeout: config.waitSecs * 1000 });
+    result.established = await page.evaluate(() => window.established === true);
+    result.acceptError = await page.evaluate(() => window.acceptError || null);
+    result.invites = await page.evaluate(() => window.invites);
+    if (result.established) {
+      await page.waitForFunction(() => ['connected', 'completed'].includes(window.invitation.sessionDescriptionHandler.peerConnection.iceConnectionState), null, { timeout: 15000 });
+      await page.evaluate(() => {
+        const pc = window.invitation.sessionDescriptionHandler.peerConnection;
+        const stream = new MediaStream();
+        for (const r of pc.getReceivers()) if (r.track) stream.addTrack(r.track);
+        const audio = document.createElement('audio');
+        audio.autoplay = true;
+        audio.srcObject = stream;
+        document.body.appendChild(audio);
+        return audio.play().catch((e) => console.error(`play: ${e}`));
+      });
+      const stats = () => page.evaluate(async () => {
+        const pc = window.invitation.sessionDescriptionHandler.peerConnection;
+        const out = { packetsIn: 0, bytesIn: 0, samples: 0, concealed: 0, audioLevel: 0, packetsOut: 0, codec: null, pair: false };
+        const all = await pc.getStats();
+        for (const s of all.values()) {
+          if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+            out.packetsIn += s.packetsReceived || 0;
+            out.bytesIn += s.bytesReceived || 0;
+            out.samples += s.totalSamplesReceived || 0;
+            out.concealed += s.concealedSamples || 0;
+            out.audioLevel = Math.max(out.audioLevel, s.audioLevel || 0);
+            const c = s.codecId && all.get(s.codecId);
+            if (c) out.codec = c.mimeType;
+          }
+          if (s.type === 'outbound-rtp' && s.kind === 'audio') out.packetsOut += s.packetsSent || 0;
+          if (s.type === 'candidate-pair' && s.state === 'succeeded') out.pair = true;
+        }
+        return out;
+      });
+      await page.waitForTimeout(1500);
+      result.first = await stats();
+      await page.waitForTimeout(3000);
+      result.second = await stats();
+      await page.waitForTimeout(Number(process.env.STAY_SECS || '2') * 1000);
+      result.bye = await page.evaluate(() => new Promise((resolve) => {
+        if (window.terminated) { resolve('already ended'); return; }
+        window.invitation.bye({ requestDelegate: { onAccept: (r) => resolve(r.message.statusCode), onReject: (r) => resolve(r.message.statusCode) } })
+          .catch((e) => resolve(String(e)));
+        setTimeout(() => resolve(0), 5000);
+      }));
+    }
     await page.evaluate(() => window.ua.stop());
   } else if (mode === 'callee') {
     result.register = await page.evaluate(async (c) => {

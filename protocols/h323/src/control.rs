@@ -33,9 +33,21 @@
 //!   If the peer then opens its channel with another codec that it can
 //!   also receive, ours is closed and reopened once with that codec. A
 //!   rejected codec is not tried again. The peer's channels for audio we
-//!   take are acknowledged with the relay's RTP and RTCP addresses; video
-//!   (H.261, H.263, H.264...), data and other audio codecs get
-//!   OpenLogicalChannelReject `dataTypeNotSupported`.
+//!   take are acknowledged with the relay's RTP and RTCP addresses; data
+//!   and other audio codecs get OpenLogicalChannelReject
+//!   `dataTypeNotSupported`.
+//! - Video (H.241, session 2), once [`Control::set_video`] gave the relay's
+//!   video addresses: our capabilities add H.264
+//!   ([`ControlConfig::video`], Constrained Baseline); the peer's H.264
+//!   Baseline channel with a dynamic payload type is acknowledged with the
+//!   video addresses; our H.264 channel opens when the peer's capabilities
+//!   receive H.264 Baseline (the lower level and bit rate of the two), once
+//!   each way. H.261, H.263 and other video, H.264 without a payload type,
+//!   and any video when no video addresses were given, get
+//!   OpenLogicalChannelReject (`dataTypeNotSupported`, or
+//!   `dataTypeALCombinationNotSupported`). A refused video channel of ours
+//!   is not retried. [`Control::request_video_fast_update`] sends
+//!   VideoFastUpdatePicture on the peer's video channel.
 //! - CloseLogicalChannel is acknowledged; RequestChannelClose of our
 //!   channel is acknowledged and the channel closed (not reopened until
 //!   the peer sends new capabilities); RoundTripDelayRequest answered;
@@ -46,15 +58,16 @@
 //!   UserInputIndication (alphanumeric and signal) gives DTMF digits.
 //!
 //! When Fast Connect already carries the media ([`MediaMode::FastConnect`])
-//! no channel is opened here, and the peer's audio channels are taken only
-//! in the Fast Connect codec.
+//! no audio channel is opened here, and the peer's audio channels are taken
+//! only in the Fast Connect codec; video opens by H.245 unless Fast Connect
+//! opened it too ([`Control::set_video_fast_connect`]).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::asn1::{self, h245};
-use crate::media::{self, AudioCodec, AUDIO_FRAMES, AUDIO_SESSION};
+use crate::media::{self, AudioCodec, AUDIO_FRAMES, AUDIO_SESSION, H264, H264_PAYLOAD_TYPE, VIDEO_SESSION};
 
 /// How many times master/slave determination is retried after identical
 /// numbers (H.245 §C.2: N100).
@@ -75,6 +88,9 @@ pub struct ControlConfig {
     pub audio: Vec<AudioCodec>,
     /// How long our channel waits for the peer's, to take its codec.
     pub open_grace: Duration,
+    /// The H.264 video announced and taken once [`Control::set_video`]
+    /// gave video addresses.
+    pub video: H264,
 }
 
 impl Default for ControlConfig {
@@ -84,6 +100,7 @@ impl Default for ControlConfig {
             msd_number: 0x5a_5a5a,
             audio: AudioCodec::ALL.to_vec(),
             open_grace: Duration::from_millis(500),
+            video: H264::CONSTRAINED_BASELINE,
         }
     }
 }
@@ -161,6 +178,52 @@ pub enum MediaEvent {
         /// The limit in bit/s.
         max_bit_rate: Option<u64>,
     },
+    /// Our H.264 video channel is open: send it to `rtp` with
+    /// `payload_type`.
+    VideoTransmitOpened {
+        /// The H.264 parameters of the channel.
+        h264: H264,
+        /// The RTP payload type the peer expects.
+        payload_type: u8,
+        /// Where the peer receives video RTP (absent: latch on its packets).
+        rtp: Option<SocketAddr>,
+        /// Where the peer receives video RTCP.
+        rtcp: Option<SocketAddr>,
+    },
+    /// The peer refused our video channel (it stays closed).
+    VideoTransmitFailed,
+    /// Our video channel was closed at the peer's request or by a pause.
+    VideoTransmitClosed,
+    /// The peer's H.264 video channel towards us is open (acknowledged
+    /// with our video addresses).
+    VideoReceiveOpened {
+        /// The H.264 parameters the peer sends.
+        h264: H264,
+        /// The RTP payload type it sends with.
+        payload_type: u8,
+        /// The peer's video RTCP address from its OpenLogicalChannel.
+        rtcp: Option<SocketAddr>,
+    },
+    /// The peer closed its video channel.
+    VideoReceiveClosed,
+}
+
+/// Our video channel towards the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VideoTx {
+    Closed,
+    Opening {
+        lcn: u16,
+        h264: H264,
+    },
+    Open {
+        lcn: u16,
+    },
+    Closing {
+        lcn: u16,
+    },
+    /// Refused by the peer, or opened by Fast Connect: not (re)opened here.
+    Done,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +295,15 @@ pub struct Control {
     /// The peer's open audio channel: its number and codec.
     rx: Option<(u16, AudioCodec)>,
     deferred: Vec<h245::OpenLogicalChannel>,
+    /// Our video addresses (the relay's video endpoint), when video is taken.
+    video_media: Option<LocalMedia>,
+    /// The H.264 the peer receives, from its capabilities.
+    peer_video: Option<H264>,
+    vtx: VideoTx,
+    /// The peer's open video channel towards us.
+    vrx: Option<u16>,
+    /// Our video channel stays closed (the peer asked) until new capabilities.
+    video_hold: bool,
 }
 
 impl Control {
@@ -259,6 +331,11 @@ impl Control {
             open_deadline: None,
             rx: None,
             deferred: Vec::new(),
+            video_media: None,
+            peer_video: None,
+            vtx: VideoTx::Closed,
+            vrx: None,
+            video_hold: false,
         }
     }
 
@@ -324,6 +401,51 @@ impl Control {
         self.try_open(now, false);
     }
 
+    /// Takes H.264 video, received at `media` (the relay's video
+    /// endpoint): our capabilities announce it, the peer's H.264 channel
+    /// is acknowledged with these addresses, and ours opens when the peer
+    /// receives H.264. Call before [`start`](Self::start) (capabilities
+    /// already sent are sent again).
+    pub fn set_video(&mut self, now: Instant, media: LocalMedia) {
+        let resend = self.video_media.is_none() && self.tcs != Tcs::NotSent;
+        self.video_media = Some(media);
+        if resend {
+            self.send_tcs();
+        }
+        self.try_open(now, false);
+    }
+
+    /// Fast Connect opened video channels: the peer's towards us is
+    /// `receive_lcn` (if it sends), and ours towards it opened when
+    /// `transmit` (then none is opened by H.245).
+    pub fn set_video_fast_connect(&mut self, receive_lcn: Option<u16>, transmit: bool) {
+        if receive_lcn.is_some() {
+            self.vrx = receive_lcn;
+        }
+        if transmit {
+            self.vtx = VideoTx::Done;
+        }
+    }
+
+    /// The H.264 the peer receives (`None` before its capabilities, or
+    /// when it announced none).
+    pub fn peer_video(&self) -> Option<&H264> {
+        self.peer_video.as_ref()
+    }
+
+    /// Asks the peer for a video key frame on its channel towards us
+    /// (VideoFastUpdatePicture, H.245 §6.2.10.4.6). Whether it was sent
+    /// (`false`: no video channel from the peer is open).
+    pub fn request_video_fast_update(&mut self) -> bool {
+        match self.vrx {
+            Some(lcn) => {
+                self.send(video_fast_update(lcn));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Our media addresses are known: channels can be opened and taken.
     pub fn set_media(&mut self, now: Instant, media: LocalMedia, mode: MediaMode) {
         self.media = Some(media);
@@ -371,7 +493,8 @@ impl Control {
 
     fn send_tcs(&mut self) {
         self.tcs_sequence = self.tcs_sequence.wrapping_add(1);
-        let tcs = media::terminal_capability_set(self.tcs_sequence, &self.config.audio);
+        let video = self.video_media.map(|_| &self.config.video);
+        let tcs = media::terminal_capability_set_with_video(self.tcs_sequence, &self.config.audio, video);
         self.send(tcs);
         self.tcs = Tcs::Sent;
     }
@@ -397,10 +520,24 @@ impl Control {
                 if self.rx.is_some_and(|(n, _)| n == lcn) {
                     self.rx = None;
                     self.media_event(MediaEvent::ReceiveClosed);
+                } else if self.vrx == Some(lcn) {
+                    self.vrx = None;
+                    self.media_event(MediaEvent::VideoReceiveClosed);
                 }
             }
             R::requestChannelClose(rcc) => {
                 let lcn = rcc.forward_logical_channel_number.0;
+                if let VideoTx::Open { lcn: ours } | VideoTx::Opening { lcn: ours, .. } = self.vtx {
+                    if ours == lcn {
+                        self.send(response(h245::ResponseMessage::requestChannelCloseAck(
+                            h245::RequestChannelCloseAck::new(h245::LogicalChannelNumber(lcn)),
+                        )));
+                        self.video_hold = true;
+                        self.close_video(lcn);
+                        self.media_event(MediaEvent::VideoTransmitClosed);
+                        return;
+                    }
+                }
                 match self.tx {
                     Tx::Open { lcn: ours, .. } | Tx::Opening { lcn: ours, .. } if ours == lcn => {
                         self.send(response(h245::ResponseMessage::requestChannelCloseAck(
@@ -472,7 +609,17 @@ impl Control {
                 }
             }
             R::masterSlaveDeterminationReject(_) if self.msd == Msd::Outgoing => self.retry_msd(),
-            R::openLogicalChannelAck(ack) => self.opened(&ack),
+            R::openLogicalChannelAck(ack) => self.channel_acked(&ack),
+            R::openLogicalChannelReject(rej) if matches!(self.vtx, VideoTx::Opening { lcn, .. } if lcn == rej.forward_logical_channel_number.0) =>
+            {
+                self.vtx = VideoTx::Done;
+                self.media_event(MediaEvent::VideoTransmitFailed);
+            }
+            R::closeLogicalChannelAck(ack) if matches!(self.vtx, VideoTx::Closing { lcn } if lcn == ack.forward_logical_channel_number.0) =>
+            {
+                self.vtx = VideoTx::Closed;
+                self.try_open(now, false);
+            }
             R::openLogicalChannelReject(rej) => {
                 if let Tx::Opening { lcn, codec } = self.tx {
                     if rej.forward_logical_channel_number.0 == lcn {
@@ -592,15 +739,21 @@ impl Control {
         let audio = receive_audio(&tcs);
         let pause = tcs.capability_table.as_ref().is_none_or(|t| t.to_vec().is_empty());
         self.peer_audio = Some(audio);
+        self.peer_video = media::receive_h264(&tcs);
         if pause {
             // H.323 §8.4.6: an empty set asks us to stop sending.
             if matches!(self.tx, Tx::Open { .. } | Tx::Opening { .. }) {
                 self.close_tx(false);
                 self.media_event(MediaEvent::TransmitClosed);
             }
+            if let VideoTx::Open { lcn } | VideoTx::Opening { lcn, .. } = self.vtx {
+                self.close_video(lcn);
+                self.media_event(MediaEvent::VideoTransmitClosed);
+            }
             return;
         }
         self.hold = false;
+        self.video_hold = false;
         self.refused.clear();
         self.transmit_failed = false;
         self.try_open(now, false);
@@ -617,9 +770,130 @@ impl Control {
         peer.iter().copied().find(usable)
     }
 
-    /// Opens our channel if everything it needs is there; `waited`: the
-    /// grace for the peer's channel is over (or not needed).
+    /// Opens our channels if everything they need is there; `waited`: the
+    /// grace for the peer's audio channel is over (or not needed).
     fn try_open(&mut self, now: Instant, waited: bool) {
+        self.try_open_audio(now, waited);
+        self.try_open_video();
+    }
+
+    /// Opens our H.264 channel (H.245 §8.4, H.241 §8.3): once video is
+    /// taken, the peer's capabilities say it receives H.264 Baseline, and
+    /// the status is determined; with the lower of the two levels and bit
+    /// rates, our dynamic payload type and packetization mode 1
+    /// (non-interleaved, RFC 6184), RTCP at our video address.
+    fn try_open_video(&mut self) {
+        if !self.started || self.video_hold || self.vtx != VideoTx::Closed || self.is_master().is_none() {
+            return;
+        }
+        let (Some(video), Some(_), Some(peer)) = (self.video_media, self.media, self.peer_video) else {
+            return;
+        };
+        if !peer.takes_baseline() {
+            return;
+        }
+        let h264 = self.config.video.common(&peer);
+        let lcn = self.next_lcn;
+        self.next_lcn = self.next_lcn.checked_add(1).unwrap_or(1);
+        self.send(request(h245::RequestMessage::openLogicalChannel(
+            video_open_logical_channel(lcn, &h264, H264_PAYLOAD_TYPE, video.rtcp),
+        )));
+        self.vtx = VideoTx::Opening { lcn, h264 };
+    }
+
+    fn close_video(&mut self, lcn: u16) {
+        self.send(request(h245::RequestMessage::closeLogicalChannel(
+            h245::CloseLogicalChannel::new(
+                h245::LogicalChannelNumber(lcn),
+                h245::CloseLogicalChannelSource::user(()),
+                None,
+            ),
+        )));
+        self.vtx = VideoTx::Closing { lcn };
+    }
+
+    /// The peer acknowledged one of our channels.
+    fn channel_acked(&mut self, ack: &h245::OpenLogicalChannelAck) {
+        if !self.video_opened(ack) {
+            self.opened(ack);
+        }
+    }
+
+    /// The peer acknowledged our video channel; whether `ack` was about it.
+    fn video_opened(&mut self, ack: &h245::OpenLogicalChannelAck) -> bool {
+        let VideoTx::Opening { lcn, h264 } = self.vtx else {
+            return false;
+        };
+        if ack.forward_logical_channel_number.0 != lcn {
+            return false;
+        }
+        self.vtx = VideoTx::Open { lcn };
+        let (rtp, rtcp) = ack_addresses(ack);
+        self.media_event(MediaEvent::VideoTransmitOpened {
+            h264,
+            payload_type: H264_PAYLOAD_TYPE,
+            rtp,
+            rtcp,
+        });
+        true
+    }
+
+    /// The peer opens a video channel: H.264 Baseline over H.225.0 with a
+    /// dynamic payload type is acknowledged with our video addresses;
+    /// H.261, H.263, other video, and video when we take none, get
+    /// `dataTypeNotSupported` (H.245 §6.2.8.3).
+    fn peer_open_video(&mut self, olc: h245::OpenLogicalChannel) {
+        use h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters as Fwd;
+        use h245::OpenLogicalChannelRejectCause as Cause;
+        let lcn = olc.forward_logical_channel_number.0;
+        let reject = |c: &mut Self, cause| {
+            c.send(response(h245::ResponseMessage::openLogicalChannelReject(
+                h245::OpenLogicalChannelReject::new(h245::LogicalChannelNumber(lcn), cause, None),
+            )));
+        };
+        let fwd = &olc.forward_logical_channel_parameters;
+        let h264 = match &fwd.data_type {
+            h245::DataType::videoData(cap) => H264::from_capability(cap).filter(H264::takes_baseline),
+            _ => None,
+        };
+        let Some(h264) = h264 else {
+            return reject(self, Cause::dataTypeNotSupported(()));
+        };
+        let Fwd::h2250LogicalChannelParameters(params) = &fwd.multiplex_parameters else {
+            return reject(self, Cause::dataTypeALCombinationNotSupported(()));
+        };
+        // H.264 has no static payload type (RFC 6184): the channel must name one.
+        let Some(payload_type) = params.dynamic_rtppayload_type else {
+            return reject(self, Cause::dataTypeALCombinationNotSupported(()));
+        };
+        if olc.reverse_logical_channel_parameters.is_some() {
+            return reject(self, Cause::unsuitableReverseParameters(()));
+        }
+        let Some(local) = self.video_media else {
+            return reject(self, Cause::dataTypeNotSupported(()));
+        };
+        if self.vrx.is_some_and(|n| n != lcn) {
+            // One video channel each way.
+            return reject(self, Cause::unspecified(()));
+        }
+        let session = if params.session_id == 0 {
+            VIDEO_SESSION
+        } else {
+            params.session_id
+        };
+        let rtcp = params.media_control_channel.as_ref().and_then(media::from_h245);
+        self.send(response(h245::ResponseMessage::openLogicalChannelAck(
+            open_logical_channel_ack(lcn, session, local),
+        )));
+        self.vrx = Some(lcn);
+        self.media_event(MediaEvent::VideoReceiveOpened {
+            h264,
+            payload_type,
+            rtcp,
+        });
+    }
+
+    fn try_open_audio(&mut self, now: Instant, waited: bool) {
         if self.mode != MediaMode::OpenChannels || self.hold || !self.started || self.tx != Tx::Closed {
             return;
         }
@@ -716,8 +990,17 @@ impl Control {
             ))
         };
         let fwd = &olc.forward_logical_channel_parameters;
+        if matches!(fwd.data_type, h245::DataType::videoData(_)) {
+            if self.media.is_none() && self.video_media.is_none() && self.deferred.len() < MAX_DEFERRED {
+                // Before our answer: decided with the audio.
+                self.deferred.push(olc);
+                return;
+            }
+            self.peer_open_video(olc);
+            return;
+        }
         let h245::DataType::audioData(cap) = &fwd.data_type else {
-            // Video (H.261, H.263, H.264...), data, or anything else.
+            // Data, or anything else.
             self.send(reject(h245::OpenLogicalChannelRejectCause::dataTypeNotSupported(())));
             return;
         };
@@ -875,6 +1158,85 @@ pub fn open_logical_channel(lcn: u16, codec: AudioCodec, rtcp: SocketAddr) -> h2
         None,
         None,
     )
+}
+
+/// An OpenLogicalChannel for H.264 video (H.245 §6.2.8.3, H.241 §8.3,
+/// H.225.0 §6.2.8.1): session 2, `payload_type`, packetization mode 1
+/// (non-interleaved, H.241 Annex A: `0.0.8.241.0.0.0.1`), RTCP received
+/// at `rtcp`.
+pub fn video_open_logical_channel(
+    lcn: u16,
+    h264: &H264,
+    payload_type: u8,
+    rtcp: SocketAddr,
+) -> h245::OpenLogicalChannel {
+    let mut params = media::video_h2250(payload_type, None, Some(rtcp));
+    params.media_packetization = Some(h245::H2250LogicalChannelParametersMediaPacketization::rtpPayloadType(
+        h245::RTPPayloadType::new(
+            h245::RTPPayloadTypePayloadDescriptor::oid(rasn::types::ObjectIdentifier::new_unchecked(
+                std::borrow::Cow::Borrowed(&H264_NON_INTERLEAVED),
+            )),
+            Some(params.dynamic_rtppayload_type.unwrap_or(payload_type)),
+        ),
+    ));
+    h245::OpenLogicalChannel::new(
+        h245::LogicalChannelNumber(lcn),
+        h245::OpenLogicalChannelForwardLogicalChannelParameters::new(
+            None,
+            h245::DataType::videoData(h264.capability()),
+            h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters::h2250LogicalChannelParameters(
+                params,
+            ),
+            None,
+            None,
+        ),
+        None,
+        None,
+        None,
+        None,
+    )
+}
+
+/// H.241 Annex A's payload descriptor of H.264 packetization mode 1
+/// (non-interleaved, RFC 6184 §6.3).
+const H264_NON_INTERLEAVED: [u32; 8] = [0, 0, 8, 241, 0, 0, 0, 1];
+
+/// The H.264 parameters, payload type and RTCP address of a video
+/// OpenLogicalChannel, if it is H.264 (for the side that receives it:
+/// tests and calls out).
+pub fn video_channel(olc: &h245::OpenLogicalChannel) -> Option<(H264, Option<u8>, Option<SocketAddr>)> {
+    let fwd = &olc.forward_logical_channel_parameters;
+    let h245::DataType::videoData(cap) = &fwd.data_type else {
+        return None;
+    };
+    let h264 = H264::from_capability(cap)?;
+    match &fwd.multiplex_parameters {
+        h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters::h2250LogicalChannelParameters(
+            p,
+        ) => Some((
+            h264,
+            p.dynamic_rtppayload_type,
+            p.media_control_channel.as_ref().and_then(media::from_h245),
+        )),
+        _ => Some((h264, None, None)),
+    }
+}
+
+/// FlowControlCommand limiting channel `lcn` to `max_bit_rate` bit/s
+/// (H.245 §6.2.10.2: in units of 100 bit/s; `None`: no restriction).
+pub fn flow_control_command(lcn: u16, max_bit_rate: Option<u64>) -> h245::MultimediaSystemControlMessage {
+    let restriction = match max_bit_rate {
+        Some(b) => h245::FlowControlCommandRestriction::maximumBitRate(
+            u32::try_from(b / 100).unwrap_or(16_777_215).min(16_777_215),
+        ),
+        None => h245::FlowControlCommandRestriction::noRestriction(()),
+    };
+    h245::MultimediaSystemControlMessage::command(h245::CommandMessage::flowControlCommand(
+        h245::FlowControlCommand::new(
+            h245::FlowControlCommandScope::logicalChannelNumber(h245::LogicalChannelNumber(lcn)),
+            restriction,
+        ),
+    ))
 }
 
 /// The OpenLogicalChannelAck for the peer's channel `lcn`: we receive its
@@ -1210,6 +1572,261 @@ mod tests {
                     | h245::Capability::receiveAndTransmitVideoCapability(_)
             )
         )));
+    }
+
+    fn video_local() -> LocalMedia {
+        LocalMedia {
+            rtp: "198.51.100.1:20010".parse().unwrap(),
+            rtcp: "198.51.100.1:20011".parse().unwrap(),
+        }
+    }
+
+    fn h264_olc(lcn: u16, pt: Option<u8>) -> h245::OpenLogicalChannel {
+        let mut olc =
+            video_open_logical_channel(lcn, &H264::CONSTRAINED_BASELINE, 97, "192.0.2.9:5007".parse().unwrap());
+        if let h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters::h2250LogicalChannelParameters(
+            p,
+        ) = &mut olc.forward_logical_channel_parameters.multiplex_parameters
+        {
+            p.dynamic_rtppayload_type = pt;
+        }
+        olc
+    }
+
+    #[test]
+    fn h264_channels_both_ways_and_fast_update() {
+        let now = Instant::now();
+        let mut c = Control::new(ControlConfig::default());
+        c.set_video(now, video_local());
+        c.set_media(now, local(), MediaMode::FastConnect(AudioCodec::Pcmu));
+        c.start(now);
+        let (sent, _) = drain(&mut c);
+        let M::request(h245::RequestMessage::terminalCapabilitySet(ours)) = &sent[0] else {
+            panic!("{sent:?}")
+        };
+        // Our set announces H.264 Constrained Baseline.
+        assert_eq!(media::receive_h264(ours), Some(H264::CONSTRAINED_BASELINE));
+        // The peer receives H.264 Baseline level 2.2 at 768 kbit/s, and H.263.
+        let peer = H264 {
+            profile: media::H264_PROFILE_BASELINE,
+            profile_iop: 0,
+            level: 57,
+            max_bit_rate: Some(7680),
+        };
+        let M::request(h245::RequestMessage::terminalCapabilitySet(mut tcs)) =
+            media::terminal_capability_set_with_video(1, &[AudioCodec::Pcmu], Some(&peer))
+        else {
+            unreachable!()
+        };
+        let mut table: Vec<h245::CapabilityTableEntry> = tcs
+            .capability_table
+            .take()
+            .unwrap()
+            .to_vec()
+            .into_iter()
+            .cloned()
+            .collect();
+        table.insert(
+            0,
+            h245::CapabilityTableEntry::new(
+                h245::CapabilityTableEntryNumber(90),
+                Some(h245::Capability::receiveVideoCapability(
+                    match video_olc(1).forward_logical_channel_parameters.data_type {
+                        h245::DataType::videoData(v) => v,
+                        other => panic!("{other:?}"),
+                    },
+                )),
+            ),
+        );
+        tcs.capability_table = Some(rasn::types::SetOf::from_vec(table));
+        c.handle_message(now, request(h245::RequestMessage::terminalCapabilitySet(tcs)));
+        c.handle_message(now, master_slave_determination(50, 77));
+        c.handle_message(now, msd_ack(false));
+        let (sent, events) = drain(&mut c);
+        assert!(events.is_empty(), "{events:?}");
+        let olc = sent
+            .iter()
+            .find_map(|m| match m {
+                M::request(h245::RequestMessage::openLogicalChannel(o)) => Some(o.clone()),
+                _ => None,
+            })
+            .expect("our video channel");
+        let (h264, pt, rtcp) = video_channel(&olc).unwrap();
+        assert_eq!(pt, Some(H264_PAYLOAD_TYPE));
+        assert_eq!(rtcp, Some(video_local().rtcp));
+        // The lower level and bit rate of the two.
+        assert_eq!((h264.level, h264.max_bit_rate), (57, Some(7680)));
+        assert_eq!(h264.level_name(), "2.2");
+        // Its ack gives where the peer receives.
+        let peer_video = LocalMedia {
+            rtp: "192.0.2.9:5006".parse().unwrap(),
+            rtcp: "192.0.2.9:5007".parse().unwrap(),
+        };
+        c.handle_message(
+            now,
+            response(h245::ResponseMessage::openLogicalChannelAck(open_logical_channel_ack(
+                olc.forward_logical_channel_number.0,
+                VIDEO_SESSION,
+                peer_video,
+            ))),
+        );
+        let (_, events) = drain(&mut c);
+        assert_eq!(
+            events,
+            vec![ControlEvent::Media(MediaEvent::VideoTransmitOpened {
+                h264,
+                payload_type: H264_PAYLOAD_TYPE,
+                rtp: Some(peer_video.rtp),
+                rtcp: Some(peer_video.rtcp),
+            })]
+        );
+        // No key frame can be asked before the peer's channel.
+        assert!(!c.request_video_fast_update());
+        // The peer's H.264 channel is acked with our video addresses.
+        c.handle_message(
+            now,
+            request(h245::RequestMessage::openLogicalChannel(h264_olc(31, Some(97)))),
+        );
+        let (sent, events) = drain(&mut c);
+        let [M::response(h245::ResponseMessage::openLogicalChannelAck(ack))] = &sent[..] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(ack.forward_logical_channel_number.0, 31);
+        assert_eq!(ack_addresses(ack), (Some(video_local().rtp), Some(video_local().rtcp)));
+        assert_eq!(
+            events,
+            vec![ControlEvent::Media(MediaEvent::VideoReceiveOpened {
+                h264: H264::CONSTRAINED_BASELINE,
+                payload_type: 97,
+                rtcp: Some("192.0.2.9:5007".parse().unwrap()),
+            })]
+        );
+        // A key frame request goes on the peer's channel.
+        assert!(c.request_video_fast_update());
+        let (sent, _) = drain(&mut c);
+        assert_eq!(sent, vec![video_fast_update(31)]);
+        // The peer's fast update and flow control are reported.
+        c.handle_message(now, video_fast_update(olc.forward_logical_channel_number.0));
+        c.handle_message(
+            now,
+            flow_control_command(olc.forward_logical_channel_number.0, Some(384_000)),
+        );
+        let (_, events) = drain(&mut c);
+        assert_eq!(
+            events,
+            vec![
+                ControlEvent::Media(MediaEvent::FastUpdateRequested),
+                ControlEvent::Media(MediaEvent::FlowControl {
+                    max_bit_rate: Some(384_000)
+                }),
+            ]
+        );
+        // A second video channel from the peer is refused; closing its first one is reported.
+        c.handle_message(
+            now,
+            request(h245::RequestMessage::openLogicalChannel(h264_olc(32, Some(97)))),
+        );
+        c.handle_message(
+            now,
+            request(h245::RequestMessage::closeLogicalChannel(
+                h245::CloseLogicalChannel::new(
+                    h245::LogicalChannelNumber(31),
+                    h245::CloseLogicalChannelSource::user(()),
+                    None,
+                ),
+            )),
+        );
+        let (sent, events) = drain(&mut c);
+        assert!(
+            matches!(&sent[0], M::response(h245::ResponseMessage::openLogicalChannelReject(r)) if r.forward_logical_channel_number.0 == 32)
+        );
+        assert_eq!(events, vec![ControlEvent::Media(MediaEvent::VideoReceiveClosed)]);
+        assert!(!c.request_video_fast_update());
+    }
+
+    #[test]
+    fn video_we_cannot_take_is_refused_cleanly() {
+        let now = Instant::now();
+        let reject_cause = |c: &mut Control, olc| {
+            c.handle_message(now, request(h245::RequestMessage::openLogicalChannel(olc)));
+            let (sent, events) = drain(c);
+            assert!(events.is_empty(), "{events:?}");
+            let [M::response(h245::ResponseMessage::openLogicalChannelReject(r))] = &sent[..] else {
+                panic!("{sent:?}")
+            };
+            r.cause.clone()
+        };
+        let mut c = Control::new(ControlConfig::default());
+        c.set_video(now, video_local());
+        c.set_media(now, local(), MediaMode::OpenChannels);
+        use h245::OpenLogicalChannelRejectCause as Cause;
+        // H.263, even with video taken.
+        assert_eq!(reject_cause(&mut c, video_olc(3)), Cause::dataTypeNotSupported(()));
+        // H.264 without its dynamic payload type.
+        assert_eq!(
+            reject_cause(&mut c, h264_olc(4, None)),
+            Cause::dataTypeALCombinationNotSupported(())
+        );
+        // H.264 Main only.
+        let mut main = h264_olc(5, Some(97));
+        main.forward_logical_channel_parameters.data_type = h245::DataType::videoData(
+            H264 {
+                profile: 32,
+                ..H264::CONSTRAINED_BASELINE
+            }
+            .capability(),
+        );
+        assert_eq!(reject_cause(&mut c, main), Cause::dataTypeNotSupported(()));
+        // A call that takes no video refuses H.264 too, and announces none.
+        let mut audio_only = Control::new(ControlConfig::default());
+        audio_only.set_media(now, local(), MediaMode::OpenChannels);
+        assert_eq!(
+            reject_cause(&mut audio_only, h264_olc(6, Some(97))),
+            Cause::dataTypeNotSupported(())
+        );
+        audio_only.start(now);
+        let (sent, _) = drain(&mut audio_only);
+        let M::request(h245::RequestMessage::terminalCapabilitySet(tcs)) = &sent[0] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(media::receive_h264(tcs), None);
+    }
+
+    #[test]
+    fn a_refused_video_channel_is_not_retried() {
+        let now = Instant::now();
+        let mut c = Control::new(ControlConfig::default());
+        c.set_video(now, video_local());
+        c.set_media(now, local(), MediaMode::FastConnect(AudioCodec::Pcmu));
+        c.start(now);
+        drain(&mut c);
+        c.handle_message(
+            now,
+            media::terminal_capability_set_with_video(1, &[AudioCodec::Pcmu], Some(&H264::CONSTRAINED_BASELINE)),
+        );
+        c.handle_message(now, master_slave_determination(50, 77));
+        c.handle_message(now, msd_ack(false));
+        let (sent, _) = drain(&mut c);
+        let lcn = sent
+            .iter()
+            .find_map(|m| match m {
+                M::request(h245::RequestMessage::openLogicalChannel(o)) => Some(o.forward_logical_channel_number.0),
+                _ => None,
+            })
+            .unwrap();
+        c.handle_message(
+            now,
+            response(h245::ResponseMessage::openLogicalChannelReject(
+                h245::OpenLogicalChannelReject::new(
+                    h245::LogicalChannelNumber(lcn),
+                    h245::OpenLogicalChannelRejectCause::dataTypeNotSupported(()),
+                    None,
+                ),
+            )),
+        );
+        let (sent, events) = drain(&mut c);
+        assert!(sent.is_empty(), "{sent:?}");
+        assert_eq!(events, vec![ControlEvent::Media(MediaEvent::VideoTransmitFailed)]);
     }
 
     #[test]

@@ -106,7 +106,9 @@ pub fn ras_gatekeeper(data: &[u8]) {
 /// Drives one call through the call-signalling machine and its H.245
 /// control protocol. The first byte picks the H.245 transport (its value
 /// modulo 3: tunnelled, a separate connection to the caller, a separate
-/// connection to us) and, with bit 2, Fast Connect; the rest is cut at 0xff
+/// connection to us), with bit 2, Fast Connect, and with bit 3, H.264 video
+/// taken (proposed too with Fast Connect; a key frame asked after every
+/// piece); the rest is cut at 0xff
 /// bytes into H.245 PDUs, delivered in the h245Control of Facility
 /// messages (tunnelled) or on the separate connection (each piece framed
 /// in TPKT, or as raw stream bytes when it starts with the TPKT version
@@ -148,13 +150,23 @@ pub fn h245_session(data: &[u8]) {
     };
     let transport = mode % 3;
     let fast = mode & 4 != 0;
+    // The call takes H.264 video (and proposes it by Fast Connect).
+    let video = mode & 8 != 0;
     let rtp = SocketAddr::from(([127, 0, 0, 1], 5000));
     let rtcp = SocketAddr::from(([127, 0, 0, 1], 5001));
-    let fast_start = if fast {
+    let mut fast_start = if fast {
         media::propose(G711::Ulaw, 1, rtp, rtcp).unwrap_or_default()
     } else {
         Vec::new()
     };
+    if fast && video {
+        let (vrtp, vrtcp) = (
+            SocketAddr::from(([127, 0, 0, 1], 5002)),
+            SocketAddr::from(([127, 0, 0, 1], 5003)),
+        );
+        fast_start
+            .extend(media::propose_video(&media::H264::CONSTRAINED_BASELINE, 109, 3, vrtp, vrtcp).unwrap_or_default());
+    }
     let Ok(setup) = signalling::setup(&SetupParams {
         call_reference: 1,
         call_id: [1; 16],
@@ -171,6 +183,15 @@ pub fn h245_session(data: &[u8]) {
     let mut m = CallSignalling::new(Config::default(), now, u32::from(mode).wrapping_mul(7919));
     m.handle_input(now, &setup);
     check(&mut m);
+    if video {
+        m.set_video(
+            now,
+            crate::control::LocalMedia {
+                rtp: SocketAddr::from(([127, 0, 0, 1], 20002)),
+                rtcp: SocketAddr::from(([127, 0, 0, 1], 20003)),
+            },
+        );
+    }
     let answer = Answer {
         rtp: SocketAddr::from(([127, 0, 0, 1], 20000)),
         rtcp: SocketAddr::from(([127, 0, 0, 1], 20001)),
@@ -201,6 +222,9 @@ pub fn h245_session(data: &[u8]) {
             }
         }
         m.handle_timeout(t);
+        if video {
+            let _ = m.video_fast_update();
+        }
         check(&mut m);
         if m.is_released() {
             break;

@@ -20,7 +20,7 @@
 //!   exchange, master/slave determination, OpenLogicalChannel both ways,
 //!   channel closing, commands and indications), whatever carries it.
 //! - [`media`]: Fast Connect's fastStart proposals and accepted channels,
-//!   the audio codecs and capability set of H.245.
+//!   the audio codecs, H.264 video (H.241) and the capability set of H.245.
 //! - [`ras`]: the RAS gatekeeper (GRQ, RRQ, URQ, ARQ, BRQ, DRQ, LRQ, IRR),
 //!   driven by datagrams and `now`.
 //! - [`h235`]: H.235 password tokens in RAS (the endpoint's MD5 password

@@ -330,6 +330,8 @@ pub struct CallSignalling {
     accepted: Option<FastConnect>,
     /// Our media addresses (set by `dial` or `answer`).
     local: Option<LocalMedia>,
+    /// Our video addresses, when the call takes video ([`CallSignalling::set_video`]).
+    video_local: Option<LocalMedia>,
 }
 
 impl CallSignalling {
@@ -366,6 +368,7 @@ impl CallSignalling {
             responded: false,
             accepted: None,
             local: None,
+            video_local: None,
         }
     }
 
@@ -545,6 +548,33 @@ impl CallSignalling {
         self.flush_h245();
     }
 
+    /// Takes H.264 video in this call, received at `local` (the relay's
+    /// video endpoint). Call before [`CallSignalling::answer`]: Fast
+    /// Connect then accepts the caller's H.264 proposals (never H.263 or
+    /// other video), our capabilities announce H.264, the caller's H.264
+    /// channel opened by H.245 is acknowledged with `local`, and ours opens
+    /// when the caller receives H.264. [`Event::Media`] tells how the video
+    /// channels went.
+    pub fn set_video(&mut self, now: Instant, local: LocalMedia) {
+        self.video_local = Some(local);
+        self.control.set_video(now, local);
+        self.pump_control();
+        self.flush_h245();
+    }
+
+    /// Asks the caller for a video key frame (H.245 VideoFastUpdatePicture
+    /// on its video channel). Whether one was sent: `false` when no video
+    /// channel from the caller is open, or H.245 cannot be sent.
+    pub fn video_fast_update(&mut self) -> bool {
+        if self.state != State::Connected {
+            return false;
+        }
+        let sent = self.control.request_video_fast_update();
+        self.pump_control();
+        self.flush_h245();
+        sent
+    }
+
     /// Accepts the call: Connect carries the accepted Fast Connect
     /// proposals with our RTP/RTCP receive addresses when
     /// [`Answer::fast_connect`] names a codec, and our H.245 address when
@@ -557,12 +587,19 @@ impl CallSignalling {
         if self.outgoing || self.state != State::Proceeding {
             return Err(SignallingError::WrongState(self.state.name()));
         }
+        let mut video_fc = None;
         let (fc, fast_start) = match answer.fast_connect {
             Some(codec) => {
-                let (fc, olcs) = self
+                let (fc, mut olcs) = self
                     .offer
                     .accept(codec, answer.rtp, answer.rtcp)
                     .ok_or(SignallingError::NoMedia)?;
+                // H.264 proposals ride along (H.323 §8.1.7.1: video is
+                // session 2); others are left out, which refuses them.
+                if let Some((v, video_olcs)) = self.video_local.and_then(|l| self.offer.accept_video(l.rtp, l.rtcp)) {
+                    olcs.extend(video_olcs);
+                    video_fc = Some(v);
+                }
                 let fast_start = olcs
                     .iter()
                     .map(|o| asn1::encode(o).map(OctetString::from))
@@ -571,6 +608,26 @@ impl CallSignalling {
             }
             None => (None, None),
         };
+        if let Some(v) = video_fc {
+            self.control.set_video_fast_connect(v.receive_channel, v.send.is_some());
+            if let Some((h264, payload_type)) = v.receive {
+                self.out
+                    .push_back(Output::Event(Event::Media(MediaEvent::VideoReceiveOpened {
+                        h264,
+                        payload_type,
+                        rtcp: v.peer_rtcp,
+                    })));
+            }
+            if let Some((h264, payload_type)) = v.send {
+                self.out
+                    .push_back(Output::Event(Event::Media(MediaEvent::VideoTransmitOpened {
+                        h264,
+                        payload_type,
+                        rtp: v.peer_rtp,
+                        rtcp: v.peer_rtcp,
+                    })));
+            }
+        }
         let mut h245_address = None;
         let mut connect_to = None;
         match self.transport {
@@ -1809,6 +1866,103 @@ mod tests {
             };
             assert_eq!(inc.offer.fast_start, s.fast_start.is_some());
         }
+    }
+
+    #[test]
+    fn fast_connect_h264_video_and_fast_update_on_the_callers_channel() {
+        use crate::control::MediaEvent;
+        use crate::media::H264;
+        let rtp: SocketAddr = "192.0.2.1:5004".parse().unwrap();
+        let rtcp: SocketAddr = "192.0.2.1:5005".parse().unwrap();
+        let vrtp: SocketAddr = "192.0.2.1:5006".parse().unwrap();
+        let vrtcp: SocketAddr = "192.0.2.1:5007".parse().unwrap();
+        let mut fast_start = media::propose(G711::Ulaw, 1, rtp, rtcp).unwrap();
+        fast_start.extend(media::propose_video(&H264::CONSTRAINED_BASELINE, 109, 5, vrtp, vrtcp).unwrap());
+        let bytes = setup(&SetupParams {
+            call_reference: 78,
+            call_id: [8; 16],
+            dialed: "7001".into(),
+            display: "Room 2".into(),
+            calling: None,
+            fast_start,
+            tunnelling: true,
+            h245_address: None,
+        })
+        .unwrap();
+        let now = Instant::now();
+        let mut m = CallSignalling::new(Config::default(), now, 7);
+        m.handle_input(now, &bytes);
+        let (_, events, _) = drain(&mut m);
+        let [Event::Incoming(inc)] = &events[..] else {
+            panic!("{events:?}")
+        };
+        assert_eq!((inc.offer.video.len(), inc.offer.video_refused), (2, 0));
+        // No key frame can be asked before the call is answered.
+        assert!(!m.video_fast_update());
+        let video = LocalMedia {
+            rtp: "198.51.100.1:20002".parse().unwrap(),
+            rtcp: "198.51.100.1:20003".parse().unwrap(),
+        };
+        m.set_video(now, video);
+        m.answer(
+            now,
+            &Answer {
+                rtp: "198.51.100.1:20000".parse().unwrap(),
+                rtcp: "198.51.100.1:20001".parse().unwrap(),
+                fast_connect: Some(G711::Ulaw),
+                h245_listen: None,
+            },
+        )
+        .unwrap();
+        let (sent, events, _) = drain(&mut m);
+        assert_eq!(
+            events,
+            vec![
+                Event::Media(MediaEvent::VideoReceiveOpened {
+                    h264: H264::CONSTRAINED_BASELINE,
+                    payload_type: 109,
+                    rtcp: Some(vrtcp),
+                }),
+                Event::Media(MediaEvent::VideoTransmitOpened {
+                    h264: H264::CONSTRAINED_BASELINE,
+                    payload_type: 109,
+                    rtp: Some(vrtp),
+                    rtcp: Some(vrtcp),
+                }),
+            ]
+        );
+        let (connect, uuie) = &sent[0];
+        assert_eq!(connect.message_type, MessageType::Connect);
+        let uuie = uuie.as_ref().unwrap();
+        let h225::H323UUPDUH323MessageBody::connect(c) = &uuie.h323_uu_pdu.h323_message_body else {
+            panic!()
+        };
+        let accepted = c.fast_start.as_deref().unwrap();
+        assert_eq!(accepted.len(), 4);
+        assert_eq!(
+            media::accepted_video(accepted),
+            Some((H264::CONSTRAINED_BASELINE, video.rtp))
+        );
+        // Our capabilities (with H.264) ride in Connect; Fast Connect opened
+        // the video, so H.245 opens no video channel of ours.
+        let tcs = h245_of(uuie)
+            .into_iter()
+            .find_map(|msg| match msg {
+                h245::MultimediaSystemControlMessage::request(h245::RequestMessage::terminalCapabilitySet(t)) => {
+                    Some(t)
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(media::receive_h264(&tcs), Some(H264::CONSTRAINED_BASELINE));
+        // A key frame request goes, tunnelled in a Facility, on the caller's channel 5.
+        assert!(m.video_fast_update());
+        let (sent, _, _) = drain(&mut m);
+        let [(fac, Some(u))] = &sent[..] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(fac.message_type, MessageType::Facility);
+        assert_eq!(h245_of(u), vec![control::video_fast_update(5)]);
     }
 
     #[test]

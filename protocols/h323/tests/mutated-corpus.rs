@@ -130,7 +130,26 @@ fn h245_sessions_never_panic_on_mutated_pdus() {
         pdus.extend(u.h323_uu_pdu.h245_control.into_iter().flatten().map(|b| b.to_vec()));
     }
     assert!(pdus.len() > 5, "{}", pdus.len());
-    for mode in 0..8u8 {
+    // H.264 video as confgate's peers send it: capabilities, a channel,
+    // key frame and flow control commands.
+    {
+        use confgate_h323::asn1::{encode, h245};
+        use confgate_h323::control;
+        use confgate_h323::media::{self, AudioCodec, H264};
+        let rtcp = "127.0.0.1:5003".parse().unwrap();
+        let h264 = H264::CONSTRAINED_BASELINE;
+        for m in [
+            media::terminal_capability_set_with_video(1, &[AudioCodec::Pcmu], Some(&h264)),
+            h245::MultimediaSystemControlMessage::request(h245::RequestMessage::openLogicalChannel(
+                control::video_open_logical_channel(12, &h264, 100, rtcp),
+            )),
+            control::video_fast_update(12),
+            control::flow_control_command(12, Some(256_000)),
+        ] {
+            pdus.push(encode(&m).unwrap());
+        }
+    }
+    for mode in 0..16u8 {
         // Unmutated, in corpus order: what real endpoints send.
         let mut input = vec![mode];
         for p in &pdus {

@@ -726,3 +726,205 @@ fn tshark_accepts_h245_on_a_separate_connection() {
     }
     assert_eq!(h.len(), h245_sent.len(), "{h:?}");
 }
+
+/// H.264 video as the call's control protocol and Fast Connect send it: a
+/// capability set with H.264 (generic capability, H.241 profile, level and
+/// ProfileIOP), our H.264 OpenLogicalChannel, the Ack of the caller's
+/// H.264 channel with our video addresses, VideoFastUpdatePicture, and a
+/// Connect whose fastStart accepts H.264 proposals; and a caller's
+/// FlowControlCommand.
+#[test]
+fn tshark_accepts_h264_video() {
+    use confgate_h323::control::{self, LocalMedia};
+    use confgate_h323::media::{self, AudioCodec, G711, H264};
+    use confgate_h323::signalling::{self, Answer, CallSignalling, Config, Output, SetupParams};
+    use h245::MultimediaSystemControlMessage as M;
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    let now = Instant::now();
+    let video = LocalMedia {
+        rtp: "127.0.0.1:20002".parse().unwrap(),
+        rtcp: "127.0.0.1:20003".parse().unwrap(),
+    };
+    let peer_rtp: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let peer_rtcp: SocketAddr = "127.0.0.1:5001".parse().unwrap();
+    let peer_vrtp: SocketAddr = "127.0.0.1:5002".parse().unwrap();
+    let peer_vrtcp: SocketAddr = "127.0.0.1:5003".parse().unwrap();
+    let drain = |m: &mut CallSignalling, cs: &mut Vec<Vec<u8>>, h: &mut Vec<Vec<u8>>| {
+        while let Some(o) = m.poll_output() {
+            match o {
+                Output::Transmit(b) => cs.push(b),
+                Output::H245(b) => h.push(b),
+                _ => {}
+            }
+        }
+    };
+    let feed = |m: &mut CallSignalling, msg: M| {
+        let mut framed = Vec::new();
+        tpkt::encode(&encode(&msg).unwrap(), &mut framed).unwrap();
+        m.handle_h245_input(now, &framed);
+    };
+
+    // Fast Connect with G.711 and H.264 proposals, H.245 on a separate connection.
+    let mut fast_start = media::propose(G711::Ulaw, 1, peer_rtp, peer_rtcp).unwrap();
+    fast_start.extend(media::propose_video(&H264::CONSTRAINED_BASELINE, 109, 3, peer_vrtp, peer_vrtcp).unwrap());
+    let setup = signalling::setup(&SetupParams {
+        call_reference: 0x0456,
+        call_id: [0x43; 16],
+        dialed: "7001".into(),
+        display: "tshark".into(),
+        calling: None,
+        fast_start,
+        tunnelling: false,
+        h245_address: Some("127.0.0.1:1721".parse().unwrap()),
+    })
+    .unwrap();
+    let mut m = CallSignalling::new(Config::default(), now, 777);
+    m.handle_input(now, &setup);
+    m.set_video(now, video);
+    m.answer(
+        now,
+        &Answer {
+            rtp: "127.0.0.1:20000".parse().unwrap(),
+            rtcp: "127.0.0.1:20001".parse().unwrap(),
+            fast_connect: Some(G711::Ulaw),
+            h245_listen: None,
+        },
+    )
+    .unwrap();
+    let (mut signalling_sent, mut h245_sent) = (vec![setup], Vec::new());
+    drain(&mut m, &mut signalling_sent, &mut h245_sent);
+    // Connect accepts the H.264 proposals, with our video address.
+    let connect_fast_start = signalling_sent
+        .iter()
+        .filter_map(|b| signalling::decode_signalling(&b[tpkt::HEADER_LEN..]).ok())
+        .find_map(|(msg, uuie)| match uuie?.h323_uu_pdu.h323_message_body {
+            h225::H323UUPDUH323MessageBody::connect(c) if msg.message_type == MessageType::Connect => c.fast_start,
+            _ => None,
+        })
+        .expect("Connect with fastStart");
+    assert_eq!(connect_fast_start.len(), 4);
+    assert_eq!(
+        media::accepted_video(&connect_fast_start),
+        Some((H264::CONSTRAINED_BASELINE, video.rtp))
+    );
+    m.h245_connected(now);
+    // The peer receives H.264 too: our channel opens by H.245 only when
+    // Fast Connect did not open it, so a second call opens it below.
+    feed(&mut m, control::video_fast_update(1));
+    drain(&mut m, &mut signalling_sent, &mut h245_sent);
+
+    // H.245 only: the caller's H.264 channel and ours.
+    let mut h = CallSignalling::new(Config::default(), now, 4242);
+    h.handle_input(
+        now,
+        &signalling::setup(&SetupParams {
+            call_reference: 0x0457,
+            call_id: [0x44; 16],
+            dialed: "7001".into(),
+            display: "tshark".into(),
+            calling: None,
+            fast_start: Vec::new(),
+            tunnelling: false,
+            h245_address: Some("127.0.0.1:1721".parse().unwrap()),
+        })
+        .unwrap(),
+    );
+    h.set_video(now, video);
+    h.answer(
+        now,
+        &Answer {
+            rtp: "127.0.0.1:20000".parse().unwrap(),
+            rtcp: "127.0.0.1:20001".parse().unwrap(),
+            fast_connect: None,
+            h245_listen: None,
+        },
+    )
+    .unwrap();
+    let mut ignored = Vec::new();
+    drain(&mut h, &mut ignored, &mut h245_sent);
+    h.h245_connected(now);
+    feed(
+        &mut h,
+        media::terminal_capability_set_with_video(1, &[AudioCodec::Pcmu], Some(&H264::CONSTRAINED_BASELINE)),
+    );
+    feed(&mut h, control::master_slave_determination(50, 4242));
+    feed(
+        &mut h,
+        M::response(h245::ResponseMessage::masterSlaveDeterminationAck(
+            h245::MasterSlaveDeterminationAck::new(h245::MasterSlaveDeterminationAckDecision::master(())),
+        )),
+    );
+    feed(
+        &mut h,
+        M::request(h245::RequestMessage::openLogicalChannel(
+            control::video_open_logical_channel(12, &H264::CONSTRAINED_BASELINE, 100, peer_vrtcp),
+        )),
+    );
+    feed(&mut h, control::flow_control_command(12, Some(384_000)));
+    assert!(h.video_fast_update());
+    drain(&mut h, &mut ignored, &mut h245_sent);
+
+    let dir = std::env::temp_dir().join(format!("confgate-h323-tshark-video-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cs = dissect(
+        &dir,
+        "video-signalling",
+        &signalling_sent,
+        &["-T", "1720,40000", "-4", "127.0.0.1,127.0.0.1"],
+        &[],
+    );
+    assert!(
+        cs[0].contains("setup") && cs.iter().any(|i| i.contains("connect")),
+        "{cs:?}"
+    );
+    let mut all_h245 = h245_sent.clone();
+    let mut flow = Vec::new();
+    tpkt::encode(
+        &encode(&control::flow_control_command(12, Some(384_000))).unwrap(),
+        &mut flow,
+    )
+    .unwrap();
+    all_h245.push(flow);
+    let hv = dissect(
+        &dir,
+        "video-h245",
+        &all_h245,
+        &["-T", "40008,1721", "-4", "127.0.0.1,127.0.0.1"],
+        &["-d", "tcp.port==1721,h245"],
+    );
+    let verbose = Command::new("tshark")
+        .args(["-n", "-V", "-d", "tcp.port==1721,h245", "-r"])
+        .arg(dir.join("video-h245.pcap"))
+        .output()
+        .unwrap();
+    let verbose = String::from_utf8_lossy(&verbose.stdout).into_owned();
+    let fast = Command::new("tshark")
+        .args(["-n", "-V", "-r"])
+        .arg(dir.join("video-signalling.pcap"))
+        .output()
+        .unwrap();
+    let fast = String::from_utf8_lossy(&fast.stdout).into_owned();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let all = hv.join("\n");
+    for name in [
+        "terminalCapabilitySet",
+        "openLogicalChannelAck",
+        "openLogicalChannel",
+        "miscellaneousCommand",
+        "flowControlCommand",
+    ] {
+        assert!(all.contains(name), "{name} missing from {hv:?}");
+    }
+    // The dissector reads the H.264 capability's OID and its level, and the fast update.
+    assert!(
+        verbose.contains("0.0.8.241.0.0.1"),
+        "no H.264 capability identifier:\n{verbose}"
+    );
+    assert!(verbose.contains("videoFastUpdatePicture"), "{verbose}");
+    assert!(
+        fast.contains("0.0.8.241.0.0.1"),
+        "no H.264 in Connect's fastStart:\n{fast}"
+    );
+}

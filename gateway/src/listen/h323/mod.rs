@@ -31,9 +31,23 @@
 //! and through gateway routes to H.323 destinations go out ([`out`]): a
 //! second leg dials the destination and the two are bridged.
 //!
-//! Not served yet: calls from H.323 to SIP endpoints, federation and SIP
-//! routes (released as unreachable), video channels (refused), and
-//! switching from tunnelled H.245 to a separate connection mid-call
+//! Video: a call into a conference takes H.264 (Constrained Baseline) on
+//! a relay endpoint of its own in the conference's relay group, by Fast
+//! Connect or H.245 (our capabilities announce it; H.263 and other video
+//! are refused); a call the voice menu puts in a conference takes it from
+//! then on (new capabilities with H.264). The endpoint's camera is published to the room and it
+//! receives the active speaker's video as one switched stream
+//! ([`crate::video::RoomVideo`]); every keyframe the room asks of its
+//! video also goes to it as H.245 VideoFastUpdatePicture, and its own
+//! VideoFastUpdatePicture asks the sources it receives (RTCP PLI).
+//! FlowControlCommand is logged and counted, not enforced (the relay
+//! forwards video as it comes).
+//!
+//! Calls to an account's SIP phones go out as a SIP leg ([`crate::legs`]).
+//!
+//! Not served yet: calls to federation and through SIP
+//! routes (released as unreachable), video outside conferences (refused),
+//! and switching from tunnelled H.245 to a separate connection mid-call
 //! (Facility `startH245`).
 
 use std::collections::VecDeque;
@@ -45,7 +59,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use call::{EndReason, Party, Protocol};
-use h323::control::MediaEvent;
+use h323::control::{LocalMedia, MediaEvent};
 use h323::media::{AudioCodec, FastConnect, G711};
 use h323::signalling::{
     Answer, CallSignalling, Config as SignallingConfig, Event, H245Transport, IncomingCall, Output,
@@ -110,6 +124,7 @@ pub async fn serve(
         next_call: AtomicU64::new(1),
         connections: AtomicUsize::new(0),
     });
+    out::register_dialer(&ctx);
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -153,6 +168,10 @@ enum Command {
     Release(EndReason),
     /// Release with the Q.850 cause another leg was released with.
     ReleaseWithCause(EndReason, u8),
+    /// Take H.264 video at these addresses (before `Answer`).
+    SetVideo(LocalMedia),
+    /// Ask the endpoint for a video key frame (VideoFastUpdatePicture).
+    FastUpdate,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Result<std::io::Result<TcpStream>, tokio::time::error::Elapsed>> + Send>>;
@@ -312,6 +331,12 @@ async fn io_task(
                     }
                 }
                 Some(Command::Release(reason)) => sig.release(reason),
+                Some(Command::SetVideo(local)) => sig.set_video(Instant::now(), local),
+                Some(Command::FastUpdate) => {
+                    if !sig.video_fast_update() {
+                        tracing::debug!("no video channel from the endpoint for a fast update");
+                    }
+                }
                 Some(Command::ReleaseWithCause(reason, cause)) => sig.release_with_cause(reason, cause),
                 None => {
                     commands_open = false;
@@ -360,6 +385,52 @@ struct Call {
     caller_released: Option<h323::signalling::Released>,
     /// The other leg's events that came while this one waited.
     deferred: VecDeque<Event>,
+    /// The conference's relay group, when the call goes into a conference
+    /// (its video is taken then).
+    video_group: Option<u64>,
+    /// The call's H.264 video, when it has a video endpoint.
+    video: Option<H323Video>,
+    /// FlowControlCommands the endpoint sent.
+    flow_controls: u32,
+}
+
+/// An H.323 call's video on its relay endpoint.
+#[derive(Debug, Clone, Copy)]
+struct H323Video {
+    endpoint: EndpointId,
+    /// The payload type the endpoint sends H.264 with (its channel is open).
+    sends: Option<u8>,
+    /// The payload type it receives H.264 with (our channel is open).
+    receives: Option<u8>,
+    /// Where it receives video RTP, from its ack of our channel.
+    peer_rtp: Option<SocketAddr>,
+    /// Its video RTCP address, from its channel or its ack.
+    peer_rtcp: Option<SocketAddr>,
+    /// The SSRC of the switched stream it receives.
+    switched_ssrc: u32,
+}
+
+impl H323Video {
+    /// The room's view of it (`None`: no channel open either way).
+    fn leg(&self) -> Option<crate::video::VideoLeg> {
+        use crate::video::{VideoCodec, VideoFormat};
+        let format = |pt| VideoFormat {
+            codec: VideoCodec::H264,
+            payload_type: pt,
+        };
+        if self.sends.is_none() && self.receives.is_none() {
+            return None;
+        }
+        Some(crate::video::VideoLeg {
+            endpoint: self.endpoint,
+            sends: self.sends.map(|pt| (format(pt), None)),
+            receives: self.receives.map(|pt| vec![format(pt)]).unwrap_or_default(),
+            takes_many: false,
+            switched_ssrc: self.switched_ssrc,
+            screen: None,
+            receives_screen: Vec::new(),
+        })
+    }
 }
 
 /// The end of a leg whose connection went away without ReleaseComplete.
@@ -398,6 +469,9 @@ async fn connection(ctx: Arc<Ctx>, id: u64, stream: TcpStream, peer: SocketAddr)
         other_released: None,
         caller_released: None,
         deferred: VecDeque::new(),
+        video_group: None,
+        video: None,
+        flow_controls: 0,
     };
     call.run().await;
     call.cleanup().await;
@@ -439,7 +513,8 @@ impl Call {
         let (decision, _) = calls::route_call(&self.ctx.shared, &party, &incoming.dialed, None, None).await;
         match decision {
             Decision::Reject(reason) => self.release(reason).await,
-            Decision::Conference { .. } => {
+            Decision::Conference { id, .. } => {
+                self.video_group = Some(crate::video::media_group(&id));
                 if let Some(port) = self.answer(&incoming).await {
                     self.conference(party, &incoming.dialed, port).await;
                 }
@@ -550,6 +625,9 @@ impl Call {
         if let Some(codec) = codec.filter(|_| port) {
             started = Some(self.start_port(ep.id, codec).await?);
         }
+        if let Some(group) = self.video_group {
+            self.take_video(group).await;
+        }
         let (reply, answered) = oneshot::channel();
         let answer = Answer {
             rtp,
@@ -580,6 +658,41 @@ impl Call {
         let codec = self.await_channels(other).await?;
         tracing::info!(call = self.id, codec = codec.name(), "H.323 channels open by H.245");
         Some((ep.id, codec, None))
+    }
+
+    /// Gives the call a video endpoint in the conference's relay `group`
+    /// and has the signalling take H.264 there. Without ports the call
+    /// goes on with audio only.
+    async fn take_video(&mut self, group: u64) {
+        let vep = match self.ctx.relay.create_endpoint(group, false) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::info!(call = self.id, error = %e, "no port for video; audio only");
+                return;
+            }
+        };
+        let local = LocalMedia {
+            rtp: SocketAddr::new(self.ctx.media_address, vep.rtp_port),
+            rtcp: SocketAddr::new(
+                self.ctx.media_address,
+                vep.rtcp_port.unwrap_or(vep.rtp_port.saturating_add(1)),
+            ),
+        };
+        let configured = self.ctx.relay.configure(vep.id, &video_peer(None, None));
+        if let Err(e) = configured {
+            tracing::warn!(call = self.id, error = %e, "relay refused the video; audio only");
+            let _ = self.ctx.relay.remove_endpoint(vep.id);
+            return;
+        }
+        self.video = Some(H323Video {
+            endpoint: vep.id,
+            sends: None,
+            receives: None,
+            peer_rtp: None,
+            peer_rtcp: None,
+            switched_ssrc: rand::random::<u32>() | 1,
+        });
+        let _ = self.commands.send(Command::SetVideo(local)).await;
     }
 
     /// The leg's audio through the relay endpoint, in `codec`.
@@ -633,7 +746,7 @@ impl Call {
             };
             match ev {
                 Some(Event::Media(m)) => {
-                    self.media_event(m);
+                    let _ = self.media_event(m);
                     match m {
                         MediaEvent::TransmitOpened { codec, .. } => tx = Some(codec),
                         MediaEvent::ReceiveOpened { codec, .. } => rx = Some(codec),
@@ -669,9 +782,70 @@ impl Call {
     }
 
     /// Follows a change of the H.245 channels: where the caller receives
-    /// goes to the relay.
-    fn media_event(&mut self, m: MediaEvent) {
-        follow_media(&self.ctx.relay, self.id, self.endpoint, &mut self.peer_rtcp, m);
+    /// goes to the relay. Whether the call's video changed (the room must
+    /// be told).
+    fn media_event(&mut self, m: MediaEvent) -> bool {
+        let Some(v) = self.video.as_mut() else {
+            if let MediaEvent::VideoReceiveOpened { .. } | MediaEvent::VideoTransmitOpened { .. } = m {
+                tracing::debug!(call = self.id, "H.323 video without a video endpoint");
+            }
+            follow_media(&self.ctx.relay, self.id, self.endpoint, &mut self.peer_rtcp, m);
+            return false;
+        };
+        match m {
+            MediaEvent::VideoReceiveOpened {
+                h264,
+                payload_type,
+                rtcp,
+            } => {
+                tracing::info!(call = self.id, level = %h264.level_name(), payload_type, "H.323 endpoint sends H.264");
+                v.sends = Some(payload_type);
+                if rtcp.is_some() {
+                    v.peer_rtcp = rtcp;
+                    let configured = self.ctx.relay.configure(v.endpoint, &video_peer(v.peer_rtp, rtcp));
+                    if let Err(e) = configured {
+                        tracing::warn!(call = self.id, error = %e, "relay refused the video");
+                    }
+                }
+                true
+            }
+            MediaEvent::VideoTransmitOpened {
+                h264,
+                payload_type,
+                rtp,
+                rtcp,
+            } => {
+                tracing::info!(call = self.id, level = %h264.level_name(), payload_type, peer = ?rtp, "H.323 endpoint receives H.264");
+                v.receives = Some(payload_type);
+                v.peer_rtp = rtp;
+                v.peer_rtcp = rtcp.or(v.peer_rtcp);
+                let configured = self.ctx.relay.configure(v.endpoint, &video_peer(rtp, v.peer_rtcp));
+                if let Err(e) = configured {
+                    tracing::warn!(call = self.id, error = %e, "relay refused the video");
+                }
+                true
+            }
+            MediaEvent::VideoReceiveClosed => v.sends.take().is_some(),
+            MediaEvent::VideoTransmitClosed | MediaEvent::VideoTransmitFailed => {
+                tracing::info!(call = self.id, event = ?m, "H.323 video towards the endpoint closed");
+                v.receives.take().is_some()
+            }
+            MediaEvent::FlowControl { max_bit_rate } => {
+                // Logged and counted: the relay forwards video as it comes.
+                self.flow_controls = self.flow_controls.saturating_add(1);
+                tracing::info!(
+                    call = self.id,
+                    ?max_bit_rate,
+                    count = self.flow_controls,
+                    "H.323 FlowControlCommand"
+                );
+                false
+            }
+            other => {
+                follow_media(&self.ctx.relay, self.id, self.endpoint, &mut self.peer_rtcp, other);
+                false
+            }
+        }
     }
 
     /// Plays `prompt` and collects digits up to `#`. `Ok(None)`: nothing
@@ -704,7 +878,7 @@ impl Call {
                 ev = self.events.recv() => match ev {
                     Some(Event::Dtmf(c)) => Some(c),
                     Some(Event::Media(m)) => {
-                        self.media_event(m);
+                        let _ = self.media_event(m);
                         None
                     }
                     Some(Event::Released(_)) | None => return Err(Ended::ByPeer),
@@ -742,7 +916,13 @@ impl Call {
             };
             let dialed = format!("\\c\\{digits}");
             let (decision, _) = calls::route_call(&self.ctx.shared, &party, &dialed, None, None).await;
-            if matches!(decision, Decision::Conference { .. }) {
+            if let Decision::Conference { id, .. } = decision {
+                // Video is taken from now on: new capabilities with H.264.
+                if self.video.is_none() {
+                    let group = crate::video::media_group(&id);
+                    self.video_group = Some(group);
+                    self.take_video(group).await;
+                }
                 self.conference(party, &dialed, port).await;
                 return;
             }
@@ -776,8 +956,31 @@ impl Call {
 
     async fn in_room(&mut self, mut m: Membership, mut port: AudioPort) -> Ended {
         tracing::info!(call = self.id, "H.323 endpoint in the conference");
+        // Keyframes the room asks of the endpoint's video go to it as
+        // VideoFastUpdatePicture.
+        let (kf_tx, mut keyframes) = mpsc::unbounded_channel();
+        let mut keyframes_open = self.video.is_some();
+        if let Some(v) = self.video {
+            m.on_keyframe_request(kf_tx).await;
+            if let Some(leg) = v.leg() {
+                m.set_video(Some(leg)).await;
+            }
+        } else {
+            drop(kf_tx);
+        }
         let ended = loop {
             tokio::select! {
+                k = keyframes.recv(), if keyframes_open => match k {
+                    Some(()) => {
+                        // One request for a burst.
+                        while keyframes.try_recv().is_ok() {}
+                        tracing::debug!(call = self.id, "keyframe asked of the H.323 endpoint");
+                        if self.commands.try_send(Command::FastUpdate).is_err() {
+                            self.ctx.shared.metrics.count_drop("h323_fast_update_queue_full");
+                        }
+                    }
+                    None => keyframes_open = false,
+                },
                 f = port.from_leg.recv() => match f {
                     Some(f) => {
                         if m.audio_in.try_send((m.id, f)).is_err() {
@@ -799,7 +1002,16 @@ impl Call {
                 },
                 ev = self.events.recv() => match ev {
                     Some(Event::Released(_)) | None => break Ended::ByPeer,
-                    Some(Event::Media(m)) => self.media_event(m),
+                    Some(Event::Media(MediaEvent::FastUpdateRequested)) => {
+                        // The endpoint wants a keyframe of what it receives.
+                        tracing::debug!(call = self.id, "VideoFastUpdatePicture from the H.323 endpoint");
+                        m.request_keyframe().await;
+                    }
+                    Some(Event::Media(ev)) => {
+                        if self.media_event(ev) {
+                            m.set_video(self.video.and_then(|v| v.leg())).await;
+                        }
+                    }
                     Some(_) => {}
                 },
             }
@@ -809,7 +1021,11 @@ impl Call {
     }
 
     async fn cleanup(&mut self) {
-        for ep in [self.endpoint.take(), self.peer_endpoint.take()].into_iter().flatten() {
+        let video = self.video.take().map(|v| v.endpoint);
+        for ep in [self.endpoint.take(), self.peer_endpoint.take(), video]
+            .into_iter()
+            .flatten()
+        {
             let relay = self.ctx.relay.clone();
             let _ = tokio::task::spawn_blocking(move || relay.remove_endpoint(ep)).await;
         }
@@ -828,6 +1044,20 @@ fn audio_format(codec: AudioCodec) -> AudioFormat {
         payload_type: codec.payload_type(),
         telephone_event: None,
         telephone_event_clock: 8000,
+    }
+}
+
+/// The relay's view of an H.323 endpoint's video: RTP to `rtp` (absent:
+/// latched on its packets), RTCP to `rtcp`, 90 kHz clock, no SRTP.
+fn video_peer(rtp: Option<SocketAddr>, rtcp: Option<SocketAddr>) -> PeerConfig {
+    PeerConfig {
+        peer: rtp,
+        peer_rtcp: rtcp,
+        latch: LatchMode::Once,
+        srtp_in: None,
+        srtp_out: None,
+        clock_rate: 90_000,
+        rtcp_mux: false,
     }
 }
 

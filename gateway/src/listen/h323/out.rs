@@ -2,7 +2,8 @@
 //! account, to `#h323:<alias>@<host>` addresses, and through gateway routes
 //! whose target is `h323:<host[:port]>`.
 //!
-//! The caller's leg stays in Call Proceeding while a second leg dials: a
+//! The caller's leg stays in Call Proceeding while a second leg
+//! ([`legs::OutboundLeg`], a task of its own) dials: a
 //! relay endpoint for it (in the caller's relay group), a TCP connection to
 //! the destination's call-signalling address (a registration's, from its
 //! RRQ; or the address dialed, port 1720 by default), and
@@ -31,13 +32,23 @@
 //! order" (both `unreachableDestination`). A destination that is our own
 //! call-signalling listener is never dialed.
 //!
-//! Calls from H.323 to SIP endpoints, to other servers and through SIP
-//! routes are not served here: they are released as unreachable.
+//! Calls from H.323 to SIP phones: an account without a registered H.323
+//! endpoint but with SIP registrations gets a SIP leg ([`legs::place`]:
+//! INVITE to every contact, forked), bridged the same way (Alerting for
+//! 180, Connect for 200/ACK, the SIP status mapped to a Q.850 cause and
+//! back). An account with both kinds of registration rings all of them
+//! ([`legs::fork`]): the first to answer wins. The H.323 side of the reverse direction, a caller on
+//! another protocol calling an account's H.323 endpoints, is the same leg
+//! ([`H323Dialer`]).
+//!
+//! Calls to other servers and through SIP routes are not served here: they
+//! are released as unreachable.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use call::{CallString, EndReason, Party};
+use call::{CallString, EndReason, Party, Protocol};
 use h323::control::MediaEvent;
 use h323::media::{AudioCodec, G711};
 use h323::ras::Alias;
@@ -46,7 +57,8 @@ use relay::{EndpointId, LatchMode, PeerConfig};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::{follow_media, gone, io_task, ras, Call, Command, MEDIA_WAIT, RELEASE_FLUSH};
+use super::{follow_media, gone, io_task, ras, Call, Command, Ctx, MEDIA_WAIT, RELEASE_FLUSH};
+use crate::legs::{self, LegCommand, LegEnd, LegEvent, LegRequest, LegSide, OutboundLeg};
 use crate::media::{AudioBridge, AudioPort};
 use crate::router::Decision;
 
@@ -76,52 +88,100 @@ enum Kind {
     Address,
 }
 
-/// The leg a call out placed.
-struct Leg {
-    events: mpsc::UnboundedReceiver<Event>,
-    commands: mpsc::Sender<Command>,
-    io: tokio::task::JoinHandle<()>,
-    endpoint: EndpointId,
-    peer_rtcp: Option<SocketAddr>,
-}
-
-impl Leg {
-    /// Releases the leg, with the other leg's Q.850 cause when there is one.
-    async fn release(&self, reason: EndReason, cause: Option<u8>) {
-        let command = match cause {
-            Some(c) => Command::ReleaseWithCause(reason, c),
-            None => Command::Release(reason),
-        };
-        let _ = self.commands.send(command).await;
-    }
-
-    /// Waits for the leg's I/O task to write its release and end.
-    async fn finish(self) {
-        let Leg { commands, io, .. } = self;
-        drop(commands);
-        let _ = tokio::time::timeout(RELEASE_FLUSH * 2, io).await;
-    }
-}
-
 /// Which side ended a bridged call, and how.
 enum End {
     Caller(Released),
-    Callee(Released),
+    Callee(LegEnd),
+}
+
+/// The H.323 side's [`legs::Dialer`]: Setup to an account's registered
+/// endpoints, for callers on any protocol.
+struct H323Dialer(Arc<Ctx>);
+
+impl legs::Dialer for H323Dialer {
+    fn registered<'a>(&'a self, account: &'a str) -> legs::Count<'a> {
+        let n = ras::registered_endpoints(account);
+        Box::pin(async move { n })
+    }
+
+    fn place(&self, request: LegRequest) -> OutboundLeg {
+        let targets = registered_targets(&request.account, &request.dialed);
+        place_leg(self.0.clone(), request, targets, Kind::Registered)
+    }
+}
+
+/// Lets the other protocols' callers reach H.323 endpoints (the listener
+/// calls this when it starts).
+pub(super) fn register_dialer(ctx: &Arc<Ctx>) {
+    legs::register(Protocol::H323, Arc::new(H323Dialer(ctx.clone())));
+}
+
+/// An H.323 codec in the call model's terms.
+fn call_codec(codec: AudioCodec) -> call::Codec {
+    call::Codec {
+        name: codec.name().into(),
+        clock_rate: 8000,
+        channels: 1,
+        payload_type: Some(codec.payload_type()),
+        fmtp: None,
+    }
+}
+
+/// The G.711 law a call-model codec is, if it is one.
+fn g711_of(codec: &call::Codec) -> Option<G711> {
+    if codec.clock_rate != 8000 {
+        return None;
+    }
+    if codec.name.eq_ignore_ascii_case("PCMU") {
+        Some(G711::Ulaw)
+    } else if codec.name.eq_ignore_ascii_case("PCMA") {
+        Some(G711::Alaw)
+    } else {
+        None
+    }
 }
 
 impl Call {
     /// Routes a call that is not for a conference or the IVR: out to H.323
-    /// destinations (see the module docs), else released as unreachable.
+    /// destinations or an account's SIP phones (see the module docs), else
+    /// released as unreachable.
     pub(super) async fn call_out(&mut self, party: Party, incoming: &IncomingCall, decision: Decision) {
-        let (targets, kind) = match decision {
-            Decision::Account(id) => (registered_targets(id.user(), &incoming.dialed), Kind::Registered),
-            Decision::Direct(CallString::H323 { alias, host }) => {
-                (resolve(&host, alias.unwrap_or_default()).await, Kind::Address)
+        // The caller's codecs first (forwarded untouched when taken), then
+        // the other law (transcoded).
+        let mut codecs: Vec<call::Codec> = incoming
+            .offer
+            .codecs()
+            .into_iter()
+            .map(|c| call_codec(c.into()))
+            .collect();
+        for c in [AudioCodec::Pcmu, AudioCodec::Pcma] {
+            if !codecs.iter().any(|o| o.same_format(&call_codec(c))) {
+                codecs.push(call_codec(c));
             }
+        }
+        let request = |account: String| LegRequest {
+            group: self.id,
+            call: self.id,
+            account,
+            dialed: incoming.dialed.clone(),
+            caller: party.clone(),
+            codecs: codecs.clone(),
+        };
+        let (targets, kind, account) = match decision {
+            Decision::Account(id) => (
+                registered_targets(id.user(), &incoming.dialed),
+                Kind::Registered,
+                id.user().to_string(),
+            ),
+            Decision::Direct(CallString::H323 { alias, host }) => (
+                resolve(&host, alias.unwrap_or_default()).await,
+                Kind::Address,
+                String::new(),
+            ),
             Decision::Gateway { route, target, number } => match target.strip_prefix("h323:") {
                 Some(host) => {
                     tracing::info!(call = self.id, route = %route, "H.323 call out through a gateway route");
-                    (resolve(host, number).await, Kind::Address)
+                    (resolve(host, number).await, Kind::Address, String::new())
                 }
                 None => return self.not_served("SIP routes").await,
             },
@@ -130,10 +190,27 @@ impl Call {
             Decision::Reject(reason) => return self.release(reason).await,
             Decision::Conference { .. } | Decision::Ivr => return self.release(EndReason::ServerError).await,
         };
-        if targets.is_empty() {
+        let sip_phones = kind == Kind::Registered && legs::registered(Protocol::Sip, &account).await > 0;
+        let mut leg = if !targets.is_empty() && sip_phones {
+            // Its SIP phones ring too (a fork across protocols).
+            tracing::info!(
+                call = self.id,
+                "the account has H.323 endpoints and SIP phones: calling all"
+            );
+            let h323 = place_leg(self.ctx.clone(), request(account.clone()), targets, kind);
+            legs::fork(vec![h323, legs::place(Protocol::Sip, request(account))])
+        } else if !targets.is_empty() {
+            place_leg(self.ctx.clone(), request(account), targets, kind)
+        } else if sip_phones {
+            tracing::info!(
+                call = self.id,
+                "the account has SIP phones and no H.323 endpoint: calling them"
+            );
+            legs::place(Protocol::Sip, request(account))
+        } else {
             match kind {
                 Kind::Registered => {
-                    tracing::info!(call = self.id, "the account has no registered H.323 endpoint (calls from H.323 to SIP endpoints are not served)");
+                    tracing::info!(call = self.id, "the account has no registered endpoint");
                     self.release(EndReason::Unreachable).await;
                 }
                 Kind::Address => {
@@ -142,9 +219,6 @@ impl Call {
                 }
             }
             return;
-        }
-        let Some(mut leg) = self.dial(&party, incoming, &targets, kind).await else {
-            return;
         };
         let end = self.bridge(incoming, &mut leg).await;
         match end {
@@ -152,9 +226,9 @@ impl Call {
                 tracing::info!(call = self.id, cause = ?r.cause, "H.323 call ended by the caller");
                 leg.release(r.reason, r.cause).await;
             }
-            End::Callee(r) => {
-                tracing::info!(call = self.id, cause = ?r.cause, reason = r.reason.code(), "H.323 call ended by the called side");
-                self.pass_on(&r).await;
+            End::Callee(e) => {
+                tracing::info!(call = self.id, cause = ?e.cause, status = ?e.status, reason = e.reason.code(), "H.323 call ended by the called side");
+                self.release_with_cause(e.reason, e.q850_cause()).await;
             }
         }
         leg.finish().await;
@@ -163,14 +237,6 @@ impl Call {
     async fn not_served(&mut self, what: &str) {
         tracing::info!(call = self.id, what, "H.323 calls to these destinations are not served");
         self.release(EndReason::Unreachable).await;
-    }
-
-    /// Releases the caller as the other leg was released.
-    async fn pass_on(&mut self, r: &Released) {
-        match r.cause {
-            Some(c) => self.release_with_cause(r.reason, c).await,
-            None => self.release(r.reason).await,
-        }
     }
 
     /// An event of the caller's leg while the call out goes on: its end, or
@@ -191,146 +257,301 @@ impl Call {
         }
     }
 
-    /// Whether `addr` is our own call-signalling listener.
-    fn is_own(&self, addr: SocketAddr) -> bool {
-        let Some(own) = self.ctx.signalling_address else {
-            return false;
-        };
-        addr.port() == own.port()
-            && (addr.ip() == own.ip()
-                || (own.ip().is_unspecified() && (addr.ip().is_loopback() || addr.ip() == self.ctx.media_address)))
-    }
-
-    /// Connects to the first target that takes the connection and sends
-    /// the Setup. `None`: nothing reached, or the caller hung up (the
-    /// caller is released or gone).
-    async fn dial(&mut self, party: &Party, incoming: &IncomingCall, targets: &[Target], kind: Kind) -> Option<Leg> {
-        let mut reached = None;
-        for t in targets {
-            if self.is_own(t.address) {
-                tracing::warn!(call = self.id, address = %t.address, "a call out to our own listener is not placed");
-                continue;
-            }
-            let connect = tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(t.address));
-            tokio::pin!(connect);
-            let result = loop {
-                tokio::select! {
-                    r = &mut connect => break r,
-                    ev = self.events.recv() => {
-                        if self.caller_event(ev).is_some() {
-                            tracing::info!(call = self.id, "H.323 caller hung up before the call out was placed");
-                            return None;
-                        }
-                    }
-                }
-            };
-            match result {
-                Ok(Ok(stream)) => {
-                    reached = Some((stream, t));
-                    break;
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(call = self.id, address = %t.address, error = %e, "H.323 destination refuses the connection")
-                }
-                Err(_) => {
-                    tracing::info!(call = self.id, address = %t.address, "H.323 destination does not answer the connection")
-                }
-            }
-        }
-        let Some((stream, target)) = reached else {
-            match kind {
-                Kind::Registered => self.release(EndReason::Unreachable).await,
-                Kind::Address => self.release_with_cause(EndReason::NotFound, 27).await,
-            }
-            return None;
-        };
-        let _ = stream.set_nodelay(true);
-        let ep = match self.ctx.relay.create_endpoint(self.id, false) {
-            Ok(ep) => ep,
-            Err(e) => {
-                tracing::warn!(error = %e, "no media ports");
-                self.release(EndReason::ServerError).await;
-                return None;
-            }
-        };
-        self.peer_endpoint = Some(ep.id);
-        let rtp = SocketAddr::new(self.ctx.media_address, ep.rtp_port);
-        let rtcp = SocketAddr::new(
-            self.ctx.media_address,
-            ep.rtcp_port.unwrap_or(ep.rtp_port.saturating_add(1)),
-        );
-        // The caller's codecs first (forwarded untouched when taken), then
-        // the other law (transcoded).
-        let mut fast_start = incoming.offer.codecs();
-        for c in [G711::Ulaw, G711::Alaw] {
-            if !fast_start.contains(&c) {
-                fast_start.push(c);
-            }
-        }
-        let dial = Dial {
-            call_reference: (rand::random::<u16>() & 0x7fff).max(1),
-            call_id: rand::random(),
-            dialed: target.alias.clone(),
-            display: party.display_name().chars().take(80).collect(),
-            calling: party.account().map(|a| a.user().to_string()),
-            rtp,
-            rtcp,
-            fast_start,
-        };
-        let cfg = SignallingConfig {
-            display: self.ctx.shared.config().server.name.clone(),
-            ..SignallingConfig::default()
-        };
-        let sig = match CallSignalling::dial(cfg, Instant::now(), rand::random::<u32>() & 0xff_ffff, &dial) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(call = self.id, error = %e, "cannot build the Setup");
-                self.release(EndReason::BadDialString).await;
-                return None;
-            }
-        };
-        tracing::info!(call = self.id, address = %target.address, alias = %call::Pii(target.alias.clone()), "H.323 call out");
-        let (ev_tx, events) = mpsc::unbounded_channel();
-        let (commands, cmd_rx) = mpsc::channel(8);
-        let io = tokio::spawn(io_task(stream, target.address.ip(), sig, ev_tx, cmd_rx));
-        Some(Leg {
-            events,
-            commands,
-            io,
-            endpoint: ep.id,
-            peer_rtcp: None,
-        })
-    }
-
-    /// Rings, answers and bridges the two legs until one ends.
-    async fn bridge(&mut self, incoming: &IncomingCall, leg: &mut Leg) -> End {
+    /// Rings, answers and bridges the caller with the called leg until one
+    /// ends.
+    async fn bridge(&mut self, incoming: &IncomingCall, leg: &mut OutboundLeg) -> End {
         // Ringing.
         let mut alerted = false;
-        let fast = loop {
+        let (callee_ep, callee_codec) = loop {
             tokio::select! {
                 ev = self.events.recv() => {
                     if let Some(r) = self.caller_event(ev) {
+                        tracing::info!(call = self.id, "H.323 caller hung up before the answer");
                         return End::Caller(Released { reason: EndReason::Cancelled, ..r });
                     }
                 }
                 ev = leg.events.recv() => match ev {
-                    Some(Event::Alerting) if !alerted => {
-                        alerted = true;
-                        let _ = self.commands.send(Command::Alerting).await;
+                    Some(LegEvent::Ringing) => {
+                        if !alerted {
+                            alerted = true;
+                            let _ = self.commands.send(Command::Alerting).await;
+                        }
                     }
-                    Some(Event::Connected(fc)) => break fc,
-                    Some(Event::Released(r)) => return End::Callee(r),
-                    None => return End::Callee(gone()),
-                    Some(Event::Media(m)) => follow_media(&self.ctx.relay, self.id, Some(leg.endpoint), &mut leg.peer_rtcp, m),
+                    Some(LegEvent::Answered { endpoint, codec }) => break (endpoint, codec),
+                    Some(LegEvent::Released(e)) => return End::Callee(e),
+                    None => return End::Callee(leg_gone()),
+                },
+            }
+        };
+        tracing::info!(call = self.id, codec = %callee_codec.name, "H.323 call out answered");
+        // Now the caller: in the called side's codec when it can.
+        let proposed = incoming.offer.codecs();
+        let fast = g711_of(&callee_codec)
+            .filter(|c| proposed.contains(c))
+            .or_else(|| incoming.offer.choose(&[G711::Ulaw, G711::Alaw]));
+        let Some((ea, caller_codec, _)) = self.accept(incoming, fast, false, None).await else {
+            // The caller hung up, or was released for want of media.
+            let r = self.caller_released.take().unwrap_or(Released {
+                by_peer: false,
+                reason: EndReason::MediaIncompatible,
+                cause: None,
+            });
+            return End::Caller(r);
+        };
+        // Wire the media.
+        let relay = self.ctx.relay.clone();
+        let mut transcoder = None;
+        let caller_call_codec = call_codec(caller_codec);
+        if legs::same_codec(&caller_call_codec, &callee_codec) {
+            let wired = relay.subscribe(ea, callee_ep).is_ok() && relay.subscribe(callee_ep, ea).is_ok();
+            if !wired {
+                return self.media_failed(leg).await;
+            }
+            tracing::info!(
+                call = self.id,
+                codec = caller_codec.name(),
+                "H.323 call connected, media forwarded packet by packet"
+            );
+        } else {
+            let Some(callee_format) = legs::audio_format(&callee_codec) else {
+                tracing::warn!(call = self.id, codec = %callee_codec.name, "cannot transcode the called side's codec");
+                return self.media_failed(leg).await;
+            };
+            match (
+                AudioPort::start(&relay, ea, super::audio_format(caller_codec)),
+                AudioPort::start(&relay, callee_ep, callee_format),
+            ) {
+                (Ok(a), Ok(b)) => transcoder = Some(AudioBridge::start(a, b)),
+                (a, b) => {
+                    for e in [a.err(), b.err()].into_iter().flatten() {
+                        tracing::warn!(error = %e, "cannot start the transcoder");
+                    }
+                    return self.media_failed(leg).await;
+                }
+            }
+            tracing::info!(
+                call = self.id,
+                caller_codec = caller_codec.name(),
+                callee_codec = %callee_codec.name,
+                "H.323 call connected, media transcoded"
+            );
+        }
+        // Connected: whoever ends it, the other leg is told.
+        let end = loop {
+            tokio::select! {
+                ev = self.events.recv() => {
+                    if let Some(r) = self.caller_event(ev) {
+                        break End::Caller(r);
+                    }
+                }
+                ev = leg.events.recv() => match ev {
+                    Some(LegEvent::Released(e)) => break End::Callee(e),
+                    None => break End::Callee(leg_gone()),
                     Some(_) => {}
                 },
             }
         };
+        if let Some(t) = transcoder.take() {
+            tracing::debug!(call = self.id, frames = t.frames(), "transcoder stopped");
+        }
+        end
+    }
+
+    /// The media of the two legs could not be wired: the called side is
+    /// released, and the caller after it.
+    async fn media_failed(&mut self, leg: &OutboundLeg) -> End {
+        leg.release(EndReason::ServerError, None).await;
+        End::Callee(LegEnd::ours(EndReason::ServerError))
+    }
+}
+
+/// The end of a leg whose driver went away without a word.
+fn leg_gone() -> LegEnd {
+    LegEnd {
+        by_peer: true,
+        reason: EndReason::Normal,
+        cause: None,
+        status: None,
+    }
+}
+
+/// The end of an H.323 leg in the call model's terms.
+fn leg_end(r: Released) -> LegEnd {
+    LegEnd {
+        by_peer: r.by_peer,
+        reason: r.reason,
+        cause: r.cause,
+        status: None,
+    }
+}
+
+/// Whether `addr` is our own call-signalling listener.
+fn is_own(ctx: &Ctx, addr: SocketAddr) -> bool {
+    let Some(own) = ctx.signalling_address else {
+        return false;
+    };
+    addr.port() == own.port()
+        && (addr.ip() == own.ip()
+            || (own.ip().is_unspecified() && (addr.ip().is_loopback() || addr.ip() == ctx.media_address)))
+}
+
+/// Places an H.323 leg to `targets` for `request` (see [`legs`]): its own
+/// task connects to the first target that takes the connection, sends the
+/// Setup (Fast Connect in the caller's codecs), and reports.
+fn place_leg(ctx: Arc<Ctx>, request: LegRequest, targets: Vec<Target>, kind: Kind) -> OutboundLeg {
+    let (leg, side) = legs::channel();
+    let task = tokio::spawn(run_leg(ctx, request, targets, kind, side));
+    leg.with_task(task)
+}
+
+/// The called side of an H.323 call out, driven by [`place_leg`]'s task.
+struct H323Leg {
+    ctx: Arc<Ctx>,
+    id: u64,
+    endpoint: EndpointId,
+    peer_rtcp: Option<SocketAddr>,
+    events: mpsc::UnboundedReceiver<Event>,
+    commands: mpsc::Sender<Command>,
+    side: LegSide,
+}
+
+async fn run_leg(ctx: Arc<Ctx>, request: LegRequest, targets: Vec<Target>, kind: Kind, mut side: LegSide) {
+    let id = request.call;
+    let mut reached = None;
+    for t in &targets {
+        if is_own(&ctx, t.address) {
+            tracing::warn!(call = id, address = %t.address, "a call out to our own listener is not placed");
+            continue;
+        }
+        let connect = tokio::time::timeout(CONNECT_WAIT, TcpStream::connect(t.address));
+        tokio::pin!(connect);
+        let result = tokio::select! {
+            r = &mut connect => r,
+            _ = side.commands.recv() => {
+                tracing::info!(call = id, "the caller hung up before the H.323 call out was placed");
+                return;
+            }
+        };
+        match result {
+            Ok(Ok(stream)) => {
+                reached = Some((stream, t));
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::info!(call = id, address = %t.address, error = %e, "H.323 destination refuses the connection")
+            }
+            Err(_) => {
+                tracing::info!(call = id, address = %t.address, "H.323 destination does not answer the connection")
+            }
+        }
+    }
+    let Some((stream, target)) = reached else {
+        // Q.850 20 "subscriber absent", 27 "destination out of order".
+        let (reason, cause) = match kind {
+            Kind::Registered => (EndReason::Unreachable, 20),
+            Kind::Address => (EndReason::NotFound, 27),
+        };
+        side.report(LegEvent::Released(LegEnd {
+            by_peer: false,
+            reason,
+            cause: Some(cause),
+            status: None,
+        }));
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let ep = match ctx.relay.create_endpoint(request.group, false) {
+        Ok(ep) => ep,
+        Err(e) => {
+            tracing::warn!(error = %e, "no media ports");
+            side.report(LegEvent::Released(LegEnd::ours(EndReason::ServerError)));
+            return;
+        }
+    };
+    let rtp = SocketAddr::new(ctx.media_address, ep.rtp_port);
+    let rtcp = SocketAddr::new(ctx.media_address, ep.rtcp_port.unwrap_or(ep.rtp_port.saturating_add(1)));
+    let mut fast_start: Vec<G711> = Vec::new();
+    for c in request.codecs.iter().filter_map(g711_of) {
+        if !fast_start.contains(&c) {
+            fast_start.push(c);
+        }
+    }
+    let dial = Dial {
+        call_reference: (rand::random::<u16>() & 0x7fff).max(1),
+        call_id: rand::random(),
+        dialed: target.alias.clone(),
+        display: request.caller.display_name().chars().take(80).collect(),
+        calling: request.caller.account().map(|a| a.user().to_string()),
+        rtp,
+        rtcp,
+        fast_start,
+    };
+    let cfg = SignallingConfig {
+        display: ctx.shared.config().server.name.clone(),
+        ..SignallingConfig::default()
+    };
+    let sig = match CallSignalling::dial(cfg, Instant::now(), rand::random::<u32>() & 0xff_ffff, &dial) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(call = id, error = %e, "cannot build the Setup");
+            side.report(LegEvent::Released(LegEnd::ours(EndReason::BadDialString)));
+            remove_endpoint(&ctx, ep.id).await;
+            return;
+        }
+    };
+    tracing::info!(call = id, address = %target.address, alias = %call::Pii(target.alias.clone()), "H.323 call out");
+    let (ev_tx, events) = mpsc::unbounded_channel();
+    let (commands, cmd_rx) = mpsc::channel(8);
+    let io = tokio::spawn(io_task(stream, target.address.ip(), sig, ev_tx, cmd_rx));
+    let mut leg = H323Leg {
+        ctx: ctx.clone(),
+        id,
+        endpoint: ep.id,
+        peer_rtcp: None,
+        events,
+        commands,
+        side,
+    };
+    leg.run().await;
+    // The I/O task ends once the release is written (or the peer left).
+    drop(leg);
+    let _ = tokio::time::timeout(RELEASE_FLUSH * 2, io).await;
+    remove_endpoint(&ctx, ep.id).await;
+}
+
+async fn remove_endpoint(ctx: &Ctx, ep: EndpointId) {
+    let relay = ctx.relay.clone();
+    let _ = tokio::task::spawn_blocking(move || relay.remove_endpoint(ep)).await;
+}
+
+impl H323Leg {
+    /// Rings, waits for the answer and its media, then stays until either
+    /// side ends the leg.
+    async fn run(&mut self) {
+        let mut alerted = false;
+        let fast = loop {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(Event::Alerting) => {
+                        if !alerted {
+                            alerted = true;
+                            self.side.report(LegEvent::Ringing);
+                        }
+                    }
+                    Some(Event::Connected(fc)) => break fc,
+                    Some(Event::Released(r)) => return self.side.report(LegEvent::Released(leg_end(r))),
+                    None => return self.side.report(LegEvent::Released(leg_end(gone()))),
+                    Some(Event::Media(m)) => self.media_event(m),
+                    Some(_) => {}
+                },
+                c = self.side.commands.recv() => return self.release(c).await,
+            }
+        };
         // The called side's media.
-        let callee_codec = match fast {
+        let codec = match fast {
             Some(fc) => {
                 let configured = self.ctx.relay.configure(
-                    leg.endpoint,
+                    self.endpoint,
                     &PeerConfig {
                         peer: fc.peer_rtp,
                         peer_rtcp: fc.peer_rtcp,
@@ -346,117 +567,56 @@ impl Call {
                 }
                 AudioCodec::from(fc.codec)
             }
-            None => match self.leg_channels(leg).await {
+            None => match self.channels().await {
                 Ok(Some(c)) => c,
                 Ok(None) => {
-                    let r = Released {
+                    let _ = self.commands.send(Command::Release(EndReason::MediaIncompatible)).await;
+                    let cause = h323::signalling::release_cause(EndReason::MediaIncompatible).0;
+                    return self.side.report(LegEvent::Released(LegEnd {
                         by_peer: false,
                         reason: EndReason::MediaIncompatible,
-                        cause: Some(h323::signalling::release_cause(EndReason::MediaIncompatible).0),
-                    };
-                    leg.release(EndReason::MediaIncompatible, None).await;
-                    return End::Callee(r);
+                        cause: Some(cause),
+                        status: None,
+                    }));
                 }
-                Err(end) => return end,
+                Err(()) => return,
             },
         };
-        tracing::info!(call = self.id, codec = callee_codec.name(), "H.323 call out answered");
-        // Now the caller: in the called side's codec when it can.
-        let same = match callee_codec {
-            AudioCodec::Pcmu => Some(G711::Ulaw),
-            AudioCodec::Pcma => Some(G711::Alaw),
-            _ => None,
-        };
-        let proposed = incoming.offer.codecs();
-        let fast = same
-            .filter(|c| proposed.contains(c))
-            .or_else(|| incoming.offer.choose(&[G711::Ulaw, G711::Alaw]));
-        let Some((ea, caller_codec, _)) = self.accept(incoming, fast, false, Some(&mut leg.events)).await else {
-            if let Some(r) = self.other_released.take() {
-                return End::Callee(r);
-            }
-            // The caller hung up, or was released for want of media.
-            let r = self.caller_released.take().unwrap_or(Released {
-                by_peer: false,
-                reason: EndReason::MediaIncompatible,
-                cause: None,
-            });
-            return End::Caller(r);
-        };
-        while let Some(ev) = self.deferred.pop_front() {
-            if let Event::Media(m) = ev {
-                follow_media(&self.ctx.relay, self.id, Some(leg.endpoint), &mut leg.peer_rtcp, m);
-            }
-        }
-        // Wire the media.
-        let relay = self.ctx.relay.clone();
-        let mut transcoder = None;
-        if caller_codec == callee_codec {
-            let wired = relay.subscribe(ea, leg.endpoint).is_ok() && relay.subscribe(leg.endpoint, ea).is_ok();
-            if !wired {
-                return self.media_failed(leg).await;
-            }
-            tracing::info!(
-                call = self.id,
-                codec = caller_codec.name(),
-                "H.323 call connected, media forwarded packet by packet"
-            );
-        } else {
-            match (
-                AudioPort::start(&relay, ea, super::audio_format(caller_codec)),
-                AudioPort::start(&relay, leg.endpoint, super::audio_format(callee_codec)),
-            ) {
-                (Ok(a), Ok(b)) => transcoder = Some(AudioBridge::start(a, b)),
-                (a, b) => {
-                    for e in [a.err(), b.err()].into_iter().flatten() {
-                        tracing::warn!(error = %e, "cannot start the transcoder");
-                    }
-                    return self.media_failed(leg).await;
-                }
-            }
-            tracing::info!(
-                call = self.id,
-                caller_codec = caller_codec.name(),
-                callee_codec = callee_codec.name(),
-                "H.323 call connected, media transcoded"
-            );
-        }
-        // Connected: whoever ends it, the other leg is told.
-        let end = loop {
+        self.side.report(LegEvent::Answered {
+            endpoint: self.endpoint,
+            codec: call_codec(codec),
+        });
+        loop {
             tokio::select! {
-                ev = self.events.recv() => {
-                    if let Some(r) = self.caller_event(ev) {
-                        break End::Caller(r);
-                    }
-                }
-                ev = leg.events.recv() => match ev {
-                    Some(Event::Released(r)) => break End::Callee(r),
-                    None => break End::Callee(gone()),
-                    Some(Event::Media(m)) => follow_media(&relay, self.id, Some(leg.endpoint), &mut leg.peer_rtcp, m),
+                ev = self.events.recv() => match ev {
+                    Some(Event::Released(r)) => return self.side.report(LegEvent::Released(leg_end(r))),
+                    None => return self.side.report(LegEvent::Released(leg_end(gone()))),
+                    Some(Event::Media(m)) => self.media_event(m),
                     Some(_) => {}
                 },
+                c = self.side.commands.recv() => return self.release(c).await,
             }
-        };
-        if let Some(t) = transcoder.take() {
-            tracing::debug!(call = self.id, frames = t.frames(), "transcoder stopped");
         }
-        end
     }
 
-    /// The media of the two legs could not be wired: the called side is
-    /// released, and the caller after it.
-    async fn media_failed(&mut self, leg: &Leg) -> End {
-        leg.release(EndReason::ServerError, None).await;
-        End::Callee(Released {
-            by_peer: false,
-            reason: EndReason::ServerError,
-            cause: Some(h323::signalling::release_cause(EndReason::ServerError).0),
-        })
+    fn media_event(&mut self, m: MediaEvent) {
+        follow_media(&self.ctx.relay, self.id, Some(self.endpoint), &mut self.peer_rtcp, m);
+    }
+
+    /// The caller ends the leg (its handle gone: normal clearing).
+    async fn release(&mut self, command: Option<LegCommand>) {
+        let command = match command {
+            Some(LegCommand::Release { reason, cause: Some(c) }) => Command::ReleaseWithCause(reason, c),
+            Some(LegCommand::Release { reason, cause: None }) => Command::Release(reason),
+            None => Command::Release(EndReason::Normal),
+        };
+        let _ = self.commands.send(command).await;
     }
 
     /// Waits (at most [`MEDIA_WAIT`]) for H.245 to open the called side's
-    /// channels, watching the caller. `Ok(None)`: none opened.
-    async fn leg_channels(&mut self, leg: &mut Leg) -> Result<Option<AudioCodec>, End> {
+    /// channels, watching the caller's commands. `Ok(None)`: none opened.
+    /// `Err`: the leg ended meanwhile (reported, or released by the caller).
+    async fn channels(&mut self) -> Result<Option<AudioCodec>, ()> {
         let deadline = tokio::time::Instant::now() + MEDIA_WAIT;
         let (mut tx, mut rx) = (None, None);
         loop {
@@ -466,14 +626,9 @@ impl Call {
                 }
             }
             tokio::select! {
-                ev = self.events.recv() => {
-                    if let Some(r) = self.caller_event(ev) {
-                        return Err(End::Caller(r));
-                    }
-                }
-                ev = leg.events.recv() => match ev {
+                ev = self.events.recv() => match ev {
                     Some(Event::Media(m)) => {
-                        follow_media(&self.ctx.relay, self.id, Some(leg.endpoint), &mut leg.peer_rtcp, m);
+                        self.media_event(m);
                         match m {
                             MediaEvent::TransmitOpened { codec, .. } => tx = Some(codec),
                             MediaEvent::ReceiveOpened { codec, .. } => rx = Some(codec),
@@ -483,10 +638,20 @@ impl Call {
                             _ => {}
                         }
                     }
-                    Some(Event::Released(r)) => return Err(End::Callee(r)),
-                    None => return Err(End::Callee(gone())),
+                    Some(Event::Released(r)) => {
+                        self.side.report(LegEvent::Released(leg_end(r)));
+                        return Err(());
+                    }
+                    None => {
+                        self.side.report(LegEvent::Released(leg_end(gone())));
+                        return Err(());
+                    }
                     Some(_) => {}
                 },
+                c = self.side.commands.recv() => {
+                    self.release(c).await;
+                    return Err(());
+                }
                 _ = tokio::time::sleep_until(deadline) => return Ok(rx.or(tx)),
             }
         }

@@ -22,15 +22,29 @@
 //!
 //! The task ends when the port is dropped (the relay then stops handing
 //! datagrams up) or the endpoint is removed.
+//!
+//! The other way round, a phone calling an account registered over a
+//! WebSocket: the INVITE to the browser carries our WebRTC offer
+//! ([`offer`]: ICE-lite, our fingerprint, `a=setup:actpass`, rtcp-mux,
+//! `UDP/TLS/RTP/SAVPF`) from the callee's relay endpoint, listing first the
+//! caller's codecs a browser decodes (G.711, G.722, Opus) with the caller's
+//! payload types, then Opus. The browser's answer ([`take_answer`]) starts
+//! the same ICE and DTLS driver on that endpoint. When the browser took one
+//! of the caller's codecs the relay forwards the two endpoints to each
+//! other, plain RTP one side and DTLS-keyed SRTP the other, re-keyed in
+//! place, and the endpoint's tap only hands up STUN and DTLS
+//! ([`TransportTap`]); otherwise an [`AudioPort`] on it decodes and
+//! re-encodes through the call's transcoder.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use relay::{EndpointId, LatchMode, PeerConfig, Relay, SrtpParams};
+use relay::{EndpointId, LatchMode, PeerConfig, Relay, SrtpParams, TapSink};
 use tokio::sync::mpsc;
-use webrtc::dtls::{DtlsOutput, DtlsTransport};
+use webrtc::dtls::{DtlsCert, DtlsOutput, DtlsTransport};
 use webrtc::ice::{IceCredentials, IceEvent, IceLiteAgent, IceOutput};
-use webrtc::sdp::{LocalSource, LocalTransport, MediaKind, SessionDescription};
+use webrtc::sdp::{LocalMedia, LocalSource, LocalTransport, MediaKind, SessionDescription};
 
 use super::Core;
 use crate::media::{AudioFormat, AudioPort, TransportDatagram};
@@ -164,6 +178,7 @@ pub(super) fn answer(core: &Core, group: u64, offer: &str) -> Result<BrowserLeg,
         keys: None,
         configured: None,
         failed: false,
+        clock_rate: 48_000,
     };
     tokio::spawn(driver.run(datagrams));
     Ok(BrowserLeg {
@@ -190,6 +205,8 @@ struct MediaTransport {
     /// The peer the relay endpoint is configured with.
     configured: Option<SocketAddr>,
     failed: bool,
+    /// The RTP clock rate of the stream on the endpoint.
+    clock_rate: u32,
 }
 
 impl MediaTransport {
@@ -315,7 +332,7 @@ impl MediaTransport {
                 latch: LatchMode::Signaled,
                 srtp_in: Some(srtp_in),
                 srtp_out: Some(srtp_out),
-                clock_rate: 48_000,
+                clock_rate: self.clock_rate,
                 rtcp_mux: true,
             },
         );
@@ -326,6 +343,242 @@ impl MediaTransport {
             }
             Err(e) => tracing::warn!(error = %e, "relay refused the browser's media"),
         }
+    }
+}
+
+/// Our offer to a browser softphone (the callee of a phone's call), made
+/// on the callee's relay endpoint; [`take_answer`] reads its answer.
+pub(super) struct CalleeOffer {
+    /// The offer's SDP.
+    pub(super) sdp: String,
+    endpoint: EndpointId,
+    creds: IceCredentials,
+    cert: Arc<DtlsCert>,
+}
+
+/// Codecs a browser decodes that a phone may offer: (name, clock rate, channels).
+const BROWSER_AUDIO: [(&str, u32, u8); 4] = [
+    ("PCMU", 8000, 1),
+    ("PCMA", 8000, 1),
+    ("G722", 8000, 1),
+    ("opus", 48_000, 2),
+];
+
+/// The audio codecs we offer a browser for a caller offering `caller`:
+/// the caller's that browsers decode, with its payload types and in its
+/// order (the browser then answers with one we can forward as it is), then
+/// Opus (transcoded), then `telephone-event/8000` when the caller offered it.
+fn callee_codecs(caller: &[call::Codec]) -> Vec<webrtc::sdp::Codec> {
+    let wc = |pt: u8, name: &str, rate: u32, ch: Option<u8>, fmtp: Option<String>| webrtc::sdp::Codec {
+        payload_type: pt,
+        name: name.into(),
+        clock_rate: rate,
+        channels: ch,
+        fmtp,
+        rtcp_fb: Vec::new(),
+    };
+    let mut out: Vec<webrtc::sdp::Codec> = Vec::new();
+    for c in caller {
+        let Some(pt) = c.payload_type.filter(|pt| *pt <= 127) else {
+            continue;
+        };
+        let taken = BROWSER_AUDIO
+            .iter()
+            .find(|(n, r, ch)| c.name.eq_ignore_ascii_case(n) && c.clock_rate == *r && c.channels == *ch);
+        if let Some((name, rate, ch)) = taken {
+            if !out
+                .iter()
+                .any(|o| o.payload_type == pt || o.name.eq_ignore_ascii_case(name))
+            {
+                let channels = (*ch > 1).then_some(*ch);
+                out.push(wc(pt, name, *rate, channels, c.fmtp.clone()));
+            }
+        }
+    }
+    let free = |out: &[webrtc::sdp::Codec], want: u8| -> Option<u8> {
+        std::iter::once(want).chain(96..=127).find(|pt| {
+            !out.iter().any(|o| o.payload_type == *pt) && !caller.iter().any(|c| c.payload_type == Some(*pt))
+        })
+    };
+    if !out.iter().any(|o| o.name.eq_ignore_ascii_case("opus")) {
+        if let Some(pt) = free(&out, webrtc::sdp::OPUS_PT) {
+            out.push(wc(
+                pt,
+                "opus",
+                48_000,
+                Some(2),
+                Some("minptime=10;useinbandfec=1".into()),
+            ));
+        }
+    }
+    let events = caller
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case("telephone-event") && c.clock_rate == 8000)
+        .and_then(|c| c.payload_type)
+        .filter(|pt| !out.iter().any(|o| o.payload_type == *pt));
+    if let Some(pt) = events {
+        out.push(wc(pt, "telephone-event", 8000, None, Some("0-16".into())));
+    }
+    out
+}
+
+/// Our WebRTC offer to a browser callee from `endpoint` (port
+/// `rtp_port`), for a caller offering `caller` (the module docs).
+pub(super) fn offer(
+    core: &Core,
+    endpoint: EndpointId,
+    rtp_port: u16,
+    caller: &[call::Codec],
+) -> Result<CalleeOffer, Refusal> {
+    let cert = core
+        .dtls_cert
+        .clone()
+        .ok_or_else(|| refusal(503, "DTLS-SRTP is not available for browser softphones"))?;
+    let creds = IceCredentials::random().map_err(|e| refusal(500, e.to_string()))?;
+    let transport = LocalTransport {
+        ice: creds.clone(),
+        fingerprint: cert.fingerprint().clone(),
+        candidate: SocketAddr::new(core.media_address, rtp_port),
+    };
+    let media = LocalMedia {
+        mid: "0".into(),
+        kind: MediaKind::Audio,
+        direction: webrtc::sdp::Direction::SendRecv,
+        source: None,
+        codecs: Some(callee_codecs(caller)),
+    };
+    let sdp = webrtc::sdp::build_offer(u64::from(rand::random::<u32>()), 1, &transport, &[media]);
+    Ok(CalleeOffer {
+        sdp,
+        endpoint,
+        creds,
+        cert,
+    })
+}
+
+/// Takes a browser's answer to our [`offer`]: what it agreed as the
+/// SIP layer's negotiated stream (no address: ICE finds it, and the
+/// driver points the relay there), and, when the browser took none of the
+/// `caller`'s codecs, the [`AudioPort`] that decodes and encodes its side
+/// for the transcoder. Starts the leg's ICE and DTLS.
+pub(super) fn take_answer(
+    core: &Core,
+    offer: CalleeOffer,
+    answer: &str,
+    caller: &[call::Codec],
+) -> Result<(sip::sdp::NegotiatedStream, Option<AudioPort>), Refusal> {
+    let desc = SessionDescription::parse(answer).map_err(|e| refusal(488, format!("SDP: {e}")))?;
+    let remote = desc.remote_transport().map_err(|e| refusal(488, format!("SDP: {e}")))?;
+    let role = remote.our_dtls_role().map_err(|e| refusal(488, format!("SDP: {e}")))?;
+    let audio = desc
+        .media
+        .iter()
+        .find(|m| m.kind == MediaKind::Audio && m.port != 0)
+        .ok_or_else(|| refusal(488, "the browser took no audio"))?;
+    if !audio.rtcp_mux {
+        return Err(refusal(488, "the browser's answer has no a=rtcp-mux"));
+    }
+    let chosen = audio
+        .formats
+        .iter()
+        .filter_map(|pt| audio.codec(*pt))
+        .find(|c| {
+            BROWSER_AUDIO
+                .iter()
+                .any(|(n, r, _)| c.name.eq_ignore_ascii_case(n) && c.clock_rate == *r)
+        })
+        .ok_or_else(|| refusal(488, "the browser's answer has no codec we offered"))?;
+    let events = audio
+        .codecs
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case("telephone-event"));
+    let codec = call::Codec {
+        name: chosen.name.clone(),
+        clock_rate: chosen.clock_rate,
+        channels: chosen.channels.unwrap_or(1),
+        payload_type: Some(chosen.payload_type),
+        fmtp: chosen.fmtp.clone(),
+    };
+    let passthrough = caller.iter().any(|c| c.same_format(&codec));
+    let (port, datagrams) = if passthrough {
+        let (tx, rx) = mpsc::channel(64);
+        core.relay
+            .tap(offer.endpoint, Some(Box::new(TransportTap { transport: tx })))
+            .map_err(|e| refusal(500, format!("relay: {e}")))?;
+        (None, rx)
+    } else {
+        let kind = AudioFormat::codec_for(&codec.name, codec.clock_rate, codec.channels)
+            .ok_or_else(|| refusal(488, "the browser's codec cannot be transcoded"))?;
+        let format = AudioFormat {
+            codec: kind,
+            payload_type: chosen.payload_type,
+            telephone_event: None,
+            telephone_event_clock: 8000,
+        };
+        let (port, rx) = AudioPort::start_with_transport(&core.relay, offer.endpoint, format)
+            .map_err(|e| refusal(500, format!("cannot start the browser's audio: {e}")))?;
+        (Some(port), rx)
+    };
+    let dtls = DtlsTransport::new(role, &offer.cert, remote.fingerprint, Instant::now())
+        .map_err(|e| refusal(500, format!("DTLS: {e}")))?;
+    let mut agent = IceLiteAgent::new(offer.creds);
+    agent.set_software(Some(super::USER_AGENT.to_string()));
+    agent.set_remote_ufrag(&remote.ice.ufrag);
+    let driver = MediaTransport {
+        relay: core.relay.clone(),
+        endpoint: offer.endpoint,
+        agent,
+        dtls,
+        dtls_peer: None,
+        nominated: None,
+        keys: None,
+        configured: None,
+        failed: false,
+        clock_rate: codec.clock_rate,
+    };
+    tokio::spawn(driver.run(datagrams));
+    let stream = sip::sdp::NegotiatedStream {
+        index: 0,
+        kind: call::MediaKind::Audio,
+        proto: sip::sdp::Proto::UdpTlsRtpSavpf,
+        remote_rtp: SocketAddr::from(([0, 0, 0, 0], 9)),
+        remote_rtcp: None,
+        rtcp_mux: true,
+        codec,
+        local_fmtp: None,
+        telephone_event_pt: events.map(|c| c.payload_type),
+        telephone_event_rate: events.map(|c| c.clock_rate),
+        direction: call::Direction::SendRecv,
+        held: false,
+        ptime: None,
+        remote_srtp: None,
+        local_srtp: None,
+        rtcp_fb: Vec::new(),
+    };
+    Ok((stream, port))
+}
+
+/// The tap of a browser callee's endpoint whose audio the relay forwards
+/// as it is: STUN and DTLS go up to the leg's driver, RTP is not taken
+/// (it goes to the endpoint's subscribers).
+struct TransportTap {
+    transport: mpsc::Sender<TransportDatagram>,
+}
+
+impl TapSink for TransportTap {
+    fn rtp(&mut self, _packet: &[u8]) {}
+
+    fn stun(&mut self, src: SocketAddr, packet: &[u8]) -> bool {
+        // Full: the driver is behind; the browser retransmits.
+        self.transport
+            .try_send(TransportDatagram::Stun(src, packet.to_vec()))
+            .is_ok()
+    }
+
+    fn dtls(&mut self, src: SocketAddr, packet: &[u8]) -> bool {
+        self.transport
+            .try_send(TransportDatagram::Dtls(src, packet.to_vec()))
+            .is_ok()
     }
 }
 
@@ -343,7 +596,45 @@ fn relay_profile(p: webrtc::dtls::SrtpProfile) -> Option<relay::SrtpProfile> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::is_browser_offer;
+    use super::{callee_codecs, is_browser_offer};
+
+    fn codec(name: &str, rate: u32, ch: u8, pt: u8) -> call::Codec {
+        call::Codec {
+            name: name.into(),
+            clock_rate: rate,
+            channels: ch,
+            payload_type: Some(pt),
+            fmtp: None,
+        }
+    }
+
+    #[test]
+    fn a_browser_is_offered_the_callers_codecs_first_then_opus() {
+        let caller = [
+            codec("GSM", 8000, 1, 3),
+            codec("PCMA", 8000, 1, 8),
+            codec("PCMU", 8000, 1, 0),
+            codec("telephone-event", 8000, 1, 101),
+        ];
+        let offered: Vec<(u8, String)> = callee_codecs(&caller)
+            .into_iter()
+            .map(|c| (c.payload_type, c.name))
+            .collect();
+        let want = [(8, "PCMA"), (0, "PCMU"), (111, "opus"), (101, "telephone-event")];
+        assert_eq!(offered, want.map(|(pt, n)| (pt, n.to_string())));
+        // Opus under the caller's payload type when it offers it; no events unless offered.
+        let caller = [codec("opus", 48_000, 2, 96), codec("G722", 8000, 1, 9)];
+        let offered: Vec<(u8, String)> = callee_codecs(&caller)
+            .into_iter()
+            .map(|c| (c.payload_type, c.name))
+            .collect();
+        assert_eq!(offered, [(96, "opus".to_string()), (9, "G722".to_string())]);
+        // 111 taken by something else of the caller's: Opus gets a free one.
+        let caller = [codec("AMR", 8000, 1, 111), codec("PCMU", 8000, 1, 0)];
+        let offered = callee_codecs(&caller);
+        assert_eq!(offered.len(), 2);
+        assert_eq!((offered[1].name.as_str(), offered[1].payload_type), ("opus", 96));
+    }
 
     const BROWSER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\n\

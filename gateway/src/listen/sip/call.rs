@@ -26,6 +26,28 @@
 //! [`AudioBridge`] decodes one side and re-encodes it for the other (RFC 4733
 //! events are not negotiated then: digits travel in band, as audio).
 //!
+//! Video in conferences: a call that names its conference gets its video
+//! endpoint in the room's relay group at once. A call answered for the IVR
+//! has its video accepted `a=inactive` on an endpoint of its own; once the
+//! digits name a conference, a re-INVITE offers the video again
+//! (`sendrecv`) on an endpoint in the room's group and the room routes it.
+//! Re-offers from the phone keep the video where it is.
+//!
+//! A callee registered over a WebSocket (a browser softphone) gets a WebRTC
+//! offer instead of a plain one ([`super::browser::offer`]); its answer
+//! starts ICE and DTLS on the callee's endpoint, and the media is forwarded
+//! or transcoded as between two phones.
+//!
+//! Across protocols ([`crate::legs`]): an account with H.323 endpoints
+//! registered by RAS is reached through an H.323 leg (forked with its SIP
+//! phones when it has both: the first answer wins); the other way, callers
+//! on other protocols reach an account's SIP phones through
+//! [`SipDialer`], the same INVITE fork without a SIP caller: ringing is
+//! reported once, the first 2xx is ACKed and its SDP answer given to the
+//! relay, a failure's status becomes the leg's end (486 → busy → Q.850 17),
+//! and the caller's release becomes CANCEL or BYE with a `Reason` header.
+//! A re-offer from such a callee is answered on the codec in use.
+//!
 //! In-dialog requests go to the address the dialog's first request came
 //! from (the phone's real, possibly NATed, address), not to the Contact it
 //! wrote.
@@ -48,6 +70,7 @@ use super::register::warning;
 use super::{unix_now, CallInput, Core, Transport};
 use crate::calls::{self, PinPrompt};
 use crate::conference::{Heard, Membership, RoomEvent};
+use crate::legs;
 use crate::media::{AudioBridge, AudioFormat, AudioPort};
 use crate::router::Decision;
 
@@ -124,6 +147,21 @@ struct Call {
     video_group: Option<u64>,
     /// The caller's video in a conference: our relay endpoint and what was agreed.
     video: Option<(EndpointId, NegotiatedStream)>,
+    /// The call is answered for the IVR: which conference (and relay group)
+    /// it goes to is not known yet.
+    ivr: bool,
+    /// The caller's video while in the IVR: accepted on an endpoint of the
+    /// call's own relay group and held inactive until the conference is
+    /// known; then a re-INVITE moves it to an endpoint in the room's group.
+    parked_video: Option<(EndpointId, NegotiatedStream)>,
+    /// The port of the video endpoint a re-INVITE offers in the room.
+    moving_port: Option<u16>,
+    /// A browser callee's audio, decoded for the transcoder (its endpoint's
+    /// tap, which also hands up the leg's ICE and DTLS).
+    browser_port: Option<AudioPort>,
+    /// The endpoint our WebRTC offer to browser callees came from, while
+    /// phones are rung with it too (the winner's endpoint stays).
+    web_endpoint: Option<EndpointId>,
 }
 
 /// Handles one incoming INVITE to the end of its call.
@@ -174,6 +212,11 @@ pub(super) async fn incoming(
         answered_at: None,
         video_group: None,
         video: None,
+        ivr: false,
+        parked_video: None,
+        moving_port: None,
+        browser_port: None,
+        web_endpoint: None,
     };
     use tracing::Instrument;
     let span = tracing::info_span!("sip_call", call = id);
@@ -253,6 +296,7 @@ impl Call {
                 }
             }
             Decision::Ivr => {
+                self.ivr = true;
                 if self.answer_for_mixer().await {
                     self.ivr(party).await;
                 }
@@ -462,7 +506,7 @@ impl Call {
         self.endpoint = Some(ep.id);
         self.local_port = Some(ep.rtp_port);
         let (sdp, audio) = match &offer {
-            Some(offer) if self.video_group.is_some() && offers_video(offer) => {
+            Some(offer) if (self.video_group.is_some() || self.ivr) && offers_video(offer) => {
                 match self.answer_with_video(offer, ep.rtp_port, &codecs) {
                     Ok(x) => x,
                     Err(code_text) => {
@@ -542,6 +586,14 @@ impl Call {
     /// relay forwards as they are (H.264 constrained baseline, VP8); with
     /// none in common the video is refused (port 0) and the call goes on
     /// with audio.
+    ///
+    /// A call answered for the IVR does not know its conference yet: its
+    /// video is accepted on an endpoint of the call's own relay group with
+    /// `a=inactive` (nothing to show, nothing to take while digits are
+    /// typed) and parked; joining the room moves it there by re-INVITE
+    /// ([`Call::move_video_into_room`]). That re-offer lists the m-lines
+    /// audio first, then video, so only offers of that shape (the usual
+    /// one) get their video accepted in the IVR.
     #[allow(clippy::type_complexity)]
     fn answer_with_video(
         &mut self,
@@ -549,8 +601,10 @@ impl Call {
         port: u16,
         codecs: &[call::Codec],
     ) -> Result<(String, Option<NegotiatedStream>), (u16, String)> {
-        let Some(group) = self.video_group else {
-            return self.answer_offer(offer, port, codecs);
+        let group = match self.video_group {
+            Some(g) => g,
+            None if self.ivr && reofferable_with_video(offer) => self.id,
+            None => return self.answer_offer(offer, port, codecs),
         };
         let vep = match self.core.relay.create_endpoint(group, true) {
             Ok(v) => v,
@@ -573,11 +627,15 @@ impl Call {
             let _ = self.core.relay.remove_endpoint(vep.id);
             return Err((488, "no audio stream in the offer".into()));
         };
+        let mut sdp = answer.sdp;
         match answer.video {
             Some(v) if crate::video::VideoCodec::from_name(&v.codec.name).is_some() => {
                 if let Err(e) = self.configure(vep.id, &v) {
                     tracing::warn!(call = self.id, error = %e, "relay refused the video");
                     let _ = self.core.relay.remove_endpoint(vep.id);
+                } else if self.video_group.is_none() {
+                    sdp = with_video_direction(&sdp, "inactive");
+                    self.parked_video = Some((vep.id, v));
                 } else {
                     self.video = Some((vep.id, v));
                 }
@@ -586,7 +644,7 @@ impl Call {
                 let _ = self.core.relay.remove_endpoint(vep.id);
             }
         }
-        Ok((answer.sdp, Some(audio)))
+        Ok((sdp, Some(audio)))
     }
 
     /// The room's view of the caller's video, if it has any.
@@ -633,19 +691,7 @@ impl Call {
 
     /// Points the relay endpoint at the negotiated peer with its keys.
     fn configure(&self, ep: EndpointId, audio: &NegotiatedStream) -> Result<(), relay::RelayError> {
-        let hold = audio.remote_rtp.ip().is_unspecified();
-        self.core.relay.configure(
-            ep,
-            &PeerConfig {
-                peer: (!hold).then_some(audio.remote_rtp),
-                peer_rtcp: if audio.rtcp_mux { None } else { audio.remote_rtcp },
-                latch: LatchMode::Once,
-                srtp_in: audio.remote_srtp.as_ref().and_then(srtp_params),
-                srtp_out: audio.local_srtp.as_ref().and_then(srtp_params),
-                clock_rate: audio.codec.clock_rate,
-                rtcp_mux: audio.rtcp_mux,
-            },
-        )
+        configure_endpoint(&self.core.relay, ep, audio)
     }
 
     /// Whether the caller cancelled while we were getting ready to answer
@@ -747,7 +793,9 @@ impl Call {
             let dialed = format!("\\c\\{digits}");
             let (decision, _) =
                 calls::route_call(&self.core.shared, &party, &dialed, None, self.user_agent.as_deref()).await;
-            if matches!(decision, Decision::Conference { .. }) {
+            if let Decision::Conference { id, .. } = &decision {
+                // The room's relay group: where the parked video moves on joining.
+                self.video_group = Some(crate::video::media_group(id));
                 self.port = Some(port);
                 self.conference(party, &dialed).await;
                 return;
@@ -834,10 +882,18 @@ impl Call {
         if let Some(leg) = self.video_leg() {
             m.set_video(Some(leg)).await;
         }
+        // Video parked in the IVR moves into the room by re-INVITE.
+        let mut moving = self.move_video_into_room(None);
+        let mut retry_move: Option<Instant> = None;
         let mut media_check = tokio::time::interval(MEDIA_CHECK);
         let ended = loop {
             let deadline = self.session_deadline;
             tokio::select! {
+                _ = sleep_until(retry_move) => {
+                    retry_move = None;
+                    let endpoint = moving.take().map(|mv| mv.endpoint);
+                    moving = self.move_video_into_room(endpoint);
+                }
                 _ = media_check.tick() => {
                     if self.endpoint.is_some_and(|ep| self.media_stopped(ep)) {
                         tracing::info!(call = self.id, "no media from the phone; ending the call");
@@ -867,8 +923,28 @@ impl Call {
                 },
                 input = self.rx.recv() => match input {
                     Some(CallInput::Request(key, req)) => {
-                        if let Some(e) = self.in_dialog(key, *req, Some(&mut port)) {
+                        if req.method == rsip::Method::Invite && moving.as_ref().is_some_and(|mv| mv.ack.is_none()) {
+                            // RFC 3261 §14.2: our re-INVITE is pending.
+                            self.core.respond(&key, sip::message::response_for(&req, 491, None));
+                        } else if let Some(e) = self.in_dialog(key, *req, Some(&mut port)) {
                             break e;
+                        }
+                    }
+                    Some(CallInput::Response(k, resp)) if moving.as_ref().is_some_and(|mv| mv.key == k) => {
+                        match self.video_move_response(&mut moving, &resp) {
+                            MoveStep::Waiting => {}
+                            MoveStep::Moved(leg) => m.set_video(Some(leg)).await,
+                            MoveStep::Retry => {
+                                // RFC 3261 §14.1: the UAS side waits 0 to 2 s before trying again.
+                                let wait = Duration::from_millis(rand::random::<u64>() % 2000);
+                                retry_move = Some(Instant::now() + wait);
+                            }
+                        }
+                    }
+                    Some(CallInput::Timeout(k)) if moving.as_ref().is_some_and(|mv| mv.key == k) => {
+                        tracing::info!(call = self.id, "no answer to the re-INVITE moving the video; audio only");
+                        if let Some(mv) = moving.take() {
+                            let _ = self.core.relay.remove_endpoint(mv.endpoint);
                         }
                     }
                     Some(CallInput::AckTimeout) => break Ended::ByUs(EndReason::Timeout),
@@ -882,7 +958,157 @@ impl Call {
             }
         };
         m.leave().await;
+        if let Some(mv) = moving {
+            if mv.ack.is_none() {
+                let _ = self.core.relay.remove_endpoint(mv.endpoint);
+            }
+        }
         ended
+    }
+
+    /// Offers the phone its video on an endpoint in the room's relay group
+    /// (`endpoint`, or a new one), by re-INVITE: the video parked in the
+    /// IVR comes back `sendrecv`, audio stays on its port and codec. `None`:
+    /// nothing parked, or it cannot be done (the call goes on with audio).
+    fn move_video_into_room(&mut self, endpoint: Option<EndpointId>) -> Option<VideoMove> {
+        let (_, parked) = self.parked_video.as_ref()?;
+        let parked_codec = parked.codec.clone();
+        let (group, port, codec) = (self.video_group?, self.local_port?, self.current_codec.clone()?);
+        let first = self
+            .offer
+            .as_ref()
+            .and_then(|o| o.media.first().map(|m| m.proto.clone()));
+        let video_proto = self
+            .offer
+            .as_ref()
+            .and_then(|o| o.media.get(1).map(|m| m.proto.clone()));
+        let (endpoint, video_port) = match endpoint.and_then(|e| self.core.relay.stats(e).map(|s| (e, s))) {
+            Some((e, _)) => (e, self.moving_port?),
+            None => match self.core.relay.create_endpoint(group, true) {
+                Ok(v) => (v.id, v.rtp_port),
+                Err(e) => {
+                    tracing::info!(call = self.id, error = %e, "no port for the room's video; audio only");
+                    return None;
+                }
+            },
+        };
+        self.moving_port = Some(video_port);
+        let mut params = self.offer_params(port, &[codec], first.map(|p| p.is_sdes()));
+        params.telephone_event = self.telephone_events;
+        params.video_port = Some(video_port);
+        params.video_codecs = vec![parked_codec];
+        params.video_feedback = video_proto.is_some_and(|p| p.has_feedback());
+        let sdp = sip::sdp::offer(&params);
+        let sent_by = self.core.sent_by(self.transport);
+        let Some(dialog) = self.dialog.as_mut() else {
+            let _ = self.core.relay.remove_endpoint(endpoint);
+            return None;
+        };
+        let req = dialog.request(
+            rsip::Method::Invite,
+            &sent_by,
+            self.transport.via(),
+            Some(("application/sdp", sdp.clone().into_bytes())),
+        );
+        let cseq = dialog.local_cseq;
+        let key = self
+            .core
+            .send_request(req, self.source, self.transport, self.tx.clone());
+        tracing::info!(call = self.id, "re-INVITE: the video moves into the room");
+        Some(VideoMove {
+            key,
+            cseq,
+            params,
+            sdp,
+            endpoint,
+            ack: None,
+        })
+    }
+
+    /// A response to the re-INVITE moving the video: on 2xx (acknowledged,
+    /// and again for each retransmission) the relay takes the answer and
+    /// the room gets the leg's video.
+    fn video_move_response(&mut self, moving: &mut Option<VideoMove>, resp: &rsip::Response) -> MoveStep {
+        let Some(mv) = moving.as_mut() else {
+            return MoveStep::Waiting;
+        };
+        let code = resp.status_code.code();
+        if code < 200 {
+            return MoveStep::Waiting;
+        }
+        if let Some(ack) = &mv.ack {
+            // A retransmitted 2xx: our ACK was lost (RFC 3261 §13.2.2.4).
+            if (200..300).contains(&code) {
+                self.core
+                    .send_stateless(self.source, self.transport, rsip::SipMessage::Request(ack.clone()));
+            }
+            return MoveStep::Waiting;
+        }
+        if code == 491 {
+            return MoveStep::Retry;
+        }
+        if code >= 300 {
+            tracing::info!(
+                call = self.id,
+                status = code,
+                "the phone refused the room's video; audio only"
+            );
+            let _ = self.core.relay.remove_endpoint(mv.endpoint);
+            *moving = None;
+            return MoveStep::Waiting;
+        }
+        let sent_by = self.core.sent_by(self.transport);
+        let Some(dialog) = self.dialog.as_mut() else {
+            return MoveStep::Waiting;
+        };
+        let ack = dialog.ack(mv.cseq, &sent_by, self.transport.via(), None);
+        self.core
+            .send_stateless(self.source, self.transport, rsip::SipMessage::Request(ack.clone()));
+        mv.ack = Some(ack);
+        let text = String::from_utf8_lossy(&resp.body).into_owned();
+        let answer = sip::sdp::parse(&text)
+            .ok()
+            .and_then(|sdp| sip::sdp::parse_answer(&sdp, &mv.params).ok());
+        let (endpoint, sdp) = (mv.endpoint, mv.sdp.clone());
+        let Some(answer) = answer else {
+            tracing::info!(
+                call = self.id,
+                "the phone's answer to the room's video is unusable; ending the call"
+            );
+            let _ = self.core.relay.remove_endpoint(endpoint);
+            *moving = None;
+            self.bye(EndReason::MediaIncompatible);
+            return MoveStep::Waiting;
+        };
+        self.local_sdp = Some(sdp);
+        if let (Some(audio), Some(ep)) = (&answer.audio, self.endpoint) {
+            self.held = !audio.direction.sends() || audio.remote_rtp.ip().is_unspecified();
+            if let Err(e) = self.configure(ep, audio) {
+                tracing::warn!(call = self.id, error = %e, "relay refused the re-negotiated audio");
+            }
+        }
+        let video = answer
+            .video
+            .filter(|v| crate::video::VideoCodec::from_name(&v.codec.name).is_some());
+        let Some(v) = video else {
+            tracing::info!(call = self.id, "the phone took no video in the room; audio only");
+            let _ = self.core.relay.remove_endpoint(endpoint);
+            return MoveStep::Waiting;
+        };
+        if let Err(e) = self.configure(endpoint, &v) {
+            tracing::warn!(call = self.id, error = %e, "relay refused the room's video");
+            let _ = self.core.relay.remove_endpoint(endpoint);
+            return MoveStep::Waiting;
+        }
+        if let Some((old, _)) = self.parked_video.take() {
+            let _ = self.core.relay.remove_endpoint(old);
+        }
+        self.video = Some((endpoint, v));
+        tracing::info!(call = self.id, "the phone's video is in the room");
+        match self.video_leg() {
+            Some(leg) => MoveStep::Moved(leg),
+            None => MoveStep::Waiting,
+        }
     }
 
     /// Handles a request inside the dialog. Returns how the call ended if
@@ -999,7 +1225,7 @@ impl Call {
             }
         };
         let codecs = self.current_codecs();
-        match self.answer_offer(&offer, port, &codecs) {
+        match self.answer_keeping_video(&offer, port, &codecs) {
             Ok((sdp, Some(audio))) => {
                 self.held = !audio.direction.sends() || audio.remote_rtp.ip().is_unspecified();
                 if self.configure(ep, &audio).is_err() {
@@ -1015,6 +1241,54 @@ impl Call {
                 sip::message::with_header(r, "Warning", &warning(&self.core, &text))
             }
         }
+    }
+
+    /// Answers a re-offer from the phone: its video (in the room, or parked
+    /// in the IVR, then still `a=inactive`) stays on the endpoint and port
+    /// our last SDP gave it, with the codec agreed; without video in the
+    /// call or the offer, as [`Call::answer_offer`].
+    #[allow(clippy::type_complexity)]
+    fn answer_keeping_video(
+        &mut self,
+        offer: &SessionDescription,
+        port: u16,
+        codecs: &[call::Codec],
+    ) -> Result<(String, Option<NegotiatedStream>), (u16, String)> {
+        let ours = self.video.as_ref().map(|(e, v)| (*e, v.codec.clone(), false));
+        let video = ours.or_else(|| self.parked_video.as_ref().map(|(e, v)| (*e, v.codec.clone(), true)));
+        let video_port = self
+            .local_sdp
+            .as_deref()
+            .and_then(|s| sip::sdp::parse(s).ok())
+            .and_then(|d| {
+                d.media
+                    .iter()
+                    .find(|m| m.media == "video" && m.port != 0)
+                    .map(|m| m.port)
+            });
+        let (Some((vep, vcodec, parked)), Some(vport), true) = (video, video_port, offers_video(offer)) else {
+            return self.answer_offer(offer, port, codecs);
+        };
+        let mut params = self.answer_params(port, codecs);
+        params.video_port = Some(vport);
+        params.video_codecs = vec![vcodec];
+        let answer = sip::sdp::answer(offer, &params).map_err(|e| (488, format!("SDP: {e}")))?;
+        let Some(audio) = answer.audio else {
+            return Err((488, "no audio stream in the offer".into()));
+        };
+        let mut sdp = answer.sdp;
+        if let Some(v) = answer.video {
+            if let Err(e) = self.configure(vep, &v) {
+                tracing::warn!(call = self.id, error = %e, "relay refused the re-negotiated video");
+            }
+            if parked {
+                sdp = with_video_direction(&sdp, "inactive");
+                self.parked_video = Some((vep, v));
+            } else {
+                self.video = Some((vep, v));
+            }
+        }
+        Ok((sdp, Some(audio)))
     }
 
     /// The codecs a re-offer may settle on: the one in use (a mid-call
@@ -1054,6 +1328,10 @@ impl Call {
     fn cleanup(&mut self) {
         self.port = None;
         self.transcoder = None;
+        self.browser_port = None;
+        if let Some(ep) = self.web_endpoint.take() {
+            let _ = self.core.relay.remove_endpoint(ep);
+        }
         if let Some(ep) = self.endpoint.take() {
             let _ = self.core.relay.remove_endpoint(ep);
         }
@@ -1061,6 +1339,9 @@ impl Call {
             let _ = self.core.relay.remove_endpoint(ep);
         }
         if let Some((ep, _)) = self.video.take() {
+            let _ = self.core.relay.remove_endpoint(ep);
+        }
+        if let Some((ep, _)) = self.parked_video.take() {
             let _ = self.core.relay.remove_endpoint(ep);
         }
         self.core.remove_dialog(&self.call_id, &self.local_tag);
@@ -1088,37 +1369,264 @@ impl Call {
             .account()
             .map(|a| a.user().to_string())
             .unwrap_or_else(|| "anonymous".into());
-        let mut targets: Vec<Outbound> = Vec::new();
-        for binding in bindings {
-            let Some(dest) = binding.source.or_else(|| contact_address(&binding.contact)) else {
-                continue;
+        let targets = account_targets(&self.core, user.user(), &caller, bindings);
+        // Its H.323 endpoints ring too (a fork across protocols, [`legs::fork`]).
+        if legs::registered(Protocol::H323, user.user()).await > 0 {
+            let protocols: &[Protocol] = if targets.is_empty() {
+                &[Protocol::H323]
+            } else {
+                &[Protocol::Sip, Protocol::H323]
             };
-            let request_uri = binding
-                .contact
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string();
-            if targets.iter().any(|t| t.request_uri == request_uri && t.dest == dest) {
-                continue;
-            }
-            targets.push(Outbound {
-                request_uri,
-                to: format!("sip:{}@{}", user.user(), self.core.realm),
-                from: format!("sip:{caller}@{}", self.core.realm),
-                dest,
-                transport: Transport::from_token(&binding.transport),
-                credentials: None,
-                label: user.to_string(),
-            });
-            if targets.len() == MAX_BRANCHES {
-                break;
-            }
+            self.bridge_leg(party, user, protocols).await;
+            return;
         }
         if targets.is_empty() {
             self.refuse(EndReason::Unreachable);
             return;
         }
         self.bridge(party, targets).await;
+    }
+
+    /// A call to `user`'s endpoints on `protocols` ([`legs`], forked when
+    /// several): the first ringing becomes our 180, the first answer our
+    /// 200 (in its codec when the caller offered it: forwarded packet by
+    /// packet; else in one of the caller's, transcoded), a refusal or
+    /// hang-up our status or BYE with the matching reason; the caller's
+    /// CANCEL or BYE ends it.
+    async fn bridge_leg(&mut self, party: Party, user: TrueConfId, protocols: &[Protocol]) {
+        let Some(offer) = self.offer.clone() else {
+            self.reply_warning(488, "calls between phones need an SDP offer in the INVITE");
+            return;
+        };
+        let caller_codecs: Vec<call::Codec> = offer
+            .media
+            .iter()
+            .find(|m| m.kind == Some(call::MediaKind::Audio) && m.port != 0)
+            .map(|m| m.codecs.clone())
+            .unwrap_or_default();
+        if caller_codecs.is_empty() {
+            self.reply_warning(488, "no audio stream in the offer");
+            return;
+        }
+        let ea = match self.core.relay.create_endpoint(self.id, true) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "no media ports");
+                self.refuse(EndReason::ServerError);
+                return;
+            }
+        };
+        self.endpoint = Some(ea.id);
+        self.local_port = Some(ea.rtp_port);
+        tracing::info!(call = self.id, callee = %call::Pii(user.to_string()), protocols = ?protocols, "calling out on another protocol");
+        let request = legs::LegRequest {
+            group: self.id,
+            call: self.id,
+            account: user.user().to_string(),
+            dialed: self.dialed(),
+            caller: party,
+            codecs: caller_codecs.clone(),
+        };
+        let mut leg = legs::fork(protocols.iter().map(|p| legs::place(*p, request.clone())).collect());
+        let ended = self
+            .bridge_leg_inner(&offer, &caller_codecs, ea.id, ea.rtp_port, &mut leg)
+            .await;
+        if let Some((reason, cause)) = ended {
+            leg.release(reason, cause).await;
+        }
+        if let Some(t) = self.transcoder.take() {
+            tracing::debug!(call = self.id, frames = t.frames(), "transcoder stopped");
+        }
+        leg.finish().await;
+    }
+
+    /// Rings, answers and bridges the caller with `leg` until one ends.
+    /// Returns how to release the leg, when the caller's side ended it.
+    async fn bridge_leg_inner(
+        &mut self,
+        offer: &SessionDescription,
+        caller_codecs: &[call::Codec],
+        ea: EndpointId,
+        port: u16,
+        leg: &mut legs::OutboundLeg,
+    ) -> Option<(EndReason, Option<u8>)> {
+        let mut none = Outgoing::none();
+        let ring_deadline = tokio::time::Instant::now() + RING_TIMEOUT;
+        let mut rang = false;
+        let (eb, callee_codec) = loop {
+            let retransmit = self.reliable.as_ref().and_then(|r| r.poll_timeout());
+            tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Cancel) => {
+                        self.final_refusal(None, 487);
+                        return Some((EndReason::Cancelled, None));
+                    }
+                    Some(CallInput::Request(key, req)) => {
+                        if self.early_request(&none, key, *req) {
+                            self.final_refusal(None, 487);
+                            return Some((EndReason::Cancelled, None));
+                        }
+                    }
+                    Some(_) => {}
+                    None => return Some((EndReason::ServerError, None)),
+                },
+                ev = leg.events.recv() => match ev {
+                    Some(legs::LegEvent::Ringing) => {
+                        if !rang {
+                            rang = true;
+                            self.send_provisional(180);
+                        }
+                    }
+                    Some(legs::LegEvent::Answered { endpoint, codec }) => break (endpoint, codec),
+                    Some(legs::LegEvent::Released(e)) => {
+                        tracing::info!(call = self.id, reason = e.reason.code(), cause = ?e.cause, "the callee did not answer");
+                        self.final_refusal(Some(e.sip_reason()), 0);
+                        return None;
+                    }
+                    None => {
+                        self.final_refusal(Some(EndReason::ServerError), 0);
+                        return None;
+                    }
+                },
+                _ = tokio::time::sleep_until(ring_deadline) => {
+                    tracing::info!(call = self.id, "nobody answered in time");
+                    self.final_refusal(None, 408);
+                    return Some((EndReason::Timeout, None));
+                }
+                _ = sleep_until(retransmit) => {
+                    if self.reliable_timeout() {
+                        self.reply_warning(500, NO_PRACK);
+                        return Some((EndReason::ServerError, None));
+                    }
+                }
+            }
+        };
+        tracing::info!(call = self.id, codec = %callee_codec.name, "callee answered");
+        // RFC 3262 §3: the caller's 2xx waits for its outstanding PRACK.
+        if !self.await_pracks(&mut none).await {
+            return Some((EndReason::Cancelled, None));
+        }
+        // Key presses do not cross protocols: no RFC 4733 with the caller.
+        self.telephone_events = false;
+        let passthrough = caller_codecs.iter().any(|c| legs::same_codec(c, &callee_codec));
+        let answered = if passthrough {
+            self.answer_offer(offer, port, std::slice::from_ref(&callee_codec))
+        } else {
+            self.answer_offer(offer, port, &Self::mixer_codecs())
+        };
+        let (sdp_a, answer_a) = match answered {
+            Ok((sdp, Some(a))) => (sdp, a),
+            Ok((_, None)) | Err(_) => {
+                self.refuse(EndReason::MediaIncompatible);
+                return Some((EndReason::MediaIncompatible, None));
+            }
+        };
+        self.current_codec = Some(answer_a.codec.clone());
+        let forwarded = legs::same_codec(&answer_a.codec, &callee_codec);
+        let wired = self.configure(ea, &answer_a).is_ok()
+            && if forwarded {
+                let relay = &self.core.relay;
+                relay.subscribe(ea, eb).is_ok() && relay.subscribe(eb, ea).is_ok()
+            } else {
+                self.transcode_leg(ea, &answer_a, eb, &callee_codec)
+            };
+        if !wired {
+            self.refuse(EndReason::ServerError);
+            return Some((EndReason::ServerError, None));
+        }
+        if self.cancelled_while_connecting(&mut none) {
+            return Some((EndReason::Cancelled, None));
+        }
+        self.send_200(&sdp_a);
+        if forwarded {
+            tracing::info!(call = self.id, codec = %answer_a.codec.name, "call connected across protocols, media forwarded packet by packet");
+        } else {
+            tracing::info!(call = self.id, caller_codec = %answer_a.codec.name, callee_codec = %callee_codec.name,
+                "call connected across protocols, media transcoded");
+        }
+        // Connected: whoever hangs up, the other side is told.
+        let mut media_check = tokio::time::interval(MEDIA_CHECK);
+        loop {
+            let deadline = self.session_deadline;
+            tokio::select! {
+                input = self.rx.recv() => match input {
+                    Some(CallInput::Request(key, req)) => {
+                        if let Some(Ended::ByPeer) = self.in_dialog(key, *req, None) {
+                            tracing::info!(call = self.id, "the caller hung up");
+                            return Some((EndReason::Normal, None));
+                        }
+                    }
+                    Some(CallInput::AckTimeout) => {
+                        self.bye(EndReason::Timeout);
+                        return Some((EndReason::Timeout, None));
+                    }
+                    Some(_) => {}
+                    None => return Some((EndReason::ServerError, None)),
+                },
+                ev = leg.events.recv() => match ev {
+                    Some(legs::LegEvent::Released(e)) => {
+                        tracing::info!(call = self.id, reason = e.reason.code(), cause = ?e.cause, "the callee hung up");
+                        self.bye(e.sip_reason());
+                        return None;
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.bye(EndReason::ServerError);
+                        return None;
+                    }
+                },
+                _ = media_check.tick() => {
+                    if self.media_stopped(ea) || self.media_stopped(eb) {
+                        tracing::info!(call = self.id, "no media from one of the legs; ending the call");
+                        self.bye(EndReason::Timeout);
+                        return Some((EndReason::Timeout, None));
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    self.bye(EndReason::Timeout);
+                    return Some((EndReason::Timeout, None));
+                }
+            }
+        }
+    }
+
+    /// The caller's final refusal while a leg on another protocol was
+    /// tried: for `reason`, or with `code` as it is.
+    fn final_refusal(&mut self, reason: Option<EndReason>, code: u16) {
+        match reason {
+            Some(r) => self.refuse(r),
+            None => self.core.respond(&self.invite_key, self.response(code)),
+        }
+        if let Some(r) = self.reliable.as_mut() {
+            r.final_sent();
+        }
+    }
+
+    /// Decodes the caller's audio and re-encodes it for a leg on another
+    /// protocol in `callee` (and back). `false`: it could not be started.
+    fn transcode_leg(
+        &mut self,
+        ea: EndpointId,
+        answer_a: &NegotiatedStream,
+        eb: EndpointId,
+        callee: &call::Codec,
+    ) -> bool {
+        let (Some(fa), Some(fb)) = (format_of(answer_a), legs::audio_format(callee)) else {
+            return false;
+        };
+        let relay = &self.core.relay;
+        match (AudioPort::start(relay, ea, fa), AudioPort::start(relay, eb, fb)) {
+            (Ok(a), Ok(b)) => {
+                self.transcoder = Some(AudioBridge::start(a, b));
+                true
+            }
+            (a, b) => {
+                for e in [a.err(), b.err()].into_iter().flatten() {
+                    tracing::warn!(error = %e, "cannot start the transcoder");
+                }
+                false
+            }
+        }
     }
 
     /// A call out through a SIP trunk (a gateway route): INVITE
@@ -1160,7 +1668,7 @@ impl Call {
     /// `(header, credentials)` answering a digest challenge.
     #[allow(clippy::too_many_arguments)]
     fn branch_invite(
-        &self,
+        core: &Core,
         target: &Outbound,
         call_id: &str,
         tag: &str,
@@ -1187,11 +1695,11 @@ impl Call {
              Content-Length: {len}\r\n\r\n{sdp}",
             ruri = target.request_uri,
             via = tb.via(),
-            sent_by = self.core.sent_by(tb),
+            sent_by = core.sent_by(tb),
             branch = sip::message::new_branch(),
             from = target.from,
             to = target.to,
-            our = self.core.our_uri("", tb),
+            our = core.our_uri("", tb),
             allow = super::ALLOW,
             rel = sip::reliable::OPTION_TAG,
             len = sdp.len(),
@@ -1200,6 +1708,47 @@ impl Call {
             Ok(rsip::SipMessage::Request(r)) => Some(r),
             _ => None,
         }
+    }
+
+    /// Sends the INVITE of every target, each a branch of `out` (with
+    /// `out.sdp` as the offer); returns the dialogs routed to `tx`.
+    fn send_branches(
+        core: &Arc<Core>,
+        tx: &mpsc::Sender<CallInput>,
+        call: u64,
+        out: &mut Outgoing,
+        targets: Vec<Outbound>,
+    ) -> Vec<(String, String)> {
+        let mut keys = Vec::with_capacity(targets.len());
+        for target in targets {
+            let call_id = sip::message::new_call_id(&core.realm);
+            let tag = sip::message::new_tag();
+            let Some(invite) = Self::branch_invite(core, &target, &call_id, &tag, 1, &out.display, &out.sdp, None)
+            else {
+                let uri = call::Pii(target.request_uri.clone());
+                tracing::warn!(target = %uri, "cannot build an INVITE to this target");
+                continue;
+            };
+            core.add_dialog(&call_id, &tag, tx.clone());
+            keys.push((call_id.clone(), tag.clone()));
+            let key = core.send_request(invite.clone(), target.dest, target.transport, tx.clone());
+            let callee = call::Pii(target.label.clone());
+            tracing::info!(call, callee = %callee, branch = out.branches.len(), "calling out");
+            out.branches.push(Branch {
+                target,
+                call_id,
+                tag,
+                invite,
+                key,
+                cseq: 1,
+                authenticated: false,
+                early: Vec::new(),
+                prack: PrackClient::new(),
+                early_sdp: Vec::new(),
+                answer: None,
+            });
+        }
+        keys
     }
 
     /// Calls `targets` for the caller (all at once when there are several)
@@ -1255,6 +1804,49 @@ impl Call {
         let offered = sip::sdp::bridge_codecs(&caller_codecs, &Self::mixer_codecs());
         let params_b = self.offer_params(eb.rtp_port, &offered, None);
         let mut sdp_b = sip::sdp::offer(&params_b);
+        // Browser softphones over WebSocket take WebRTC media only: their
+        // branches get a WebRTC offer, from `eb` when they are all there is
+        // to call, else from an endpoint of their own (whichever branch
+        // wins, its endpoint serves the call and the other is let go).
+        let is_web = |t: &Outbound| matches!(t.transport, Transport::Ws | Transport::Wss);
+        let (web, reachable): (Vec<Outbound>, Vec<Outbound>) = reachable.into_iter().partition(is_web);
+        let only_web = reachable.is_empty();
+        let mut browser_offer = None;
+        let mut web_endpoint: Option<relay::EndpointInfo> = None;
+        let mut web_branches = Vec::new();
+        if !web.is_empty() {
+            let wep = if only_web {
+                Ok(eb)
+            } else {
+                self.core.relay.create_endpoint(self.id, true)
+            };
+            let offered = wep
+                .map_err(|e| super::browser::Refusal {
+                    status: 500,
+                    text: format!("no media ports: {e}"),
+                })
+                .and_then(|w| {
+                    if w.id != eb.id {
+                        self.web_endpoint = Some(w.id);
+                    }
+                    super::browser::offer(&self.core, w.id, w.rtp_port, &caller_codecs).map(|o| (w, o))
+                });
+            match offered {
+                Ok((w, o)) => {
+                    if only_web {
+                        sdp_b = o.sdp.clone();
+                    }
+                    browser_offer = Some(o);
+                    web_endpoint = Some(w);
+                    web_branches = web;
+                }
+                Err(r) if only_web => {
+                    self.reply_warning(r.status, &r.text);
+                    return;
+                }
+                Err(r) => tracing::info!(call = self.id, reason = %r.text, "browser softphones not called"),
+            }
+        }
         let display = party.display_name().replace(['"', '\\', '\r', '\n'], "");
         let mut out = Outgoing {
             branches: Vec::with_capacity(reachable.len()),
@@ -1263,36 +1855,30 @@ impl Call {
             failed: None,
             display,
             sdp: sdp_b.clone(),
+            ringing: false,
         };
-        for target in reachable {
-            let call_id = sip::message::new_call_id(&self.core.realm);
-            let tag = sip::message::new_tag();
-            let Some(invite) = self.branch_invite(&target, &call_id, &tag, 1, &out.display, &sdp_b, None) else {
-                let uri = call::Pii(target.request_uri.clone());
-                tracing::warn!(target = %uri, "cannot build an INVITE to this target");
-                continue;
-            };
-            self.core.add_dialog(&call_id, &tag, self.tx.clone());
-            self.peer_dialog_keys.push((call_id.clone(), tag.clone()));
-            let key = self
-                .core
-                .send_request(invite.clone(), target.dest, target.transport, self.tx.clone());
-            let callee = call::Pii(target.label.clone());
-            tracing::info!(call = self.id, callee = %callee, branch = out.branches.len(), "calling out");
-            out.branches.push(Branch {
-                target,
-                call_id,
-                tag,
-                invite,
-                key,
-                cseq: 1,
-                authenticated: false,
-                early: Vec::new(),
-                prack: PrackClient::new(),
-                early_sdp: Vec::new(),
-                answer: None,
-            });
+        let mut keys = Self::send_branches(&self.core, &self.tx, self.id, &mut out, reachable);
+        if let (Some(o), false) = (&browser_offer, web_branches.is_empty() || only_web) {
+            // The browsers' branches carry the WebRTC offer; the phones' keep theirs.
+            let plain = std::mem::replace(&mut out.sdp, o.sdp.clone());
+            keys.extend(Self::send_branches(
+                &self.core,
+                &self.tx,
+                self.id,
+                &mut out,
+                web_branches,
+            ));
+            out.sdp = plain;
+        } else if only_web {
+            keys.extend(Self::send_branches(
+                &self.core,
+                &self.tx,
+                self.id,
+                &mut out,
+                web_branches,
+            ));
         }
+        self.peer_dialog_keys.extend(keys);
         if out.branches.is_empty() {
             self.refuse(EndReason::Unreachable);
             return;
@@ -1311,6 +1897,27 @@ impl Call {
         let dest = out.branches[win].target.dest;
         let tb = out.branches[win].target.transport;
         let call_id_b = out.branches[win].call_id.clone();
+        // A browser won: its endpoint serves the call; a phone won: the browsers' goes.
+        let eb = match web_endpoint {
+            Some(w) if is_web(&out.branches[win].target) => {
+                if w.id != eb.id {
+                    let _ = self.core.relay.remove_endpoint(eb.id);
+                    self.peer_endpoint = Some(w.id);
+                    self.web_endpoint = None;
+                }
+                w
+            }
+            Some(w) => {
+                if w.id != eb.id {
+                    let _ = self.core.relay.remove_endpoint(w.id);
+                    self.web_endpoint = None;
+                }
+                browser_offer = None;
+                eb
+            }
+            None => eb,
+        };
+        let browser = browser_offer.is_some();
         // RFC 3261 §13.2.2.4: the ACK for a 2xx is ours to send.
         let ack = dialog_b.ack(out.branches[win].cseq, &self.core.sent_by(tb), tb.via(), None);
         self.core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
@@ -1332,10 +1939,13 @@ impl Call {
             resp_b.body.clone()
         };
         let text = String::from_utf8_lossy(&body).into_owned();
-        let answer_b = sip::sdp::parse(&text)
-            .ok()
-            .and_then(|sdp| sip::sdp::parse_answer(&sdp, &params_b).ok())
-            .and_then(|n| n.audio);
+        let answer_b = match browser_offer.take() {
+            Some(o) => self.browser_answer(o, &text, &caller_codecs),
+            None => sip::sdp::parse(&text)
+                .ok()
+                .and_then(|sdp| sip::sdp::parse_answer(&sdp, &params_b).ok())
+                .and_then(|n| n.audio),
+        };
         let Some(answer_b) = answer_b else {
             bye_b(self, &mut dialog_b);
             self.reply_warning(488, "the callee's answer has no usable audio");
@@ -1372,12 +1982,12 @@ impl Call {
         let wired = if passthrough {
             let relay = &self.core.relay;
             self.configure(ea.id, &answer_a).is_ok()
-                && self.configure(eb.id, &answer_b).is_ok()
+                && (browser || self.configure(eb.id, &answer_b).is_ok())
                 && relay.subscribe(ea.id, eb.id).is_ok()
                 && relay.subscribe(eb.id, ea.id).is_ok()
         } else {
             self.configure(ea.id, &answer_a).is_ok()
-                && self.configure(eb.id, &answer_b).is_ok()
+                && (browser || self.configure(eb.id, &answer_b).is_ok())
                 && self.start_transcoding(ea.id, &answer_a, eb.id, &answer_b)
         };
         if !wired {
@@ -1528,15 +2138,39 @@ impl Call {
         answer: &NegotiatedStream,
         last_sdp: &str,
     ) -> (rsip::Response, String) {
+        let sdp_session = self.sdp_session;
+        Self::reoffer_answer(
+            &self.core,
+            req,
+            transport,
+            (eb, port),
+            answer,
+            last_sdp,
+            (sdp_session, &mut self.sdp_version),
+        )
+    }
+
+    /// [`Call::callee_reoffer`] for any holder of a callee's dialog: our
+    /// SDP session id and version (`version` counts up with each answer).
+    #[allow(clippy::too_many_arguments)]
+    fn reoffer_answer(
+        core: &Core,
+        req: &rsip::Request,
+        transport: Transport,
+        (eb, port): (EndpointId, u16),
+        answer: &NegotiatedStream,
+        last_sdp: &str,
+        (session, version): (u64, &mut u64),
+    ) -> (rsip::Response, String) {
         let ok = sip::message::response_for(req, 200, None);
-        let ok = sip::message::with_header(ok, "Contact", &format!("<{}>", self.core.our_uri("", transport)));
+        let ok = sip::message::with_header(ok, "Contact", &format!("<{}>", core.our_uri("", transport)));
         if req.body.is_empty() {
             let r = sip::message::with_body(ok, "application/sdp", last_sdp.as_bytes().to_vec());
             return (r, last_sdp.to_string());
         }
         let text = String::from_utf8_lossy(&req.body).into_owned();
-        self.sdp_version += 1;
-        let mut params = AnswerParams::new(self.core.media_address, port, self.sdp_session, self.sdp_version);
+        *version += 1;
+        let mut params = AnswerParams::new(core.media_address, port, session, *version);
         params.audio_codecs = vec![answer.codec.clone()];
         params.video_codecs = Vec::new();
         params.telephone_event = answer.telephone_event_pt.is_some();
@@ -1545,7 +2179,7 @@ impl Call {
             .and_then(|offer| sip::sdp::answer(&offer, &params).ok())
             .and_then(|a| a.audio.map(|audio| (a.sdp, audio)));
         match answered {
-            Some((sdp, audio)) if self.configure(eb, &audio).is_ok() => {
+            Some((sdp, audio)) if configure_endpoint(&core.relay, eb, &audio).is_ok() => {
                 let r = sip::message::with_body(ok, "application/sdp", sdp.clone().into_bytes());
                 (r, sdp)
             }
@@ -1639,23 +2273,35 @@ impl Call {
         if let Some(r) = self.reliable.as_mut() {
             r.final_sent();
         }
-        let t1 = Duration::from_millis(self.core.shared.config().sip.t1_ms);
+        Self::linger_branches(&self.core, &self.tx, &mut self.rx, self.id, out).await;
+    }
+
+    /// Waits (bounded) for the branches still open after the search ended,
+    /// acknowledging and releasing late answers.
+    async fn linger_branches(
+        core: &Arc<Core>,
+        tx: &mpsc::Sender<CallInput>,
+        rx: &mut mpsc::Receiver<CallInput>,
+        call: u64,
+        out: &mut Outgoing,
+    ) {
+        let t1 = Duration::from_millis(core.shared.config().sip.t1_ms);
         let deadline = tokio::time::Instant::now() + 64 * t1;
         let answered = out.answered;
         let open = |out: &Outgoing| (0..out.branches.len()).any(|i| Some(i) != answered && out.fork.is_open(i));
         while open(out) {
             tokio::select! {
-                input = self.rx.recv() => match input {
-                    Some(CallInput::Response(k, resp)) => self.branch_response(out, &k, *resp),
+                input = rx.recv() => match input {
+                    Some(CallInput::Response(k, resp)) => Self::outgoing_response(core, tx, call, out, &k, *resp),
                     Some(CallInput::Timeout(k)) => {
                         if let Some(i) = out.branches.iter().position(|b| b.key == k) {
                             out.fork.timed_out(i);
-                            self.apply_fork(out);
+                            Self::outgoing_fork(core, tx, call, out);
                         }
                     }
                     Some(CallInput::Request(key, req)) => {
                         let code = if req.method == rsip::Method::Bye { 200 } else { 481 };
-                        self.core.respond(&key, sip::message::response_for(&req, code, None));
+                        core.respond(&key, sip::message::response_for(&req, code, None));
                     }
                     Some(_) => {}
                     None => return,
@@ -1705,9 +2351,36 @@ impl Call {
         }
     }
 
+    /// A response to one of the branches' INVITEs, for the caller: its
+    /// ringing relayed once.
+    fn branch_response(&mut self, out: &mut Outgoing, k: &ClientTxKey, resp: rsip::Response) {
+        Self::outgoing_response(&self.core, &self.tx, self.id, out, k, resp);
+        self.ring_caller(out);
+    }
+
+    /// Does what the fork context asks, for the caller.
+    fn apply_fork(&mut self, out: &mut Outgoing) {
+        Self::outgoing_fork(&self.core, &self.tx, self.id, out);
+        self.ring_caller(out);
+    }
+
+    /// Relays the callees' first ringing to the caller.
+    fn ring_caller(&mut self, out: &mut Outgoing) {
+        if std::mem::take(&mut out.ringing) {
+            self.send_provisional(180);
+        }
+    }
+
     /// A response to one of the branches' INVITEs (PRACKs, CANCELs and BYEs
     /// we sent are answered too, and ignored here).
-    fn branch_response(&mut self, out: &mut Outgoing, k: &ClientTxKey, resp: rsip::Response) {
+    fn outgoing_response(
+        core: &Arc<Core>,
+        tx: &mpsc::Sender<CallInput>,
+        call: u64,
+        out: &mut Outgoing,
+        k: &ClientTxKey,
+        resp: rsip::Response,
+    ) {
         let Some(i) = out.branches.iter().position(|b| &b.key == k) else {
             return;
         };
@@ -1729,10 +2402,10 @@ impl Call {
                         }
                     }
                     let (dest, tb) = (b.target.dest, b.target.transport);
-                    let sent_by = self.core.sent_by(tb);
+                    let sent_by = core.sent_by(tb);
                     if let Some((_, d)) = b.early.iter_mut().find(|(t, _)| *t == tag) {
                         let prack = sip::reliable::prack_request(d, &rack, &sent_by, tb.via());
-                        self.core.send_request(prack, dest, tb, self.tx.clone());
+                        core.send_request(prack, dest, tb, tx.clone());
                     }
                 }
                 Provisional::Retransmission | Provisional::Discard => return,
@@ -1775,7 +2448,8 @@ impl Call {
             });
             let cseq = b.cseq + 1;
             let rebuilt = value.and_then(|v| {
-                self.branch_invite(
+                Self::branch_invite(
+                    core,
                     &b.target,
                     &b.call_id,
                     &b.tag,
@@ -1788,7 +2462,7 @@ impl Call {
             match rebuilt {
                 Some(invite) => {
                     let (dest, tb) = (b.target.dest, b.target.transport);
-                    let key = self.core.send_request(invite.clone(), dest, tb, self.tx.clone());
+                    let key = core.send_request(invite.clone(), dest, tb, tx.clone());
                     let b = &mut out.branches[i];
                     b.invite = invite;
                     b.key = key;
@@ -1800,39 +2474,38 @@ impl Call {
         } else {
             out.fork.final_response(i, code);
         }
-        self.apply_fork(out);
+        Self::outgoing_fork(core, tx, call, out);
     }
 
     /// Does what the fork context asks.
-    fn apply_fork(&mut self, out: &mut Outgoing) {
+    fn outgoing_fork(core: &Arc<Core>, tx: &mpsc::Sender<CallInput>, call: u64, out: &mut Outgoing) {
         while let Some(o) = out.fork.poll_output() {
             match o {
                 ForkOutput::Provisional(_) => {
                     // Ringing, once, whatever the callee's 18x: confgate
                     // carries no early media, so the caller plays its own ringback.
-                    self.send_provisional(180);
+                    out.ringing = true;
                 }
                 ForkOutput::Cancel(i) => {
                     if let Some(b) = out.branches.get(i) {
                         let c = sip::transaction::cancel_request(&b.invite);
-                        self.core
-                            .send_request(c, b.target.dest, b.target.transport, self.tx.clone());
+                        core.send_request(c, b.target.dest, b.target.transport, tx.clone());
                     }
                 }
                 ForkOutput::Answered(i) => {
-                    tracing::info!(call = self.id, branch = i, "callee answered");
+                    tracing::info!(call = call, branch = i, "callee answered");
                     out.answered = Some(i);
                 }
                 ForkOutput::Release(i) => {
                     if let Some(b) = out.branches.get_mut(i) {
                         if let Some((mut d, _)) = b.answer.take() {
                             let (dest, tb) = (b.target.dest, b.target.transport);
-                            let sent_by = self.core.sent_by(tb);
+                            let sent_by = core.sent_by(tb);
                             let ack = d.ack(b.cseq, &sent_by, tb.via(), None);
-                            self.core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
+                            core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
                             let bye = d.request(rsip::Method::Bye, &sent_by, tb.via(), None);
-                            self.core.send_request(bye, dest, tb, self.tx.clone());
-                            tracing::info!(call = self.id, branch = i, "late answer released");
+                            core.send_request(bye, dest, tb, tx.clone());
+                            tracing::info!(call = call, branch = i, "late answer released");
                         }
                     }
                 }
@@ -1933,7 +2606,12 @@ impl Call {
             return false;
         };
         let relay = &self.core.relay;
-        match (AudioPort::start(relay, ea, fa), AudioPort::start(relay, eb, fb)) {
+        // A browser callee's side runs already (it also carries its ICE and DTLS).
+        let b = match self.browser_port.take() {
+            Some(p) => Ok(p),
+            None => AudioPort::start(relay, eb, fb),
+        };
+        match (AudioPort::start(relay, ea, fa), b) {
             (Ok(a), Ok(b)) => {
                 self.transcoder = Some(AudioBridge::start(a, b));
                 true
@@ -1946,6 +2624,55 @@ impl Call {
             }
         }
     }
+
+    /// Reads a browser callee's answer to our WebRTC offer and starts its
+    /// ICE and DTLS ([`super::browser::take_answer`]); the port that
+    /// decodes its side when the call is transcoded waits in
+    /// `browser_port`. `None`: unusable (logged).
+    fn browser_answer(
+        &mut self,
+        offer: super::browser::CalleeOffer,
+        text: &str,
+        caller: &[call::Codec],
+    ) -> Option<NegotiatedStream> {
+        match super::browser::take_answer(&self.core, offer, text, caller) {
+            Ok((stream, port)) => {
+                tracing::info!(call = self.id, codec = %stream.codec.name, transcoded = port.is_some(),
+                    "browser callee answered with WebRTC media");
+                self.browser_port = port;
+                Some(stream)
+            }
+            Err(r) => {
+                tracing::info!(call = self.id, status = r.status, reason = %r.text, "browser callee's answer refused");
+                None
+            }
+        }
+    }
+}
+
+/// A re-INVITE in progress that moves a phone's video from the IVR into
+/// its conference ([`Call::move_video_into_room`]).
+struct VideoMove {
+    key: ClientTxKey,
+    /// Its CSeq number (the ACK's).
+    cseq: u32,
+    /// What we offered, to read the answer against.
+    params: sip::sdp::OfferParams,
+    sdp: String,
+    /// The video endpoint in the room's relay group.
+    endpoint: EndpointId,
+    /// Our ACK, once the 2xx came (sent again for its retransmissions).
+    ack: Option<rsip::Request>,
+}
+
+/// What a response to the video's re-INVITE means for the room.
+enum MoveStep {
+    /// Nothing for the room (more to come, or it ended without video).
+    Waiting,
+    /// The phone's video is in the room's relay group now.
+    Moved(crate::video::VideoLeg),
+    /// Glare (491): offer again after a while.
+    Retry,
 }
 
 /// Sleeps until `at`, or forever when there is nothing to wait for.
@@ -1975,6 +2702,23 @@ struct Outgoing {
     display: String,
     /// Our offer to the callees.
     sdp: String,
+    /// A callee rings (the fork context said so), not yet relayed.
+    ringing: bool,
+}
+
+impl Outgoing {
+    /// No branch: a caller whose callee is on another protocol.
+    fn none() -> Outgoing {
+        Outgoing {
+            branches: Vec::new(),
+            fork: ForkContext::new(0),
+            answered: None,
+            failed: None,
+            display: String::new(),
+            sdp: String::new(),
+            ringing: false,
+        }
+    }
 }
 
 /// One INVITE of a (possibly forked) outgoing call.
@@ -2015,6 +2759,333 @@ struct Outbound {
     credentials: Option<(String, String)>,
     /// For the log.
     label: String,
+}
+
+/// The phones of account `user` to ring for `caller`: one target per
+/// registered contact (the address the REGISTER came from, else the
+/// Contact's), duplicates dropped, at most [`MAX_BRANCHES`].
+fn account_targets(core: &Core, user: &str, caller: &str, bindings: Vec<sip::registrar::Binding>) -> Vec<Outbound> {
+    let mut targets: Vec<Outbound> = Vec::new();
+    for binding in bindings {
+        let Some(dest) = binding.source.or_else(|| contact_address(&binding.contact)) else {
+            continue;
+        };
+        let request_uri = binding
+            .contact
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string();
+        if targets.iter().any(|t| t.request_uri == request_uri && t.dest == dest) {
+            continue;
+        }
+        targets.push(Outbound {
+            request_uri,
+            to: format!("sip:{user}@{}", core.realm),
+            from: format!("sip:{caller}@{}", core.realm),
+            dest,
+            transport: Transport::from_token(&binding.transport),
+            credentials: None,
+            label: format!("{user}@{}", core.realm),
+        });
+        if targets.len() == MAX_BRANCHES {
+            break;
+        }
+    }
+    targets
+}
+
+/// The SIP side's [`legs::Dialer`]: INVITE to every phone an account
+/// registered, forked as for SIP callers, for callers on other protocols.
+struct SipDialer(Arc<Core>);
+
+impl legs::Dialer for SipDialer {
+    fn registered<'a>(&'a self, account: &'a str) -> legs::Count<'a> {
+        Box::pin(async move {
+            match self.0.shared.directory.sip_bindings(account, unix_now()).await {
+                Ok(b) => b.len(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read registrations");
+                    0
+                }
+            }
+        })
+    }
+
+    fn place(&self, request: legs::LegRequest) -> legs::OutboundLeg {
+        let (leg, side) = legs::channel();
+        let task = tokio::spawn(sip_leg(self.0.clone(), request, side));
+        leg.with_task(task)
+    }
+}
+
+/// Lets the other protocols' callers reach SIP phones (the listener calls
+/// this when it starts).
+pub(super) fn register_dialer(core: &Arc<Core>) {
+    legs::register(Protocol::Sip, Arc::new(SipDialer(core.clone())));
+}
+
+/// A SIP leg for a caller on another protocol: INVITE the account's phones
+/// (forked), report the first ringing and the first answer (ACKed, its SDP
+/// answer given to the relay), and stay until the callee's BYE or the
+/// caller's release (CANCEL before the answer, BYE after).
+async fn sip_leg(core: Arc<Core>, request: legs::LegRequest, mut side: legs::LegSide) {
+    let id = request.call;
+    let (tx, mut rx) = mpsc::channel(32);
+    let bindings = match core.shared.directory.sip_bindings(&request.account, unix_now()).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read registrations");
+            side.report(legs::LegEvent::Released(legs::LegEnd::ours(EndReason::ServerError)));
+            return;
+        }
+    };
+    let caller = request
+        .caller
+        .account()
+        .map(|a| a.user().to_string())
+        .unwrap_or_else(|| "anonymous".into());
+    let mut reachable = Vec::new();
+    for t in account_targets(&core, &request.account, &caller, bindings) {
+        if t.transport == Transport::Udp || core.tcp_connection(t.dest, t.transport).await {
+            reachable.push(t);
+        }
+    }
+    if reachable.is_empty() {
+        side.report(legs::LegEvent::Released(legs::LegEnd::ours(EndReason::Unreachable)));
+        return;
+    }
+    let eb = match core.relay.create_endpoint(request.group, true) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "no media ports");
+            side.report(legs::LegEvent::Released(legs::LegEnd::ours(EndReason::ServerError)));
+            return;
+        }
+    };
+    // The caller's codecs first (forwarded untouched when taken), then
+    // those the mixer can transcode.
+    let offered = sip::sdp::bridge_codecs(&request.codecs, &Call::mixer_codecs());
+    let session: u64 = rand::random::<u32>().into();
+    let mut params = sip::sdp::OfferParams::new(core.media_address, eb.rtp_port, session, 1);
+    params.audio_codecs = offered;
+    params.video_codecs = Vec::new();
+    let display = request.caller.display_name().replace(['"', '\\', '\r', '\n'], "");
+    let mut out = Outgoing {
+        branches: Vec::with_capacity(reachable.len()),
+        fork: ForkContext::new(0),
+        answered: None,
+        failed: None,
+        display,
+        sdp: sip::sdp::offer(&params),
+        ringing: false,
+    };
+    let keys = Call::send_branches(&core, &tx, id, &mut out, reachable);
+    out.fork = ForkContext::new(out.branches.len());
+    let end = if out.branches.is_empty() {
+        Some(legs::LegEnd::ours(EndReason::Unreachable))
+    } else {
+        sip_leg_run(&core, &tx, &mut rx, id, &mut out, &params, eb.id, &mut side).await
+    };
+    if let Some(e) = end {
+        side.report(legs::LegEvent::Released(e));
+    }
+    Call::linger_branches(&core, &tx, &mut rx, id, &mut out).await;
+    for (cid, tag) in keys {
+        core.remove_dialog(&cid, &tag);
+    }
+    let relay = core.relay.clone();
+    let _ = tokio::task::spawn_blocking(move || relay.remove_endpoint(eb.id)).await;
+}
+
+/// Rings, connects and holds a SIP leg ([`sip_leg`]). Returns its end to
+/// report, `None` when the caller ended it.
+#[allow(clippy::too_many_arguments)]
+async fn sip_leg_run(
+    core: &Arc<Core>,
+    tx: &mpsc::Sender<CallInput>,
+    rx: &mut mpsc::Receiver<CallInput>,
+    id: u64,
+    out: &mut Outgoing,
+    params: &sip::sdp::OfferParams,
+    eb: EndpointId,
+    side: &mut legs::LegSide,
+) -> Option<legs::LegEnd> {
+    let ring_deadline = tokio::time::Instant::now() + RING_TIMEOUT;
+    let mut rang = false;
+    let win = loop {
+        tokio::select! {
+            input = rx.recv() => match input {
+                Some(CallInput::Response(k, resp)) => Call::outgoing_response(core, tx, id, out, &k, *resp),
+                Some(CallInput::Timeout(k)) => {
+                    if let Some(i) = out.branches.iter().position(|b| b.key == k) {
+                        out.fork.timed_out(i);
+                        Call::outgoing_fork(core, tx, id, out);
+                    }
+                }
+                Some(CallInput::Request(key, req)) => {
+                    let code = if req.method == rsip::Method::Bye { 200 } else { 481 };
+                    core.respond(&key, sip::message::response_for(&req, code, None));
+                }
+                Some(_) => {}
+                None => return Some(legs::LegEnd::ours(EndReason::ServerError)),
+            },
+            c = side.commands.recv() => {
+                // The caller gave up: CANCEL every branch (RFC 3261 §9.1).
+                let reason = c.map(|legs::LegCommand::Release { reason, .. }| reason);
+                tracing::info!(call = id, reason = reason.map(|r| r.code()), "the SIP call out is cancelled");
+                out.fork.give_up(487);
+                Call::outgoing_fork(core, tx, id, out);
+                return None;
+            }
+            _ = tokio::time::sleep_until(ring_deadline) => {
+                tracing::info!(call = id, "nobody answered in time");
+                out.fork.give_up(408);
+                Call::outgoing_fork(core, tx, id, out);
+            }
+        }
+        if std::mem::take(&mut out.ringing) && !rang {
+            rang = true;
+            side.report(legs::LegEvent::Ringing);
+        }
+        if let Some(i) = out.answered {
+            break i;
+        }
+        if let Some(code) = out.failed.take() {
+            tracing::info!(call = id, status = code, "no SIP phone answered");
+            return Some(legs::LegEnd {
+                by_peer: true,
+                reason: sip::status::reason_for_status(code),
+                cause: None,
+                status: Some(code),
+            });
+        }
+    };
+    let Some((mut dialog, resp)) = out.branches.get_mut(win).and_then(|b| b.answer.take()) else {
+        return Some(legs::LegEnd::ours(EndReason::ServerError));
+    };
+    let b = &out.branches[win];
+    let (dest, tb, call_id) = (b.target.dest, b.target.transport, b.call_id.clone());
+    // RFC 3261 §13.2.2.4: the ACK for a 2xx is ours to send.
+    let ack = dialog.ack(b.cseq, &core.sent_by(tb), tb.via(), None);
+    core.send_stateless(dest, tb, rsip::SipMessage::Request(ack));
+    // RFC 3262 §5: the answer may have come in a reliable provisional response.
+    let body = if resp.body.is_empty() {
+        b.early_sdp
+            .iter()
+            .find(|(t, _)| *t == dialog.remote_tag)
+            .map(|(_, body)| body.clone())
+            .unwrap_or_default()
+    } else {
+        resp.body.clone()
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let answer = sip::sdp::parse(&text)
+        .ok()
+        .and_then(|sdp| sip::sdp::parse_answer(&sdp, params).ok())
+        .and_then(|n| n.audio);
+    let bye = |dialog: &mut Dialog, reason: EndReason, cause: Option<u8>| {
+        let mut req = dialog.request(rsip::Method::Bye, &core.sent_by(tb), tb.via(), None);
+        let header = match cause {
+            Some(c) => format!("Q.850;cause={c}"),
+            None => sip::status::reason_header(reason),
+        };
+        req = sip::message::with_header(req, "Reason", &header);
+        core.send_request(req, dest, tb, tx.clone());
+    };
+    let Some(answer) = answer else {
+        tracing::info!(call = id, "the SIP phone's answer has no usable audio");
+        bye(&mut dialog, EndReason::MediaIncompatible, None);
+        return Some(legs::LegEnd::ours(EndReason::MediaIncompatible));
+    };
+    if let Err(e) = configure_endpoint(&core.relay, eb, &answer) {
+        tracing::warn!(error = %e, "relay refused the media");
+        bye(&mut dialog, EndReason::ServerError, None);
+        return Some(legs::LegEnd::ours(EndReason::ServerError));
+    }
+    tracing::info!(call = id, codec = %answer.codec.name, "SIP phone answered");
+    let (mut last_sdp, mut version) = (out.sdp.clone(), params.session_version);
+    side.report(legs::LegEvent::Answered {
+        endpoint: eb,
+        codec: answer.codec.clone(),
+    });
+    loop {
+        tokio::select! {
+            input = rx.recv() => match input {
+                Some(CallInput::Request(key, req)) => {
+                    let ours = sip::message::call_id(&*req) == Some(call_id.as_str());
+                    match req.method {
+                        rsip::Method::Bye if ours => {
+                            core.respond(&key, sip::message::response_for(&req, 200, None));
+                            let msg = &*req;
+                            let reason = sip::message::header_value(msg, "Reason")
+                                .and_then(|v| sip::status::reason_from_header(&v))
+                                .unwrap_or(EndReason::Normal);
+                            tracing::info!(call = id, reason = reason.code(), "the SIP phone hung up");
+                            return Some(legs::LegEnd {
+                                by_peer: true,
+                                reason,
+                                cause: None,
+                                status: None,
+                            });
+                        }
+                        rsip::Method::Options | rsip::Method::Info if ours => {
+                            core.respond(&key, sip::message::response_for(&req, 200, None));
+                        }
+                        // A refresh, hold or move: answered on the codec in use.
+                        rsip::Method::Invite | rsip::Method::Update if ours => {
+                            let (resp, sdp) = Call::reoffer_answer(
+                                core,
+                                &req,
+                                tb,
+                                (eb, params.audio_port),
+                                &answer,
+                                &last_sdp,
+                                (params.session_id, &mut version),
+                            );
+                            last_sdp = sdp;
+                            core.respond(&key, resp);
+                        }
+                        _ => {
+                            let code = if req.method == rsip::Method::Bye { 200 } else { 481 };
+                            core.respond(&key, sip::message::response_for(&req, code, None));
+                        }
+                    }
+                }
+                Some(CallInput::Response(k, resp)) => Call::outgoing_response(core, tx, id, out, &k, *resp),
+                Some(_) => {}
+                None => {
+                    bye(&mut dialog, EndReason::ServerError, None);
+                    return Some(legs::LegEnd::ours(EndReason::ServerError));
+                }
+            },
+            c = side.commands.recv() => {
+                let (reason, cause) = match c {
+                    Some(legs::LegCommand::Release { reason, cause }) => (reason, cause),
+                    None => (EndReason::Normal, None),
+                };
+                tracing::info!(call = id, reason = reason.code(), "the caller hung up; BYE to the SIP phone");
+                bye(&mut dialog, reason, cause);
+                return None;
+            }
+        }
+    }
+}
+
+/// Points relay endpoint `ep` at the negotiated peer with its keys.
+fn configure_endpoint(relay: &relay::Relay, ep: EndpointId, audio: &NegotiatedStream) -> Result<(), relay::RelayError> {
+    let hold = audio.remote_rtp.ip().is_unspecified();
+    relay.configure(
+        ep,
+        &PeerConfig {
+            peer: (!hold).then_some(audio.remote_rtp),
+            peer_rtcp: if audio.rtcp_mux { None } else { audio.remote_rtcp },
+            latch: LatchMode::Once,
+            srtp_in: audio.remote_srtp.as_ref().and_then(srtp_params),
+            srtp_out: audio.local_srtp.as_ref().and_then(srtp_params),
+            clock_rate: audio.codec.clock_rate,
+            rtcp_mux: audio.rtcp_mux,
+        },
+    )
 }
 
 /// The address in a Contact URI when its host is an IP literal.
@@ -2131,9 +3202,67 @@ fn offers_video(offer: &SessionDescription) -> bool {
     offer.media.iter().any(|m| m.media == "video" && m.port != 0)
 }
 
+/// The offer is audio then video, nothing else: the m-lines our own
+/// re-offer ([`sip::sdp::offer`]) writes, in its order (RFC 3264 §8: a new
+/// offer keeps the m-lines of the session and their order).
+fn reofferable_with_video(offer: &SessionDescription) -> bool {
+    matches!(offer.media.as_slice(), [a, v] if a.kind == Some(call::MediaKind::Audio) && a.port != 0
+        && v.media == "video" && v.port != 0)
+}
+
+/// `sdp` with the direction attribute of its video m-section set to `dir`
+/// (added when the section has none). Other sections are left as they are.
+fn with_video_direction(sdp: &str, dir: &str) -> String {
+    const DIRECTIONS: [&str; 4] = ["a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"];
+    let mut out = String::with_capacity(sdp.len() + 16);
+    let (mut in_video, mut written) = (false, false);
+    for line in sdp.split_inclusive('\n') {
+        let l = line.trim_end();
+        if l.starts_with("m=") {
+            if in_video && !written {
+                out.push_str(&format!("a={dir}\r\n"));
+            }
+            in_video = l.starts_with("m=video ");
+            written = false;
+        } else if in_video && DIRECTIONS.contains(&l) {
+            if !written {
+                out.push_str(&format!("a={dir}\r\n"));
+                written = true;
+            }
+            continue;
+        }
+        out.push_str(line);
+    }
+    if in_video && !written {
+        if !out.ends_with('\n') {
+            out.push_str("\r\n");
+        }
+        out.push_str(&format!("a={dir}\r\n"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{percent_decode, with_video_direction};
+
+    #[test]
+    fn only_the_video_sections_direction_changes() {
+        let sdp = "v=0\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\nm=video 4002 RTP/AVP 96\r\n\
+                   a=rtpmap:96 VP8/90000\r\na=sendrecv\r\n";
+        assert_eq!(
+            with_video_direction(sdp, "inactive"),
+            "v=0\r\nm=audio 4000 RTP/AVP 0\r\na=sendrecv\r\nm=video 4002 RTP/AVP 96\r\n\
+             a=rtpmap:96 VP8/90000\r\na=inactive\r\n"
+        );
+        // No direction attribute (sendrecv by default): one is added.
+        let bare = "v=0\r\nm=video 4002 RTP/AVP 96\r\nm=audio 4000 RTP/AVP 0\r\n";
+        assert_eq!(
+            with_video_direction(bare, "sendrecv"),
+            "v=0\r\nm=video 4002 RTP/AVP 96\r\na=sendrecv\r\nm=audio 4000 RTP/AVP 0\r\n"
+        );
+        assert_eq!(with_video_direction("v=0\r\n", "inactive"), "v=0\r\n");
+    }
 
     #[test]
     fn user_parts_are_percent_decoded() {

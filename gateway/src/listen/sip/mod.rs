@@ -294,6 +294,7 @@ pub async fn serve(
         next_call: AtomicU64::new(1),
     });
     tokio::spawn(register::run(core.clone(), registrar_queue, stop.clone()));
+    call::register_dialer(&core);
     tracing::info!(listen = %local, sent_by = %core.sent_by, "SIP listener up");
     if let Some(listener) = tcp {
         tokio::spawn(accept_tcp(core.clone(), listener, None, stop.clone()));

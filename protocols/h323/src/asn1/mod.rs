@@ -29,6 +29,10 @@ pub use generated::h235_security_messages as h235;
 pub use generated::h323_messages as h225;
 pub use generated::multimedia_system_control as h245;
 
+/// The OCTET STRING type of the generated values: a fastStart item, an
+/// `h245Control` PDU (re-exported for users without a `rasn` dependency).
+pub use rasn::types::OctetString;
+
 /// The longest PER PDU decoded: a RAS datagram fits in one UDP datagram, and
 /// a User-user IE or a TPKT payload is shorter than 65,536 octets.
 pub const MAX_PER_PDU: usize = 65_535;
