@@ -17,6 +17,7 @@ pub const DROP_REASONS: &[&str] = &[
     "sip_malformed",
     "sip_rate_limited",
     "h323_connection_limit",
+    "h323_fast_update_queue_full",
     "web_bad_origin",
 ];
 

@@ -3,10 +3,14 @@
 //! takes no locks.
 //!
 //! A round: `epoll_wait` → for each ready socket one `recvmmsg` (no second
-//! call to find it empty: the poll is level-triggered) → per datagram:
+//! call to find it empty: sockets are polled edge-triggered, and a batch
+//! shorter than its capacity means the socket is empty; a full one is read
+//! again after the other ready sockets, and while one stays full the next
+//! wait does not block) → per datagram:
 //! demux, source check, validation, SRTP unprotect in place, then for each
 //! subscriber a copy into the send batch, stream rewriting, SRTP protect in
-//! place → one `sendmmsg` per run of datagrams from one socket.
+//! place → one `sendmmsg` per run of datagrams from one socket (`sendto`
+//! for a run of one).
 //!
 //! Subscriptions are the forwarding graph (rtpengine's media subscriptions):
 //! media received on endpoint A is sent out of every endpoint that
@@ -14,6 +18,7 @@
 //! endpoints subscribed to each other; a fan-out is many subscribers.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +30,32 @@ use crate::demux::{classify, PacketKind};
 use crate::rtp::{parse_rtcp, parse_rtp, translate_nacks, PayloadMap, ReceptionStats, StreamRewriter, MAX_NACK_FCI};
 use crate::srtp::SrtpContext;
 use crate::sys::{Epoll, EventFd, RecvBatch, SendBatch, BUF_SIZE};
+
+/// Hashes endpoint ids with one multiply instead of SipHash: the ids are
+/// handed out by the relay itself (sequential), never taken from the network,
+/// so there is no hash flooding to defend against, and the packet path looks
+/// endpoints up a few times per datagram.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Endpoints by id.
+type EndpointMap = HashMap<u64, Endpoint, BuildHasherDefault<IdHasher>>;
 
 /// Token of the worker's wake-up eventfd.
 const WAKE: u64 = u64::MAX;
@@ -211,8 +242,10 @@ struct Endpoint {
     latch: LatchMode,
     latched: bool,
     rtcp_latched: bool,
-    srtp_in: Option<SrtpContext>,
-    srtp_out: Option<SrtpContext>,
+    // Boxed: a context is kilobytes, and inline it would spread every
+    // endpoint (RTP ones too) over a page, a cache miss per field touched.
+    srtp_in: Option<Box<SrtpContext>>,
+    srtp_out: Option<Box<SrtpContext>>,
     clock_rate: u32,
     rtcp_mux: bool,
     subscribers: Vec<Subscription>,
@@ -294,17 +327,26 @@ pub(crate) struct Worker {
     epoll: Epoll,
     wake: Arc<EventFd>,
     cmds: Receiver<Cmd>,
-    endpoints: HashMap<u64, Endpoint>,
+    endpoints: EndpointMap,
     recv: RecvBatch,
     send: SendBatch,
     drops: Arc<DropCounters>,
     epoch: Instant,
     /// Total syscalls made for packet I/O, for benchmarks.
     syscalls: Arc<AtomicU64>,
+    /// Packet I/O syscalls of this round, added to `syscalls` once per round.
+    io_calls: u64,
     /// Keyframe requests (PLI) sent.
     keyframes: Arc<AtomicU64>,
     /// Scratch list of endpoints, reused (no allocation per request).
     sources: Vec<u64>,
+    /// Sockets (tokens) whose last read filled the batch or failed: they
+    /// may hold more, and edge-triggered epoll will not say so again. Read
+    /// again at the end of the round; still full then, in the next round,
+    /// whose wait does not block.
+    pending: Vec<u64>,
+    /// The previous round's `pending`, being read (swapped, not allocated).
+    again: Vec<u64>,
 }
 
 fn token(id: u64, rtcp: bool) -> u64 {
@@ -327,14 +369,17 @@ impl Worker {
             epoll,
             wake,
             cmds,
-            endpoints: HashMap::new(),
+            endpoints: EndpointMap::default(),
             recv: RecvBatch::new(batch),
             send: SendBatch::new(batch * 4),
             drops,
             epoch,
             syscalls,
+            io_calls: 0,
             keyframes,
             sources: Vec::with_capacity(16),
+            pending: Vec::with_capacity(256),
+            again: Vec::with_capacity(256),
         })
     }
 
@@ -344,12 +389,16 @@ impl Worker {
         let mut last_publish = Instant::now();
         loop {
             ready.clear();
-            match self.epoll.wait(100) {
+            // Sockets left with data last round are read without waiting.
+            let timeout = if self.pending.is_empty() { 100 } else { 0 };
+            match self.epoll.wait(timeout) {
                 Ok(tokens) => ready.extend(tokens),
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
-            self.syscalls.fetch_add(1, Ordering::Relaxed);
-            let now_ms = self.epoch.elapsed().as_millis() as u64 + 1;
+            self.io_calls += 1;
+            // One clock read per round: packets of a round share its arrival time.
+            let now = Instant::now();
+            let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
             for &t in &ready {
                 if t == WAKE {
                     self.wake.clear();
@@ -360,13 +409,24 @@ impl Worker {
                 }
                 self.drain_socket(t, now_ms);
             }
+            std::mem::swap(&mut self.pending, &mut self.again);
+            for k in 0..self.again.len() {
+                let t = self.again[k];
+                // Its endpoint may have been removed since.
+                if self.endpoints.contains_key(&(t >> 1)) {
+                    self.drain_socket(t, now_ms);
+                }
+            }
+            self.again.clear();
             let st = self.send.flush();
-            self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+            self.io_calls += st.syscalls;
             if st.failed > 0 {
                 self.drops.send_failed.fetch_add(st.failed, Ordering::Relaxed);
             }
-            if last_publish.elapsed() >= Duration::from_millis(200) {
-                last_publish = Instant::now();
+            self.syscalls
+                .fetch_add(std::mem::take(&mut self.io_calls), Ordering::Relaxed);
+            if now.saturating_duration_since(last_publish) >= Duration::from_millis(200) {
+                last_publish = now;
                 for ep in self.endpoints.values_mut() {
                     ep.publish();
                 }
@@ -380,11 +440,20 @@ impl Worker {
             match cmd {
                 Cmd::Add(n) => {
                     let NewEndpoint { id, rtp, rtcp, stats } = *n;
-                    if self.epoll.add(rtp.as_raw_fd(), token(id, false)).is_err() {
+                    if self.epoll.add_edge(rtp.as_raw_fd(), token(id, false)).is_err() {
                         continue;
                     }
                     if let Some(r) = &rtcp {
-                        let _ = self.epoll.add(r.as_raw_fd(), token(id, true));
+                        let _ = self.epoll.add_edge(r.as_raw_fd(), token(id, true));
+                    }
+                    // Room for every socket, twice (a socket left full last
+                    // round can be reported ready again), in the re-read
+                    // lists, so that the packet path never grows them.
+                    let sockets = 4 * (self.endpoints.len() + 1);
+                    for list in [&mut self.pending, &mut self.again] {
+                        if list.capacity() < sockets {
+                            list.reserve(sockets - list.len());
+                        }
                     }
                     self.endpoints.insert(
                         id,
@@ -429,8 +498,8 @@ impl Worker {
                         ep.signaled_rtcp = cfg.peer_rtcp;
                         ep.latch = cfg.latch;
                         if !cfg.keep_srtp {
-                            ep.srtp_in = cfg.srtp_in;
-                            ep.srtp_out = cfg.srtp_out;
+                            ep.srtp_in = cfg.srtp_in.map(Box::new);
+                            ep.srtp_out = cfg.srtp_out.map(Box::new);
                         }
                         ep.clock_rate = if cfg.clock_rate == 0 { 8000 } else { cfg.clock_rate };
                         ep.rtcp_mux = cfg.rtcp_mux || ep.rtcp.is_none();
@@ -471,7 +540,7 @@ impl Worker {
                         }
                     }
                     let st = self.send.flush();
-                    self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                    self.io_calls += st.syscalls;
                 }
                 Cmd::Tap(id, sink) => {
                     if let Some(ep) = self.endpoints.get_mut(&id) {
@@ -482,7 +551,7 @@ impl Worker {
                     if let Some(ep) = self.endpoints.get_mut(&id) {
                         if self.send.is_full() {
                             let st = self.send.flush();
-                            self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                            self.io_calls += st.syscalls;
                         }
                         send_own(ep, &mut self.send, &self.drops, &packet);
                     }
@@ -491,7 +560,7 @@ impl Worker {
                     if let Some(ep) = self.endpoints.get_mut(&id) {
                         if self.send.is_full() {
                             let st = self.send.flush();
-                            self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                            self.io_calls += st.syscalls;
                         }
                         match self.send.next_buf() {
                             Some(out) if packet.len() <= out.len() => {
@@ -538,15 +607,24 @@ impl Worker {
                 return 0;
             }
         };
+        self.io_calls += 1;
         let n = match self.recv.recv(fd) {
             Ok(n) => n,
-            Err(_) => return 0,
+            Err(_) => {
+                // The error is consumed by the call; datagrams may remain.
+                self.pending.push(t);
+                return 0;
+            }
         };
-        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        if n == self.recv.capacity() {
+            // A full batch: the socket may hold more (edge-triggered epoll
+            // will not report it again); read it again after the others.
+            self.pending.push(t);
+        }
         for i in 0..n {
             if self.send.is_full() {
                 let st = self.send.flush();
-                self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                self.io_calls += st.syscalls;
                 if st.failed > 0 {
                     self.drops.send_failed.fetch_add(st.failed, Ordering::Relaxed);
                 }
@@ -580,7 +658,7 @@ impl Worker {
                 for k in 0..self.sources.len() {
                     if self.send.is_full() {
                         let st = self.send.flush();
-                        self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                        self.io_calls += st.syscalls;
                     }
                     if let Some(ep) = self.endpoints.get_mut(&self.sources[k]) {
                         // Feedback about an SSRC the relay gave this stream names the publisher's own.
@@ -607,7 +685,7 @@ impl Worker {
                 for k in 0..self.sources.len() {
                     if self.send.is_full() {
                         let st = self.send.flush();
-                        self.syscalls.fetch_add(st.syscalls, Ordering::Relaxed);
+                        self.io_calls += st.syscalls;
                     }
                     if let Some(ep) = self.endpoints.get_mut(&self.sources[k]) {
                         if send_pli(ep, &mut self.send) {
@@ -644,7 +722,7 @@ impl Feedback {
 /// Handles one received datagram. Public to the crate for tests and benchmarks.
 #[allow(clippy::too_many_arguments)]
 fn forward(
-    endpoints: &mut HashMap<u64, Endpoint>,
+    endpoints: &mut EndpointMap,
     send: &mut SendBatch,
     drops: &DropCounters,
     id: u64,

@@ -25,7 +25,8 @@
 //! Invariants: the packet path allocates nothing in steady state, takes no
 //! lock, and never panics on any input; bad packets are dropped and counted
 //! by reason ([`Relay::drops`]). System calls are batched (`recvmmsg`,
-//! `sendmmsg`) and confined to [`sys`], the crate's only unsafe code.
+//! `sendmmsg`; `sendto` for a socket's lone datagram) and confined to
+//! [`sys`], the crate's only unsafe code.
 //!
 //! Operators who run Kamailio or OpenSIPS can drive the relay with the
 //! rtpengine `ng` control protocol (see the `ng` module).

@@ -1,9 +1,10 @@
 //! The relay's only unsafe code: Linux system calls for batched UDP I/O
-//! (`recvmmsg`, `sendmmsg`), `epoll` and `eventfd`, behind safe types.
+//! (`recvmmsg`, `sendmmsg`, `sendto`), `epoll` and `eventfd`, behind safe types.
 //!
 //! Every `unsafe` block says why it is sound. Buffers are allocated once per
-//! worker; pointers into them are written right before each call, so moving
-//! the owning struct cannot leave a dangling pointer.
+//! worker, on the heap, and never grow; the pointers into them (written once
+//! for receiving, right before each call for sending) stay valid when the
+//! owning struct moves.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -40,10 +41,20 @@ impl Epoll {
 
     /// Watches `fd` for readability (level-triggered), reporting `token`.
     pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
+        self.add_events(fd, token, libc::EPOLLIN as u32)
+    }
+
+    /// Watches `fd` for readability, edge-triggered: `token` is reported
+    /// when data arrives, not again until more data arrives, so the caller
+    /// must read until it is sure the socket is empty (a short `recvmmsg`
+    /// batch says so). It spares the kernel a second poll of every socket
+    /// that was ready in the previous wait.
+    pub fn add_edge(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.add_events(fd, token, (libc::EPOLLIN | libc::EPOLLET) as u32)
+    }
+
+    fn add_events(&self, fd: RawFd, token: u64, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call.
         let r = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
         if r < 0 {
@@ -183,6 +194,8 @@ fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+const SOCKADDR_STORAGE_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+
 /// Receive buffers and headers for one `recvmmsg` batch, allocated once.
 pub struct RecvBatch {
     bufs: Box<[[u8; BUF_SIZE]]>,
@@ -190,11 +203,13 @@ pub struct RecvBatch {
     addrs: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
+    /// Headers the last call filled (the kernel rewrote their lengths and flags).
+    used: usize,
 }
 
 // SAFETY: the raw pointers in `iovs`/`msgs` point only into this struct's own
-// heap buffers and are rewritten before every system call; nothing else holds
-// them, so moving the batch to another thread (a relay worker) is sound.
+// heap buffers, which never move or grow; nothing else holds them, so moving
+// the batch to another thread (a relay worker) is sound.
 unsafe impl Send for RecvBatch {}
 
 impl std::fmt::Debug for RecvBatch {
@@ -212,36 +227,47 @@ impl RecvBatch {
     /// Room for `n` datagrams per call.
     pub fn new(n: usize) -> Self {
         let n = n.max(1);
-        Self {
+        let mut b = Self {
             bufs: vec![[0u8; BUF_SIZE]; n].into_boxed_slice(),
             lens: vec![0; n],
             addrs: (0..n).map(|_| zeroed()).collect(),
             iovs: (0..n).map(|_| zeroed()).collect(),
             msgs: (0..n).map(|_| zeroed()).collect(),
+            used: 0,
+        };
+        // The headers point into the heap buffers above, which never move or
+        // grow (moving `b` moves only the owning pointers), so they are
+        // written once here; each call resets only what the kernel rewrote.
+        for i in 0..n {
+            b.iovs[i] = libc::iovec {
+                iov_base: b.bufs[i].as_mut_ptr().cast(),
+                iov_len: BUF_SIZE,
+            };
+            let hdr = &mut b.msgs[i].msg_hdr;
+            hdr.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_namelen = SOCKADDR_STORAGE_LEN;
+            hdr.msg_iov = &mut b.iovs[i];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = std::ptr::null_mut();
+            hdr.msg_controllen = 0;
+            hdr.msg_flags = 0;
         }
+        b
     }
 
     /// Receives up to the batch size from `fd` without blocking; returns how
     /// many datagrams arrived (0 when none was waiting).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         let n = self.bufs.len();
-        for i in 0..n {
-            self.iovs[i] = libc::iovec {
-                iov_base: self.bufs[i].as_mut_ptr().cast(),
-                iov_len: BUF_SIZE,
-            };
-            let hdr = &mut self.msgs[i].msg_hdr;
-            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            hdr.msg_iov = &mut self.iovs[i];
-            hdr.msg_iovlen = 1;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
-            hdr.msg_flags = 0;
-            self.msgs[i].msg_len = 0;
+        for m in &mut self.msgs[..self.used] {
+            m.msg_hdr.msg_namelen = SOCKADDR_STORAGE_LEN;
+            m.msg_hdr.msg_flags = 0;
+            m.msg_len = 0;
         }
-        // SAFETY: every mmsghdr points at live buffers owned by `self` (set just above),
-        // sized as declared; the kernel writes at most `n` entries.
+        self.used = 0;
+        // SAFETY: every mmsghdr points at live heap buffers owned by `self` (set in
+        // `new`; they never move or grow), sized as declared; the kernel writes at
+        // most `n` entries.
         let r = unsafe {
             libc::recvmmsg(
                 fd,
@@ -259,6 +285,7 @@ impl RecvBatch {
             };
         }
         let got = r as usize;
+        self.used = got;
         for i in 0..got {
             // A datagram larger than the buffer is truncated (MSG_TRUNC); it is dropped as malformed.
             self.lens[i] = if self.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
@@ -268,6 +295,11 @@ impl RecvBatch {
             };
         }
         Ok(got)
+    }
+
+    /// Datagrams per call.
+    pub fn capacity(&self) -> usize {
+        self.bufs.len()
     }
 
     /// Datagram `i` of the last batch: its whole buffer (for in-place
@@ -353,7 +385,7 @@ impl SendBatch {
     }
 
     /// Sends everything queued: one `sendmmsg` per run of consecutive
-    /// datagrams from the same socket.
+    /// datagrams from the same socket (`sendto` for a run of one).
     pub fn flush(&mut self) -> FlushStats {
         let mut st = FlushStats::default();
         for i in 0..self.len {
@@ -376,6 +408,33 @@ impl SendBatch {
             let mut end = start + 1;
             while end < self.len && self.fds[end] == fd {
                 end += 1;
+            }
+            if end - start == 1 {
+                // One datagram from this socket (the common case: one packet
+                // per call and wake-up): `sendto` spares the kernel copying
+                // and walking a message header and its iovec.
+                let addr: *const libc::sockaddr = (&self.addrs[start] as *const libc::sockaddr_storage).cast();
+                // SAFETY: the buffer is owned by `self` and holds at least `lens[start]`
+                // bytes (checked in `commit`); `addr` points at a sockaddr of
+                // `addr_lens[start]` bytes written by `to_sockaddr`; the kernel only reads both.
+                let r = unsafe {
+                    libc::sendto(
+                        fd,
+                        self.bufs[start].as_ptr().cast(),
+                        self.lens[start],
+                        libc::MSG_DONTWAIT,
+                        addr,
+                        self.addr_lens[start],
+                    )
+                };
+                st.syscalls += 1;
+                if r < 0 {
+                    st.failed += 1;
+                } else {
+                    st.sent += 1;
+                }
+                start = end;
+                continue;
             }
             let mut at = start;
             while at < end {
