@@ -328,7 +328,7 @@ fn sipjs_registers_and_calls_a_conference() {
     let rec = server.dir.path().join("bot.wav");
     let bot = confgate(&server.net, server.dir.path())
         .args(["bot", "--conference", "c1", "--name", "Bot", "--play", "tone:440"])
-        .args(["--duration", "25", "--record"])
+        .args(["--duration", "45", "--record"])
         .arg(&rec)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -345,6 +345,7 @@ fn sipjs_registers_and_calls_a_conference() {
             ("PASSWORD", "alice-secret-1"),
             ("CONF", "c1"),
             ("STAY_SECS", "3"),
+            ("REINVITE", "1"),
         ],
         &art,
     );
@@ -425,6 +426,16 @@ fn sipjs_registers_and_calls_a_conference() {
         r["second"]["outbound"].as_f64().unwrap_or_default() > 5_000.0,
         "the browser sends audio: {r}"
     );
+    // Hold, resume and an ICE restart by re-INVITE, answered as WebRTC.
+    let fingerprint = call["answerLines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str())
+        .find(|l| l.starts_with("a=fingerprint:"))
+        .unwrap_or_else(|| panic!("no fingerprint in the answer: {call}"))
+        .to_string();
+    check_reinvites(&r["reinvite"], "a=setup:passive", &fingerprint);
     assert_eq!(r["bye"], 200, "BYE: {r}");
     assert_eq!(r["unregister"]["status"], 200, "unregister: {r}");
     assert!(
@@ -432,7 +443,7 @@ fn sipjs_registers_and_calls_a_conference() {
         "unregistered: {r}"
     );
 
-    let (st, _, err) = bot.output_timeout(Duration::from_secs(40)).unwrap();
+    let (st, _, err) = bot.output_timeout(Duration::from_secs(60)).unwrap();
     assert!(st.success(), "bot: {st} {err}");
     let (rate, heard) = read_wav(&rec).unwrap();
     let loudest = loudest_window(&heard, rate);
@@ -538,10 +549,79 @@ fn write_tone(path: &Path, rate: u32, hz: f64, secs: u32) {
 /// fingerprint, rtcp-mux, SAVPF), the browser answers with the phone's
 /// codec, and the relay forwards RTP ↔ DTLS-SRTP both ways: the browser's
 /// getStats shows the phone's audio received and decoded, and the phone
-/// decodes the browser's fake microphone.
+/// decodes the browser's fake microphone; then the browser holds the call,
+/// resumes it and restarts ICE by re-INVITE ([`check_reinvites`]).
 #[test]
 fn a_phone_calls_the_browser_and_media_flows_both_ways() {
     phone_calls_browser("swm", None, false);
+}
+
+/// What `reinvites()` of tests/web/sip-softphone.mjs saw (`r`): each
+/// re-INVITE got 200 with a WebRTC answer keeping the DTLS association
+/// (`setup` and `fingerprint` as in the call's first SDP of ours, BUNDLE,
+/// rtcp-mux); hold (`a=sendonly`) is answered `recvonly` and the browser
+/// stops receiving audio, resume is answered `sendrecv` and audio flows
+/// again; the ICE restart is answered with new credentials of ours, and
+/// the browser's ICE transport runs on them with audio flowing.
+fn check_reinvites(r: &serde_json::Value, setup: &str, fingerprint: &str) {
+    let packets = |a: &str, b: &str| {
+        r[b]["packetsIn"].as_f64().unwrap_or_default() - r[a]["packetsIn"].as_f64().unwrap_or_default()
+    };
+    for (step, direction) in [("hold", "recvonly"), ("resume", "sendrecv"), ("restart", "sendrecv")] {
+        let a = &r[step];
+        assert_eq!(a["status"], 200, "re-INVITE {step}: {r}");
+        assert_eq!(a["direction"], direction, "our answer's direction at {step}: {r}");
+        let lines = a["lines"].to_string();
+        for line in [
+            "UDP/TLS/RTP/SAVPF",
+            "a=ice-lite",
+            "a=group:BUNDLE",
+            "a=rtcp-mux",
+            "a=mid:",
+            setup,
+            fingerprint,
+        ] {
+            assert!(lines.contains(line), "the answer to {step} has {line}: {r}");
+        }
+    }
+    let ufrag = |step: &str| r[step]["ufrag"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        ufrag("hold"),
+        r["before"]["remoteUfrag"].as_str().unwrap_or("?"),
+        "hold keeps our ICE credentials: {r}"
+    );
+    assert_eq!(ufrag("hold"), ufrag("resume"), "resume keeps our ICE credentials: {r}");
+    assert_ne!(
+        ufrag("restart"),
+        ufrag("resume"),
+        "an ICE restart gets new credentials: {r}"
+    );
+    let held = packets("held1", "held2");
+    assert!(held < 10.0, "a held browser gets no audio: {held} packets in 2 s ({r})");
+    let resumed = packets("resumed1", "resumed2");
+    assert!(
+        resumed > 50.0,
+        "audio flows again after resume: {resumed} packets in 2 s ({r})"
+    );
+    let after = &r["restarted2"];
+    assert_ne!(
+        after["localUfrag"], r["before"]["localUfrag"],
+        "the browser restarted ICE: {r}"
+    );
+    assert_eq!(
+        after["transportUfrag"], after["localUfrag"],
+        "the ICE transport runs on the restarted credentials: {r}"
+    );
+    assert_eq!(after["pair"], true, "a candidate pair succeeded after the restart: {r}");
+    assert!(
+        matches!(after["ice"].as_str(), Some("connected" | "completed")),
+        "ICE connected after the restart: {r}"
+    );
+    let restarted = packets("restarted1", "restarted2");
+    assert!(
+        restarted > 50.0,
+        "audio flows after the ICE restart: {restarted} packets in 2 s ({r})"
+    );
 }
 
 /// `bob` has a desk phone (plain SIP over UDP, never answering) as well as
@@ -567,6 +647,8 @@ fn a_phone_calls_a_browser_answering_another_codec_through_the_transcoder() {
 /// also has a desk phone registered (baresip, never answering).
 fn phone_calls_browser(tag: &str, answer_codec: Option<&str>, desk: bool) {
     need_browser();
+    // The plain call also re-INVITEs (hold, resume, ICE restart).
+    let reinvite = answer_codec.is_none() && !desk;
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start(tag);
     server.cli(
@@ -583,6 +665,7 @@ fn phone_calls_browser(tag: &str, answer_codec: Option<&str>, desk: bool) {
             ("WAIT_SECS", "30"),
             ("STAY_SECS", "2"),
             ("ANSWER_CODEC", answer_codec.unwrap_or("")),
+            ("REINVITE", if reinvite { "1" } else { "" }),
         ],
         &art,
     );
@@ -686,7 +769,8 @@ fn phone_calls_browser(tag: &str, answer_codec: Option<&str>, desk: bool) {
         .server_cmd("baresip")
         .args(["-4", "-f"])
         .arg(&phone)
-        .args(["-e", &format!("/dial sip:bob@{srv}:{SIP_PORT}"), "-t", "16"])
+        .args(["-e", &format!("/dial sip:bob@{srv}:{SIP_PORT}")])
+        .args(["-t", if reinvite { "36" } else { "16" }])
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
@@ -695,7 +779,7 @@ fn phone_calls_browser(tag: &str, answer_codec: Option<&str>, desk: bool) {
     let mut caller = ChildGuard(caller);
 
     let r = result_of(browser, &server);
-    let st = caller.wait_timeout(Duration::from_secs(30)).unwrap();
+    let st = caller.wait_timeout(Duration::from_secs(50)).unwrap();
     let phone_log = std::fs::read_to_string(server.dir.path().join("phone.out")).unwrap_or_default();
     assert!(st.success(), "baresip: {st}\n{phone_log}");
     assert_eq!(r["established"], true, "the browser answered: {r}\n{}", server.log());
@@ -770,6 +854,14 @@ fn phone_calls_browser(tag: &str, answer_codec: Option<&str>, desk: bool) {
         log.contains("browser callee answered with WebRTC media") && log.contains(&format!("transcoded={transcoded}")),
         "{log}"
     );
+    if reinvite {
+        // Our offer's fingerprint; we answered it `a=setup:active`'s peer as DTLS server.
+        let fingerprint = offer
+            .split("\r\n")
+            .find(|l| l.starts_with("a=fingerprint:"))
+            .unwrap_or_else(|| panic!("no fingerprint in our offer: {offer}"));
+        check_reinvites(&r["reinvite"], "a=setup:passive", fingerprint);
+    }
 
     // The phone decoded the browser's microphone (SRTP → RTP through the relay).
     let files: Vec<PathBuf> = std::fs::read_dir(&rec)

@@ -14,6 +14,11 @@
 //   an INVITE and answer it, play what arrives, getStats twice (3 s apart),
 //   stay STAY_SECS, hang up. With ANSWER_CODEC (e.g. `opus`) the answer
 //   keeps only that codec (and telephone-event), as a browser preferring it.
+// With REINVITE=1, `call` and `answer` also re-INVITE in the call once
+// audio flows: hold (SIP.js `hold`: a=sendonly), resume, then an ICE
+// restart (`offerOptions.iceRestart`), with getStats around each
+// (result.reinvite: the responses, our answers' direction and ICE
+// credentials, packet counts, the ICE transport after the restart).
 // Prints one JSON line `RESULT {...}`.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,6 +57,65 @@ const ctx = await chromium.launchPersistentContext(profile, {
   viewport: { width: 700, height: 400 },
 });
 const result = { mode };
+
+// Re-INVITEs from the browser in an established call (`session` names the
+// page's SIP.js session: `inviter` or `invitation`): see REINVITE above.
+async function reinvites(page, session) {
+  const out = {};
+  const send = (opts) => page.evaluate(([name, o]) => new Promise((resolve) => {
+    const s = window[name];
+    s.sessionDescriptionHandlerOptionsReInvite = o;
+    const done = (r, ok) => {
+      const body = r.message.body || '';
+      resolve({
+        ok,
+        status: r.message.statusCode,
+        direction: (body.match(/^a=(sendrecv|sendonly|recvonly|inactive)\r?$/m) || [])[1] || null,
+        ufrag: (body.match(/^a=ice-ufrag:(\S+)/m) || [])[1] || null,
+        lines: body.split('\r\n').filter((l) => /^(m=|a=setup|a=ice-lite|a=fingerprint|a=rtpmap|a=mid|a=group|a=rtcp-mux)/.test(l)),
+        warning: r.message.getHeader('warning') || null,
+      });
+    };
+    s.invite({ requestDelegate: { onAccept: (r) => done(r, true), onReject: (r) => done(r, false) } })
+      .catch((e) => resolve({ ok: false, status: -1, error: String(e) }));
+    setTimeout(() => resolve({ ok: false, status: 0, error: 'no final response' }), 15000);
+  }), [session, opts]);
+  const stats = () => page.evaluate(async (name) => {
+    const pc = window[name].sessionDescriptionHandler.peerConnection;
+    const r = { packetsIn: 0, packetsOut: 0, pair: false, ice: pc.iceConnectionState, localUfrag: null, transportUfrag: null };
+    r.localUfrag = (pc.localDescription.sdp.match(/^a=ice-ufrag:(\S+)/m) || [])[1] || null;
+    r.remoteUfrag = (pc.remoteDescription.sdp.match(/^a=ice-ufrag:(\S+)/m) || [])[1] || null;
+    const all = await pc.getStats();
+    for (const s of all.values()) {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') r.packetsIn += s.packetsReceived || 0;
+      if (s.type === 'outbound-rtp' && s.kind === 'audio') r.packetsOut += s.packetsSent || 0;
+      if (s.type === 'transport') {
+        r.transportUfrag = s.iceLocalUsernameFragment || null;
+        const p = s.selectedCandidatePairId && all.get(s.selectedCandidatePairId);
+        r.pair = !!p && p.state === 'succeeded';
+        r.pairChanges = s.selectedCandidatePairChanges || 0;
+      }
+    }
+    return r;
+  }, session);
+  out.before = await stats();
+  out.hold = await send({ hold: true });
+  await page.waitForTimeout(1000);
+  out.held1 = await stats();
+  await page.waitForTimeout(2000);
+  out.held2 = await stats();
+  out.resume = await send({ hold: false });
+  await page.waitForTimeout(1000);
+  out.resumed1 = await stats();
+  await page.waitForTimeout(2000);
+  out.resumed2 = await stats();
+  out.restart = await send({ hold: false, offerOptions: { iceRestart: true } });
+  await page.waitForTimeout(3000);
+  out.restarted1 = await stats();
+  await page.waitForTimeout(2000);
+  out.restarted2 = await stats();
+  return out;
+}
 try {
   // The page is made here, not fetched from the server: Chromium counts it
   // as public and asks before it reaches a private address (Local Network
@@ -246,6 +310,7 @@ try {
       result.first = await stats();
       await page.waitForTimeout(3000);
       result.second = await stats();
+      if (process.env.REINVITE) result.reinvite = await reinvites(page, 'inviter');
       await page.screenshot({ path: join(artifacts, 'sipjs-in-call.png') });
       await page.waitForTimeout(Number(process.env.STAY_SECS || '3') * 1000);
       result.bye = await page.evaluate(() => new Promise((resolve) => {
@@ -341,6 +406,7 @@ try {
       result.first = await stats();
       await page.waitForTimeout(3000);
       result.second = await stats();
+      if (process.env.REINVITE) result.reinvite = await reinvites(page, 'invitation');
       await page.waitForTimeout(Number(process.env.STAY_SECS || '2') * 1000);
       result.bye = await page.evaluate(() => new Promise((resolve) => {
         if (window.terminated) { resolve('already ended'); return; }

@@ -1023,19 +1023,73 @@ pub fn build_answer(
     transport: &LocalTransport,
     source_for: &dyn Fn(&str) -> Option<LocalSource>,
 ) -> Result<(String, Vec<NegotiatedMedia>), SdpError> {
+    build_answer_with(
+        offer,
+        session_id,
+        version,
+        transport,
+        &AnswerOptions::default(),
+        source_for,
+    )
+}
+
+/// How [`build_answer_with`] answers, beyond [`build_answer`]'s defaults:
+/// for answering a re-offer in a session already set up (RFC 8829 §5.3.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerOptions {
+    /// Our `a=setup`: `passive` when `None`. A re-offer that keeps the DTLS
+    /// association (RFC 8842 §5) is answered with the role we have in it:
+    /// `active` when we are its client.
+    pub setup: Option<Setup>,
+    /// The audio codecs agreed before: when set, an audio m-section takes
+    /// only those of the offer with the same name, clock rate and payload
+    /// type (the codec in use stays), and is refused without one.
+    pub audio_codecs: Option<Vec<Codec>>,
+    /// We send in accepted m-sections even where `source_for` gives no
+    /// source (media forwarded under the sender's own SSRC: no `a=ssrc`).
+    pub sends_without_source: bool,
+}
+
+/// [`build_answer`] with [`AnswerOptions`].
+///
+/// # Errors
+///
+/// As [`build_answer`].
+pub fn build_answer_with(
+    offer: &SessionDescription,
+    session_id: u64,
+    version: u64,
+    transport: &LocalTransport,
+    options: &AnswerOptions,
+    source_for: &dyn Fn(&str) -> Option<LocalSource>,
+) -> Result<(String, Vec<NegotiatedMedia>), SdpError> {
     if offer.bundle.is_empty() {
         return Err(SdpError::Missing("a=group:BUNDLE"));
     }
     let mut negotiated = Vec::with_capacity(offer.media.len());
     for m in &offer.media {
         let mid = m.mid.clone().ok_or(SdpError::Missing("a=mid"))?;
-        let codecs = if m.port == 0 { Vec::new() } else { select_codecs(m) };
+        let codecs = match (&options.audio_codecs, &m.kind) {
+            _ if m.port == 0 => Vec::new(),
+            (Some(keep), MediaKind::Audio) => m
+                .formats
+                .iter()
+                .filter_map(|pt| m.codec(*pt))
+                .filter(|c| {
+                    keep.iter()
+                        .any(|k| k.payload_type == c.payload_type && c.is(&k.name, k.clock_rate))
+                })
+                .cloned()
+                .collect(),
+            _ => select_codecs(m),
+        };
         let rejected = codecs.is_empty();
         if !rejected && !m.rtcp_mux {
             return Err(SdpError::Unsupported("an m-section without a=rtcp-mux"));
         }
         let source = if rejected { None } else { source_for(&mid) };
-        let direction = match (rejected, m.direction, source.is_some()) {
+        let we_send = source.is_some() || (options.sends_without_source && !rejected);
+        let direction = match (rejected, m.direction, we_send) {
             (true, _, _) => Direction::Inactive,
             (_, Direction::SendRecv, true) => Direction::SendRecv,
             (_, Direction::SendRecv, false) | (_, Direction::SendOnly, _) => Direction::RecvOnly,
@@ -1085,7 +1139,7 @@ pub fn build_answer(
         media_section(
             &mut out,
             transport,
-            Setup::Passive,
+            options.setup.unwrap_or(Setup::Passive),
             &n.mid,
             &n.kind,
             n.direction,
@@ -1122,6 +1176,54 @@ mod tests {
             fingerprint: Fingerprint::of_der(HashAlgorithm::Sha256, b"cert"),
             candidate: "203.0.113.5:20002".parse().expect("addr"),
         }
+    }
+
+    #[test]
+    fn a_re_offer_is_answered_keeping_role_codec_and_mirroring_direction() {
+        // Chrome's offer put on hold: the audio a=sendonly.
+        let held = CHROME_OFFER.replacen("a=sendrecv", "a=sendonly", 1);
+        let offer = SessionDescription::parse(&held).expect("parses");
+        assert_eq!(offer.media[0].direction, Direction::SendOnly);
+        let pcmu = offer.media[0].codec(0).expect("pcmu").clone();
+        let options = AnswerOptions {
+            setup: Some(Setup::Active),
+            audio_codecs: Some(vec![pcmu]),
+            sends_without_source: true,
+        };
+        let (sdp, negotiated) = build_answer_with(&offer, 7, 3, &transport(), &options, &|_| None).expect("answers");
+        assert!(sdp.contains("a=setup:active\r\n"), "{sdp}");
+        assert!(sdp.contains("o=- 7 3 IN IP4"), "{sdp}");
+        let audio = &negotiated[0];
+        assert!(!audio.rejected);
+        assert_eq!(audio.direction, Direction::RecvOnly, "sendonly is answered recvonly");
+        let pts: Vec<u8> = audio.codecs.iter().map(|c| c.payload_type).collect();
+        assert_eq!(pts, [0], "only the codec in use, with its payload type");
+        assert!(sdp.contains("m=audio 20002 UDP/TLS/RTP/SAVPF 0\r\n"), "{sdp}");
+        assert!(!sdp.contains("a=ssrc:"), "no source of ours is named: {sdp}");
+        // Resumed: sendrecv, and we send without a source of our own.
+        let offer = SessionDescription::parse(CHROME_OFFER).expect("parses");
+        let (_, negotiated) = build_answer_with(&offer, 7, 4, &transport(), &options, &|_| None).expect("answers");
+        assert_eq!(negotiated[0].direction, Direction::SendRecv);
+        // The codec in use gone from the offer (another payload type): refused.
+        let options = AnswerOptions {
+            audio_codecs: Some(vec![Codec {
+                payload_type: 96,
+                name: "PCMU".into(),
+                clock_rate: 8000,
+                channels: None,
+                fmtp: None,
+                rtcp_fb: Vec::new(),
+            }]),
+            ..options
+        };
+        let (_, negotiated) = build_answer_with(&offer, 7, 5, &transport(), &options, &|_| None).expect("answers");
+        assert!(negotiated[0].rejected, "no codec in use: the audio is refused");
+        // The defaults are build_answer's.
+        let (a, _) = build_answer(&offer, 1, 1, &transport(), &|_| None).expect("answers");
+        let (b, _) =
+            build_answer_with(&offer, 1, 1, &transport(), &AnswerOptions::default(), &|_| None).expect("answers");
+        assert_eq!(a, b);
+        assert!(a.contains("a=setup:passive\r\n"));
     }
 
     #[test]

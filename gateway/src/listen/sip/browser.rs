@@ -35,6 +35,13 @@
 //! place, and the endpoint's tap only hands up STUN and DTLS
 //! ([`TransportTap`]); otherwise an [`AudioPort`] on it decodes and
 //! re-encodes through the call's transcoder.
+//!
+//! Re-INVITEs and UPDATEs from either kind of browser leg (hold, resume,
+//! ICE restart) are answered by its [`BrowserSession`]: a WebRTC answer on
+//! the same DTLS association (fingerprint and `a=setup` role kept, RFC
+//! 8842), codec, payload types, BUNDLE and mid; the direction mirrored
+//! (the call applies it); new ICE credentials when the browser's changed,
+//! handed to the leg's task, whose ICE-lite agent restarts with them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,9 +49,11 @@ use std::time::Instant;
 
 use relay::{EndpointId, LatchMode, PeerConfig, Relay, SrtpParams, TapSink};
 use tokio::sync::mpsc;
-use webrtc::dtls::{DtlsCert, DtlsOutput, DtlsTransport};
+use webrtc::dtls::{DtlsCert, DtlsOutput, DtlsRole, DtlsTransport, Fingerprint};
 use webrtc::ice::{IceCredentials, IceEvent, IceLiteAgent, IceOutput};
-use webrtc::sdp::{LocalMedia, LocalSource, LocalTransport, MediaKind, SessionDescription};
+use webrtc::sdp::{
+    AnswerOptions, Direction, LocalMedia, LocalSource, LocalTransport, MediaKind, SessionDescription, Setup,
+};
 
 use super::Core;
 use crate::media::{AudioFormat, AudioPort, TransportDatagram};
@@ -70,6 +79,137 @@ pub(super) struct BrowserLeg {
     pub(super) port: AudioPort,
     /// The audio codec agreed (Opus with the browser's payload type).
     pub(super) codec: call::Codec,
+    /// What answers the browser's re-offers.
+    pub(super) session: BrowserSession,
+}
+
+/// What a browser leg keeps to answer its re-INVITEs and UPDATEs (hold and
+/// resume, ICE restart): the DTLS association stays (RFC 8842 §5: same
+/// fingerprint, same roles), as do the codec and payload types agreed and
+/// our SSRC; a new ufrag or pwd from the browser is an ICE restart
+/// (RFC 8445 §9), answered with new credentials of ours, with which the
+/// leg's ICE-lite agent then answers the checks. As the web client's
+/// `ice_restart` ([`crate::listen::web`]): the relay endpoint and SRTP
+/// keys stay, the next nomination points the endpoint at the browser.
+#[derive(Debug)]
+pub(super) struct BrowserSession {
+    transport: LocalTransport,
+    remote_ice: IceCredentials,
+    remote_fingerprint: Fingerprint,
+    role: DtlsRole,
+    session_id: u64,
+    version: u64,
+    /// What we send under (`None`: forwarded under the sender's SSRC).
+    source: Option<LocalSource>,
+    /// The audio codecs agreed, with their payload types.
+    codecs: Vec<webrtc::sdp::Codec>,
+    control: mpsc::UnboundedSender<Control>,
+}
+
+/// An answer to a browser's re-offer.
+#[derive(Debug)]
+pub(super) struct Reanswer {
+    /// Our SDP.
+    pub(super) sdp: String,
+    /// Our direction: whether we send to the browser, and take from it.
+    pub(super) direction: Direction,
+    /// The browser restarted ICE (we answered with new credentials).
+    pub(super) ice_restart: bool,
+}
+
+/// What the call tells a leg's media transport task.
+#[derive(Debug)]
+enum Control {
+    /// ICE restart: our new credentials and the browser's new ufrag.
+    IceRestart {
+        local: IceCredentials,
+        remote_ufrag: String,
+    },
+}
+
+impl BrowserSession {
+    /// Answers the browser's re-offer `offer` (a re-INVITE's or UPDATE's
+    /// body): a WebRTC answer on the same transport, codec and BUNDLE as
+    /// before, the direction mirrored. Refused (488) when the offer
+    /// changes the DTLS fingerprint or role (a new association is not
+    /// supported) or drops the codec in use; nothing changes then.
+    pub(super) fn reanswer(&mut self, offer: &str) -> Result<Reanswer, Refusal> {
+        let mut desc = SessionDescription::parse(offer).map_err(|e| refusal(488, format!("SDP: {e}")))?;
+        only_first_audio(&mut desc);
+        let remote = desc.remote_transport().map_err(|e| refusal(488, format!("SDP: {e}")))?;
+        if remote.fingerprint != self.remote_fingerprint {
+            return Err(refusal(
+                488,
+                "the re-offer changes the DTLS fingerprint; a new DTLS association is not supported",
+            ));
+        }
+        let kept = matches!(
+            (remote.setup, self.role),
+            (Setup::ActPass, _) | (Setup::Active, DtlsRole::Server) | (Setup::Passive, DtlsRole::Client)
+        );
+        if !kept {
+            return Err(refusal(
+                488,
+                "the re-offer changes the DTLS roles; a new DTLS association is not supported",
+            ));
+        }
+        let ice_restart = remote.ice != self.remote_ice;
+        let mut transport = self.transport.clone();
+        if ice_restart {
+            transport.ice = IceCredentials::random().map_err(|e| refusal(500, e.to_string()))?;
+        }
+        let options = AnswerOptions {
+            setup: Some(match self.role {
+                DtlsRole::Server => Setup::Passive,
+                DtlsRole::Client => Setup::Active,
+            }),
+            audio_codecs: Some(self.codecs.clone()),
+            sends_without_source: self.source.is_none(),
+        };
+        let version = self.version + 1;
+        let source = self.source.clone();
+        let (sdp, negotiated) =
+            webrtc::sdp::build_answer_with(&desc, self.session_id, version, &transport, &options, &|_| {
+                source.clone()
+            })
+            .map_err(|e| refusal(488, format!("SDP: {e}")))?;
+        let audio = negotiated
+            .iter()
+            .find(|n| n.kind == MediaKind::Audio && !n.rejected)
+            .ok_or_else(|| refusal(488, "the re-offer drops the audio codec in use"))?;
+        let direction = audio.direction;
+        if ice_restart {
+            let restart = Control::IceRestart {
+                local: transport.ice.clone(),
+                remote_ufrag: remote.ice.ufrag.clone(),
+            };
+            if self.control.send(restart).is_err() {
+                return Err(refusal(500, "the leg's media transport has ended"));
+            }
+            tracing::info!("browser ICE restart: new credentials answered");
+        }
+        self.version = version;
+        self.transport = transport;
+        self.remote_ice = remote.ice;
+        Ok(Reanswer {
+            sdp,
+            direction,
+            ice_restart,
+        })
+    }
+}
+
+/// Keeps the first audio m-section of a browser's offer, refusing the
+/// others (port 0): one audio stream per leg.
+fn only_first_audio(desc: &mut SessionDescription) {
+    let mut audio_seen = false;
+    for m in &mut desc.media {
+        let take = m.kind == MediaKind::Audio && m.port != 0 && !audio_seen;
+        audio_seen |= take;
+        if !take {
+            m.port = 0;
+        }
+    }
 }
 
 /// Why an offer was refused: the SIP status and the Warning text.
@@ -98,14 +238,7 @@ pub(super) fn answer(core: &Core, group: u64, offer: &str) -> Result<BrowserLeg,
     let mut desc = SessionDescription::parse(offer).map_err(|e| refusal(488, format!("SDP: {e}")))?;
     // One audio stream: the first one offered. Video and data channels are
     // refused (port 0 in the answer).
-    let mut audio_seen = false;
-    for m in &mut desc.media {
-        let take = m.kind == MediaKind::Audio && m.port != 0 && !audio_seen;
-        audio_seen |= take;
-        if !take {
-            m.port = 0;
-        }
-    }
+    only_first_audio(&mut desc);
     let remote = desc.remote_transport().map_err(|e| refusal(488, format!("SDP: {e}")))?;
     let role = remote.our_dtls_role().map_err(|e| refusal(488, format!("SDP: {e}")))?;
     let creds = IceCredentials::random().map_err(|e| refusal(500, e.to_string()))?;
@@ -163,7 +296,8 @@ pub(super) fn answer(core: &Core, group: u64, offer: &str) -> Result<BrowserLeg,
     let ssrc = port.ssrc();
     let (sdp, _) = webrtc::sdp::build_answer(&desc, session_id, 1, &transport, &|_| Some(source(ssrc)))
         .map_err(|e| fail(refusal(488, format!("SDP: {e}"))))?;
-    let dtls = DtlsTransport::new(role, &cert, remote.fingerprint, Instant::now())
+    let agreed = audio.codecs.clone();
+    let dtls = DtlsTransport::new(role, &cert, remote.fingerprint.clone(), Instant::now())
         .map_err(|e| fail(refusal(500, format!("DTLS: {e}"))))?;
     let mut agent = IceLiteAgent::new(creds);
     agent.set_software(Some(super::USER_AGENT.to_string()));
@@ -180,13 +314,26 @@ pub(super) fn answer(core: &Core, group: u64, offer: &str) -> Result<BrowserLeg,
         failed: false,
         clock_rate: 48_000,
     };
-    tokio::spawn(driver.run(datagrams));
+    let (control, control_rx) = mpsc::unbounded_channel();
+    tokio::spawn(driver.run(datagrams, control_rx));
+    let session = BrowserSession {
+        transport,
+        remote_ice: remote.ice,
+        remote_fingerprint: remote.fingerprint,
+        role,
+        session_id,
+        version: 1,
+        source: Some(source(ssrc)),
+        codecs: agreed,
+        control,
+    };
     Ok(BrowserLeg {
         endpoint: ep.id,
         rtp_port: ep.rtp_port,
         sdp,
         port,
         codec,
+        session,
     })
 }
 
@@ -210,7 +357,12 @@ struct MediaTransport {
 }
 
 impl MediaTransport {
-    async fn run(mut self, mut datagrams: mpsc::Receiver<TransportDatagram>) {
+    async fn run(
+        mut self,
+        mut datagrams: mpsc::Receiver<TransportDatagram>,
+        mut control: mpsc::UnboundedReceiver<Control>,
+    ) {
+        let mut controlled = true;
         loop {
             let deadline = match (self.agent.poll_timeout(), self.dtls.poll_timeout()) {
                 (Some(a), Some(d)) => Some(a.min(d)),
@@ -227,6 +379,11 @@ impl MediaTransport {
                     Some(d) => self.on_datagram(d),
                     None => break,
                 },
+                c = control.recv(), if controlled => match c {
+                    Some(c) => self.on_control(c),
+                    // The call no longer renegotiates: the media goes on.
+                    None => controlled = false,
+                },
                 _ = sleep => self.on_timeout(),
             }
             self.drain();
@@ -239,6 +396,17 @@ impl MediaTransport {
         match d {
             TransportDatagram::Stun(src, d) => self.agent.handle_input(now, src, &d),
             TransportDatagram::Dtls(src, d) => self.on_dtls(now, src, &d),
+        }
+    }
+
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::IceRestart { local, remote_ufrag } => {
+                // The nomination and the DTLS association stay until the
+                // checks with the new credentials nominate again.
+                self.agent.restart(local);
+                self.agent.set_remote_ufrag(&remote_ufrag);
+            }
         }
     }
 
@@ -354,6 +522,8 @@ pub(super) struct CalleeOffer {
     endpoint: EndpointId,
     creds: IceCredentials,
     cert: Arc<DtlsCert>,
+    transport: LocalTransport,
+    session_id: u64,
 }
 
 /// Codecs a browser decodes that a phone may offer: (name, clock rate, channels).
@@ -447,12 +617,15 @@ pub(super) fn offer(
         source: None,
         codecs: Some(callee_codecs(caller)),
     };
-    let sdp = webrtc::sdp::build_offer(u64::from(rand::random::<u32>()), 1, &transport, &[media]);
+    let session_id = u64::from(rand::random::<u32>());
+    let sdp = webrtc::sdp::build_offer(session_id, 1, &transport, &[media]);
     Ok(CalleeOffer {
         sdp,
         endpoint,
         creds,
         cert,
+        transport,
+        session_id,
     })
 }
 
@@ -460,13 +633,14 @@ pub(super) fn offer(
 /// SIP layer's negotiated stream (no address: ICE finds it, and the
 /// driver points the relay there), and, when the browser took none of the
 /// `caller`'s codecs, the [`AudioPort`] that decodes and encodes its side
-/// for the transcoder. Starts the leg's ICE and DTLS.
+/// for the transcoder. Starts the leg's ICE and DTLS; the
+/// [`BrowserSession`] answers the browser's re-offers.
 pub(super) fn take_answer(
     core: &Core,
     offer: CalleeOffer,
     answer: &str,
     caller: &[call::Codec],
-) -> Result<(sip::sdp::NegotiatedStream, Option<AudioPort>), Refusal> {
+) -> Result<(sip::sdp::NegotiatedStream, Option<AudioPort>, BrowserSession), Refusal> {
     let desc = SessionDescription::parse(answer).map_err(|e| refusal(488, format!("SDP: {e}")))?;
     let remote = desc.remote_transport().map_err(|e| refusal(488, format!("SDP: {e}")))?;
     let role = remote.our_dtls_role().map_err(|e| refusal(488, format!("SDP: {e}")))?;
@@ -519,8 +693,12 @@ pub(super) fn take_answer(
             .map_err(|e| refusal(500, format!("cannot start the browser's audio: {e}")))?;
         (Some(port), rx)
     };
-    let dtls = DtlsTransport::new(role, &offer.cert, remote.fingerprint, Instant::now())
+    let dtls = DtlsTransport::new(role, &offer.cert, remote.fingerprint.clone(), Instant::now())
         .map_err(|e| refusal(500, format!("DTLS: {e}")))?;
+    // The codec taken and the events, as agreed (a re-offer keeps them).
+    let agreed: Vec<webrtc::sdp::Codec> = std::iter::once(chosen.clone())
+        .chain(events.filter(|e| e.payload_type != chosen.payload_type).cloned())
+        .collect();
     let mut agent = IceLiteAgent::new(offer.creds);
     agent.set_software(Some(super::USER_AGENT.to_string()));
     agent.set_remote_ufrag(&remote.ice.ufrag);
@@ -536,7 +714,19 @@ pub(super) fn take_answer(
         failed: false,
         clock_rate: codec.clock_rate,
     };
-    tokio::spawn(driver.run(datagrams));
+    let (control, control_rx) = mpsc::unbounded_channel();
+    tokio::spawn(driver.run(datagrams, control_rx));
+    let session = BrowserSession {
+        transport: offer.transport,
+        remote_ice: remote.ice,
+        remote_fingerprint: remote.fingerprint,
+        role,
+        session_id: offer.session_id,
+        version: 1,
+        source: None,
+        codecs: agreed,
+        control,
+    };
     let stream = sip::sdp::NegotiatedStream {
         index: 0,
         kind: call::MediaKind::Audio,
@@ -555,7 +745,7 @@ pub(super) fn take_answer(
         local_srtp: None,
         rtcp_fb: Vec::new(),
     };
-    Ok((stream, port))
+    Ok((stream, port, session))
 }
 
 /// The tap of a browser callee's endpoint whose audio the relay forwards

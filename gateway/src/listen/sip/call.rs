@@ -38,6 +38,13 @@
 //! starts ICE and DTLS on the callee's endpoint, and the media is forwarded
 //! or transcoded as between two phones.
 //!
+//! Re-offers from browser legs (a browser in a conference or the IVR, a
+//! browser callee) get WebRTC answers ([`super::browser::BrowserSession`]);
+//! their direction applies to the room (a browser that does not receive
+//! hears nothing of it, one that does not send is not mixed in) or, when
+//! the relay forwards a callee's media as it is, to the two endpoints'
+//! subscriptions.
+//!
 //! Across protocols ([`crate::legs`]): an account with H.323 endpoints
 //! registered by RAS is reached through an H.323 leg (forked with its SIP
 //! phones when it has both: the first answer wins); the other way, callers
@@ -162,6 +169,13 @@ struct Call {
     /// The endpoint our WebRTC offer to browser callees came from, while
     /// phones are rung with it too (the winner's endpoint stays).
     web_endpoint: Option<EndpointId>,
+    /// The caller is a browser softphone: what answers its re-offers.
+    browser: Option<super::browser::BrowserSession>,
+    /// The connected callee is a browser softphone: what answers its re-offers.
+    browser_callee: Option<super::browser::BrowserSession>,
+    /// The caller said it sends nothing (`recvonly`, `inactive`): its
+    /// silence is expected and nothing of it goes to the room.
+    silent: bool,
 }
 
 /// Handles one incoming INVITE to the end of its call.
@@ -217,6 +231,9 @@ pub(super) async fn incoming(
         moving_port: None,
         browser_port: None,
         web_endpoint: None,
+        browser: None,
+        browser_callee: None,
+        silent: false,
     };
     use tracing::Instrument;
     let span = tracing::info_span!("sip_call", call = id);
@@ -487,6 +504,7 @@ impl Call {
             let leg = leg.map_err(|r| self.reply_warning(r.status, &r.text)).ok()?;
             (self.endpoint, self.local_port) = (Some(leg.endpoint), Some(leg.rtp_port));
             self.current_codec = Some(leg.codec);
+            self.browser = Some(leg.session);
             if self.cancelled() {
                 return None;
             }
@@ -901,6 +919,7 @@ impl Call {
                     }
                 }
                 f = port.from_leg.recv() => match f {
+                    Some(_) if self.silent => {}
                     Some(f) => {
                         if m.audio_in.try_send((m.id, f)).is_err() {
                             self.core.shared.metrics.count_drop("room_queue_full");
@@ -1176,7 +1195,7 @@ impl Call {
     /// call is not on hold, when silence is expected): a phone that vanished
     /// without BYE. Calls that never had media count from their answer.
     fn media_stopped(&self, ep: EndpointId) -> bool {
-        if self.held {
+        if self.held || self.silent {
             return false;
         }
         let limit = Duration::from_secs(self.core.shared.config().relay.timeout_secs);
@@ -1217,6 +1236,28 @@ impl Call {
             };
         }
         let text = String::from_utf8_lossy(&req.body).into_owned();
+        if let Some(session) = self.browser.as_mut() {
+            // A browser softphone: a WebRTC answer on the same DTLS association.
+            return match session.reanswer(&text) {
+                Ok(a) => {
+                    tracing::info!(
+                        call = self.id,
+                        direction = a.direction.as_str(),
+                        ice_restart = a.ice_restart,
+                        "browser re-offer answered"
+                    );
+                    self.held = !a.direction.sends();
+                    self.silent = !a.direction.receives();
+                    self.local_sdp = Some(a.sdp.clone());
+                    sip::message::with_body(resp, "application/sdp", a.sdp.into_bytes())
+                }
+                Err(r) => {
+                    tracing::info!(call = self.id, status = r.status, reason = %r.text, "browser re-offer refused");
+                    let resp = sip::message::response_for(req, r.status, None);
+                    sip::message::with_header(resp, "Warning", &warning(&self.core, &r.text))
+                }
+            };
+        }
         let offer = match sip::sdp::parse(&text) {
             Ok(o) => o,
             Err(e) => {
@@ -2138,6 +2179,34 @@ impl Call {
         answer: &NegotiatedStream,
         last_sdp: &str,
     ) -> (rsip::Response, String) {
+        if let (Some(session), false) = (self.browser_callee.as_mut(), req.body.is_empty()) {
+            // A browser softphone: a WebRTC answer on the same DTLS association.
+            let text = String::from_utf8_lossy(&req.body).into_owned();
+            return match session.reanswer(&text) {
+                Ok(a) => {
+                    tracing::info!(
+                        call = self.id,
+                        direction = a.direction.as_str(),
+                        ice_restart = a.ice_restart,
+                        "browser callee's re-offer answered"
+                    );
+                    self.callee_direction(eb, a.direction);
+                    let ok = sip::message::response_for(req, 200, None);
+                    let ok =
+                        sip::message::with_header(ok, "Contact", &format!("<{}>", self.core.our_uri("", transport)));
+                    (
+                        sip::message::with_body(ok, "application/sdp", a.sdp.clone().into_bytes()),
+                        a.sdp,
+                    )
+                }
+                Err(r) => {
+                    tracing::info!(call = self.id, status = r.status, reason = %r.text, "browser callee's re-offer refused");
+                    let resp = sip::message::response_for(req, r.status, None);
+                    let resp = sip::message::with_header(resp, "Warning", &warning(&self.core, &r.text));
+                    (resp, last_sdp.to_string())
+                }
+            };
+        }
         let sdp_session = self.sdp_session;
         Self::reoffer_answer(
             &self.core,
@@ -2148,6 +2217,30 @@ impl Call {
             last_sdp,
             (sdp_session, &mut self.sdp_version),
         )
+    }
+
+    /// Applies a browser callee's direction (ours towards it, from our
+    /// answer to its re-offer) to the relay when the two endpoints forward
+    /// to each other: the caller's media reaches it only while we send,
+    /// its media reaches the caller only while we receive. Transcoded
+    /// calls keep their bridge (the browser then drops what it refused).
+    fn callee_direction(&self, eb: EndpointId, direction: webrtc::sdp::Direction) {
+        let Some(ea) = self.endpoint.filter(|_| self.transcoder.is_none()) else {
+            return;
+        };
+        let relay = &self.core.relay;
+        let set = |from: EndpointId, to: EndpointId, on: bool| {
+            let r = if on {
+                relay.subscribe(from, to)
+            } else {
+                relay.unsubscribe(from, to)
+            };
+            if let Err(e) = r {
+                tracing::warn!(call = self.id, error = %e, "relay refused the browser callee's direction");
+            }
+        };
+        set(ea, eb, direction.sends());
+        set(eb, ea, direction.receives());
     }
 
     /// [`Call::callee_reoffer`] for any holder of a callee's dialog: our
@@ -2636,10 +2729,11 @@ impl Call {
         caller: &[call::Codec],
     ) -> Option<NegotiatedStream> {
         match super::browser::take_answer(&self.core, offer, text, caller) {
-            Ok((stream, port)) => {
+            Ok((stream, port, session)) => {
                 tracing::info!(call = self.id, codec = %stream.codec.name, transcoded = port.is_some(),
                     "browser callee answered with WebRTC media");
                 self.browser_port = port;
+                self.browser_callee = Some(session);
                 Some(stream)
             }
             Err(r) => {
