@@ -24,7 +24,9 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use confgate_suite::h323_endpoint::{answer_fast, assert_heard, place, take_call, while_pumping, Media, Peer, Room};
+use confgate_suite::h323_endpoint::{
+    answer_fast, assert_heard, connected, h323_accounts, place, take_call, while_pumping, Media, Peer, Room,
+};
 use confgate_suite::{Daemon, SERVER};
 use h323::control::MediaEvent;
 use h323::media::{AudioCodec, G711};
@@ -44,36 +46,10 @@ fn converse(a: &Media, a_hz: f64, b: &Media, b_hz: f64, peers: &mut [&mut Peer])
 
 // ------------------------------------------------------------ scenario
 
-/// The caller's answer: Alerting first when `ringing`, then Connect with
-/// Fast Connect; returns the relay's address.
-fn connected(peer: &mut Peer, ringing: bool) -> (SocketAddr, G711) {
-    let mut alerted = false;
-    let fc = peer
-        .wait(Duration::from_secs(10), |e| match e {
-            Event::Alerting => {
-                alerted = true;
-                None
-            }
-            Event::Connected(fc) => Some(fc.clone()),
-            Event::Released(r) => panic!("released: {r:?}"),
-            _ => None,
-        })
-        .expect("Connect");
-    assert_eq!(alerted, ringing, "Alerting while the callee rang");
-    let fc = fc.expect("Fast Connect to the caller");
-    (fc.peer_rtp.unwrap(), fc.codec)
-}
-
-fn accounts(d: &Daemon, names: &[&str]) {
-    for n in names {
-        d.cli_ok(&["user", "add", n, "--type", "h323"]).unwrap();
-    }
-}
-
 #[test]
 fn registered_endpoint_calls_another_by_alias_and_the_callee_hangs_up() {
     let d = Daemon::start("h323-out-alias").unwrap();
-    accounts(&d, &["room1", "room2"]);
+    h323_accounts(&d, &["room1", "room2"]);
     let room2 = Room::register(&d, &[Alias::H323Id("room2".into()), Alias::DialedDigits("2002".into())]);
     let room1 = Room::register(&d, &[Alias::H323Id("room1".into())]);
 
@@ -94,7 +70,7 @@ fn registered_endpoint_calls_another_by_alias_and_the_callee_hangs_up() {
     callee.flush();
     std::thread::sleep(Duration::from_millis(300));
     m2.to = answer_fast(&mut callee, &m2, G711::Ulaw);
-    let (relay, codec) = connected(&mut caller, true);
+    let (relay, codec) = connected(&mut caller, true, Duration::from_secs(10));
     assert_eq!(codec, G711::Ulaw);
     let mut m1 = m1;
     m1.to = relay;
@@ -124,7 +100,7 @@ fn registered_endpoint_calls_another_by_alias_and_the_callee_hangs_up() {
 #[test]
 fn registered_endpoint_calls_an_account_id_with_transcoding_and_the_caller_hangs_up() {
     let d = Daemon::start("h323-out-account").unwrap();
-    accounts(&d, &["room1", "room2"]);
+    h323_accounts(&d, &["room1", "room2"]);
     let room2 = Room::register(&d, &[Alias::H323Id("room2".into())]);
     let room1 = Room::register(&d, &[Alias::H323Id("room1".into())]);
 
@@ -136,7 +112,7 @@ fn registered_endpoint_calls_an_account_id_with_transcoding_and_the_caller_hangs
     // The caller's A-law first, then µ-law, which the callee takes.
     assert_eq!(incoming.offer.codecs(), vec![G711::Alaw, G711::Ulaw]);
     m2.to = answer_fast(&mut callee, &m2, G711::Ulaw);
-    let (relay, codec) = connected(&mut caller, false);
+    let (relay, codec) = connected(&mut caller, false, Duration::from_secs(10));
     assert_eq!(codec, G711::Alaw, "the caller keeps its own law");
     m1.to = relay;
 
@@ -158,7 +134,7 @@ fn registered_endpoint_calls_an_account_id_with_transcoding_and_the_caller_hangs
 #[test]
 fn registered_endpoint_dials_an_h323_address_answered_by_h245() {
     let d = Daemon::start("h323-out-direct").unwrap();
-    accounts(&d, &["room1"]);
+    h323_accounts(&d, &["room1"]);
     let room1 = Room::register(&d, &[Alias::H323Id("room1".into())]);
     let desk = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = desk.local_addr().unwrap().port();
@@ -195,7 +171,7 @@ fn registered_endpoint_dials_an_h323_address_answered_by_h245() {
         })
     });
     m2.to = relay.expect("the desk's channel opened");
-    let (relay, codec) = connected(&mut caller, false);
+    let (relay, codec) = connected(&mut caller, false, Duration::from_secs(10));
     assert_eq!(codec, G711::Ulaw);
     m1.to = relay;
 
@@ -212,7 +188,7 @@ fn registered_endpoint_dials_an_h323_address_answered_by_h245() {
 #[test]
 fn busy_cancelled_unregistered_unreachable_and_anonymous_calls_get_their_causes() {
     let d = Daemon::start("h323-out-causes").unwrap();
-    accounts(&d, &["room1", "room2", "room3"]);
+    h323_accounts(&d, &["room1", "room2", "room3"]);
     let room2 = Room::register(&d, &[Alias::H323Id("room2".into())]);
     let room1 = Room::register(&d, &[Alias::H323Id("room1".into())]);
     let m1 = Media::new(G711::Ulaw);

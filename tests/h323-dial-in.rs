@@ -13,14 +13,12 @@
 //! H.264 RTP reaches the other in the payload type it proposed.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confgate_suite::{dominant_frequency, read_wav, rms, ChildGuard, Daemon};
+use confgate_suite::h323_endpoint::{assert_bot_heard, assert_endpoint_heard, bot, next_signalling, Media};
+use confgate_suite::Daemon;
 use h323::asn1::OctetString;
 use h323::asn1::{self, h225, h245};
 use h323::media::{self, G711, H264};
@@ -33,9 +31,8 @@ const CRV: u16 = 0x2a2a;
 struct Endpoint {
     tcp: TcpStream,
     decoder: TpktDecoder,
-    rtp: UdpSocket,
-    /// The relay's RTP address from the accepted fastStart.
-    relay: SocketAddr,
+    /// Its µ-law media, sent to the relay's RTP address from the accepted fastStart.
+    media: Media,
 }
 
 impl Endpoint {
@@ -47,16 +44,14 @@ impl Endpoint {
     /// [`Endpoint::dial`] with `extra` fastStart proposals (video); also
     /// returns Connect's fastStart.
     fn dial_with(d: &Daemon, dialed: &str, tunnelling: bool, extra: Vec<OctetString>) -> (Endpoint, Vec<OctetString>) {
-        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let local = rtp.local_addr().unwrap();
-        let rtcp = SocketAddr::new(local.ip(), local.port() + 1);
+        let media = Media::new(G711::Ulaw);
+        let (local, rtcp) = (media.addr(), media.rtcp());
         let tcp = TcpStream::connect(("127.0.0.1", d.h323_port)).unwrap();
         tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let mut ep = Endpoint {
             tcp,
             decoder: TpktDecoder::new(65_535),
-            rtp,
-            relay: local,
+            media,
         };
         let setup = signalling::setup(&SetupParams {
             call_reference: CRV,
@@ -82,32 +77,14 @@ impl Endpoint {
         let (codec, relay) = media::accepted_remote(c.fast_start.as_deref().unwrap()).expect("accepted fastStart");
         assert_eq!(codec, G711::Ulaw);
         assert_eq!(uuie.h323_uu_pdu.h245_tunneling, Some(tunnelling));
-        ep.relay = relay;
+        ep.media.to = relay;
         let fast_start = c.fast_start.clone().unwrap();
         (ep, fast_start)
     }
 
     /// The next signalling message, `None` on timeout or EOF.
     fn next(&mut self, timeout: Duration) -> Option<(Message, Option<h225::H323UserInformation>)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(p) = self.decoder.next_pdu().unwrap() {
-                if p.is_empty() {
-                    continue;
-                }
-                return Some(signalling::decode_signalling(p).unwrap());
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            let mut buf = [0u8; 4096];
-            match self.tcp.read(&mut buf) {
-                Ok(0) => return None,
-                Ok(n) => self.decoder.push(&buf[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                Err(_) => return None,
-            }
-        }
+        next_signalling(&mut self.tcp, &mut self.decoder, timeout)
     }
 
     /// The next message that is not Facility (tunnelled H.245 answers).
@@ -137,140 +114,15 @@ impl Endpoint {
             signalling::release_complete(CallReference::new(CRV, false), 16, None, None, false, Vec::new()).unwrap();
         self.tcp.write_all(&rc).unwrap();
     }
-
-    /// Sends a µ-law tone at `hz` for `secs` and returns what it received, decoded (8 kHz).
-    fn talk(&self, hz: f64, secs: f64) -> Vec<i16> {
-        let tx = self.rtp.try_clone().unwrap();
-        let relay = self.relay;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let sender = std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut seq: u16 = 1;
-            let mut ts: u32 = 0;
-            let mut n: u64 = 0;
-            while !stop2.load(Ordering::Relaxed) {
-                let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
-                pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-                pkt[4..8].copy_from_slice(&ts.to_be_bytes());
-                for i in 0..160u64 {
-                    let t = (n * 160 + i) as f64 / 8000.0;
-                    pkt.push(linear_to_ulaw(
-                        (f64::sin(2.0 * std::f64::consts::PI * hz * t) * 12_000.0) as i16,
-                    ));
-                }
-                let _ = tx.send_to(&pkt, relay);
-                seq = seq.wrapping_add(1);
-                ts = ts.wrapping_add(160);
-                n += 1;
-                let next = start + Duration::from_millis(20 * n);
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-        });
-        self.rtp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        let mut heard = Vec::new();
-        let end = Instant::now() + Duration::from_secs_f64(secs);
-        let mut buf = [0u8; 2048];
-        while Instant::now() < end {
-            if let Ok((n, _)) = self.rtp.recv_from(&mut buf) {
-                if n > 12 && buf[1] & 0x7f == 0 {
-                    heard.extend(buf[12..n].iter().map(|&b| ulaw_to_linear(b)));
-                }
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        sender.join().unwrap();
-        heard
-    }
-}
-
-/// ITU-T G.711 µ-law encoding of one sample.
-fn linear_to_ulaw(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32_635;
-    let mut s = i32::from(sample);
-    let sign = if s < 0 { 0x80 } else { 0 };
-    if s < 0 {
-        s = -s;
-    }
-    s = s.min(CLIP) + BIAS;
-    let mut exponent = 7;
-    let mut mask = 0x4000;
-    while exponent > 0 && s & mask == 0 {
-        exponent -= 1;
-        mask >>= 1;
-    }
-    let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) | mantissa) as u8
-}
-
-/// ITU-T G.711 µ-law decoding of one sample.
-fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let sign = u & 0x80;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = i32::from(u & 0x0f);
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    (if sign != 0 { -magnitude } else { magnitude }) as i16
-}
-
-/// The bot heard a tone at `hz` (its loudest 2 s).
-fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
-    let (st, _, err) = bot.output_timeout(Duration::from_secs(30)).unwrap();
-    assert!(st.success(), "bot: {st} {err}");
-    let (rate, heard) = read_wav(rec).unwrap();
-    let window = rate as usize * 2;
-    let best = (0..heard.len().saturating_sub(window))
-        .step_by(rate as usize / 4)
-        .max_by(|a, b| rms(&heard[*a..*a + window]).total_cmp(&rms(&heard[*b..*b + window])))
-        .unwrap();
-    let part = &heard[best..best + window];
-    let f = dominant_frequency(part, rate);
-    assert!(rms(part) > 500.0, "the bot hears the H.323 endpoint: rms {}", rms(part));
-    assert!(
-        (f - hz).abs() <= 10.0,
-        "bot: dominant frequency {f} Hz, expected {hz} Hz"
-    );
-}
-
-/// The endpoint heard a tone at `hz` in its last 2 s.
-fn assert_endpoint_heard(heard: &[i16], hz: f64) {
-    assert!(
-        heard.len() > 8000 * 3,
-        "at least 3 s received, got {} samples",
-        heard.len()
-    );
-    let tail = &heard[heard.len() - 16_000..];
-    let f = dominant_frequency(tail, 8000);
-    assert!(rms(tail) > 500.0, "the endpoint hears the bot: rms {}", rms(tail));
-    assert!(
-        (f - hz).abs() <= 10.0,
-        "endpoint: dominant frequency {f} Hz, expected {hz} Hz"
-    );
 }
 
 #[test]
 fn endpoint_and_bot_hear_each_other_then_the_endpoint_hangs_up() {
     let d = Daemon::start("h323-dial-in").unwrap();
     d.cli_ok(&["conference", "add", "7001"]).unwrap();
-    let rec = d.dir.path().join("bot.wav");
-    let bot = d
-        .bot(&[
-            "--conference",
-            "7001",
-            "--name",
-            "Bot",
-            "--play",
-            "tone:440",
-            "--record",
-            rec.to_str().unwrap(),
-            "--duration",
-            "9",
-        ])
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let (bot, rec) = bot(&d, "7001", None, "9");
     let mut ep = Endpoint::dial(&d, "7001", false);
-    let heard = ep.talk(800.0, 5.0);
+    let heard = ep.media.talk(800.0, 5.0);
     assert_endpoint_heard(&heard, 440.0);
     ep.hang_up();
     // The daemon closes the connection after the endpoint's ReleaseComplete.
@@ -288,29 +140,12 @@ fn pin_by_tunnelled_user_input_then_the_conference_ends() {
     let d = Daemon::start("h323-pin").unwrap();
     d.cli_ok(&["conference", "add", "7002", "--closed", "--pin", "4321"])
         .unwrap();
-    let rec = d.dir.path().join("bot.wav");
-    let bot = d
-        .bot(&[
-            "--conference",
-            "7002",
-            "--pin",
-            "4321",
-            "--name",
-            "Bot",
-            "--play",
-            "tone:440",
-            "--record",
-            rec.to_str().unwrap(),
-            "--duration",
-            "9",
-        ])
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let (bot, rec) = bot(&d, "7002", Some("4321"), "9");
     let mut ep = Endpoint::dial(&d, "7002", true);
     // The PIN prompt plays; the PIN goes as one alphanumeric UserInputIndication.
     std::thread::sleep(Duration::from_millis(500));
     ep.send_pin("4321#");
-    let heard = ep.talk(800.0, 5.0);
+    let heard = ep.media.talk(800.0, 5.0);
     assert_endpoint_heard(&heard, 440.0);
     assert_bot_heard(bot, &rec, 800.0);
 
@@ -336,11 +171,12 @@ fn unknown_conference_is_released_with_a_cause() {
     let tcp = TcpStream::connect(("127.0.0.1", d.h323_port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let rtp: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let mut media = Media::new(G711::Ulaw);
+    media.to = rtp;
     let mut ep = Endpoint {
         tcp,
         decoder: TpktDecoder::new(65_535),
-        rtp: UdpSocket::bind("127.0.0.1:0").unwrap(),
-        relay: rtp,
+        media,
     };
     let setup = signalling::setup(&SetupParams {
         call_reference: CRV,
@@ -381,29 +217,7 @@ fn h263_proposals(socket: &UdpSocket) -> Vec<OctetString> {
     let local = socket.local_addr().unwrap();
     let rtcp = SocketAddr::new(local.ip(), local.port() + 1);
     let items = media::propose_video(&H264::CONSTRAINED_BASELINE, 100, 3, local, rtcp).unwrap();
-    let h263 = h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
-        None,
-        Some(1),
-        Some(1),
-        None,
-        None,
-        3840,
-        false,
-        false,
-        false,
-        false,
-        false,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    ));
+    let h263 = media::h263_capability();
     items
         .iter()
         .map(|b| {
@@ -421,22 +235,7 @@ fn h263_proposals(socket: &UdpSocket) -> Vec<OctetString> {
 fn h263_only_video_proposals_are_refused_and_audio_connects() {
     let d = Daemon::start("h323-dial-in-h263").unwrap();
     d.cli_ok(&["conference", "add", "7004"]).unwrap();
-    let rec = d.dir.path().join("bot.wav");
-    let bot = d
-        .bot(&[
-            "--conference",
-            "7004",
-            "--name",
-            "Bot",
-            "--play",
-            "tone:440",
-            "--record",
-            rec.to_str().unwrap(),
-            "--duration",
-            "9",
-        ])
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let (bot, rec) = bot(&d, "7004", None, "9");
     let video = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (mut ep, accepted) = Endpoint::dial_with(&d, "7004", true, h263_proposals(&video));
     // Only the two audio channels come back: H.263 is not accepted.
@@ -445,7 +244,7 @@ fn h263_only_video_proposals_are_refused_and_audio_connects() {
         let olc: h245::OpenLogicalChannel = asn1::decode(b).unwrap();
         assert!(video_of(&olc).is_none(), "video accepted: {olc:?}");
     }
-    let heard = ep.talk(800.0, 5.0);
+    let heard = ep.media.talk(800.0, 5.0);
     assert_endpoint_heard(&heard, 440.0);
     ep.hang_up();
     assert_bot_heard(bot, &rec, 800.0);
@@ -472,7 +271,7 @@ fn fast_connect_h264_video_reaches_the_other_endpoint() {
     assert_eq!(b_accepted.len(), 4, "audio and video both ways");
     let (h264, b_relay) = media::accepted_video(&b_accepted).expect("H.264 accepted");
     assert_eq!(h264, H264::CONSTRAINED_BASELINE);
-    assert_ne!(b_relay, b.relay, "video has its own relay address");
+    assert_ne!(b_relay, b.media.to, "video has its own relay address");
     let a_video = UdpSocket::bind("127.0.0.1:0").unwrap();
     let (mut a, a_accepted) = Endpoint::dial_with(&d, "7005", false, propose(&a_video, 110));
     assert!(media::accepted_video(&a_accepted).is_some());

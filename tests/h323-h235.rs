@@ -14,28 +14,13 @@
 //!   refused.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime};
 
-use confgate_suite::{repo_dir, Daemon, SERVER};
+use confgate_suite::h323_endpoint::Ras;
+use confgate_suite::{Daemon, SERVER};
 use h323::asn1::{decode_ras, encode, guid, h225};
 use h323::h235::{self, Procedure};
-use h323::ras::{text, transport, Alias};
-
-fn corpus_ras() -> Vec<h225::RasMessage> {
-    let text = std::fs::read_to_string(repo_dir().join("protocols/h323/tests/data/corpus.txt")).unwrap();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("ras "))
-        .map(|hex| {
-            let hex = hex.trim();
-            let bytes: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
-            decode_ras(&bytes).unwrap()
-        })
-        .collect()
-}
+use h323::ras::{text, Alias};
 
 fn unix_now() -> u32 {
     SystemTime::now()
@@ -44,74 +29,22 @@ fn unix_now() -> u32 {
         .as_secs() as u32
 }
 
-struct Endpoint {
-    socket: UdpSocket,
-    gatekeeper: SocketAddr,
-    corpus: Vec<h225::RasMessage>,
+/// The scripted endpoint's RAS side, waiting up to three seconds for each answer.
+fn endpoint(d: &Daemon) -> Ras {
+    Ras::with_timeout(d, Duration::from_secs(3))
 }
 
-impl Endpoint {
-    fn new(d: &Daemon) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        Self {
-            socket,
-            gatekeeper: SocketAddr::from(([127, 0, 0, 1], d.ras_port)),
-            corpus: corpus_ras(),
-        }
-    }
+fn rrq(ep: &Ras, alias: &str, tokens: Vec<h225::CryptoH323Token>) -> h225::RegistrationRequest {
+    let mut r = ep.rrq(&[Alias::H323Id(alias.into())], "127.0.0.1:41720".parse().unwrap());
+    r.crypto_tokens = (!tokens.is_empty()).then_some(tokens);
+    r
+}
 
-    /// Sends `bytes` and returns the answer as received.
-    fn ask_raw(&self, bytes: &[u8]) -> Vec<u8> {
-        let mut buf = [0u8; 4096];
-        for _ in 0..3 {
-            self.socket.send_to(bytes, self.gatekeeper).unwrap();
-            if let Ok((n, _)) = self.socket.recv_from(&mut buf) {
-                return buf[..n].to_vec();
-            }
-        }
-        panic!("no answer from the gatekeeper");
-    }
-
-    fn ask(&self, msg: &h225::RasMessage) -> h225::RasMessage {
-        decode_ras(&self.ask_raw(&encode(msg).unwrap())).unwrap()
-    }
-
-    fn rrq(&self, alias: &str, tokens: Vec<h225::CryptoH323Token>) -> h225::RegistrationRequest {
-        let mut r = self
-            .corpus
-            .iter()
-            .find_map(|m| match m {
-                h225::RasMessage::registrationRequest(r) => Some(r.clone()),
-                _ => None,
-            })
-            .unwrap();
-        r.ras_address = vec![transport(self.socket.local_addr().unwrap())];
-        r.call_signal_address = vec![transport("127.0.0.1:41720".parse().unwrap())];
-        r.terminal_alias = Some(vec![Alias::H323Id(alias.into()).to_asn1().unwrap()]);
-        r.gatekeeper_identifier = None;
-        r.time_to_live = None;
-        r.crypto_tokens = (!tokens.is_empty()).then_some(tokens);
-        r
-    }
-
-    fn arq(&self, endpoint: &h225::EndpointIdentifier, tokens: Vec<h225::CryptoH323Token>) -> h225::AdmissionRequest {
-        let mut r = self
-            .corpus
-            .iter()
-            .find_map(|m| match m {
-                h225::RasMessage::admissionRequest(r) if !r.answer_call => Some(r.clone()),
-                _ => None,
-            })
-            .unwrap();
-        r.endpoint_identifier = endpoint.clone();
-        r.destination_info = Some(vec![Alias::DialedDigits("7001".into()).to_asn1().unwrap()]);
-        r.dest_call_signal_address = None;
-        r.gatekeeper_identifier = None;
-        r.call_identifier = Some(h225::CallIdentifier::new(guid([0x42; 16])));
-        r.crypto_tokens = (!tokens.is_empty()).then_some(tokens);
-        r
-    }
+fn arq(ep: &Ras, endpoint: &h225::EndpointIdentifier, tokens: Vec<h225::CryptoH323Token>) -> h225::AdmissionRequest {
+    let mut r = ep.arq(endpoint, &Alias::DialedDigits("7001".into()));
+    r.call_identifier = Some(h225::CallIdentifier::new(guid([0x42; 16])));
+    r.crypto_tokens = (!tokens.is_empty()).then_some(tokens);
+    r
 }
 
 fn md5(alias: &str, password: &str, timestamp: u32) -> h225::CryptoH323Token {
@@ -145,20 +78,11 @@ fn daemon(name: &str, lockout_after: &str) -> Daemon {
 #[test]
 fn md5_password_tokens_register_and_admit_and_bad_ones_are_refused() {
     let d = daemon("h323-h235-md5", "100");
-    let ep = Endpoint::new(&d);
+    let ep = endpoint(&d);
     let deny = h225::RegistrationRejectReason::securityDenial(());
 
     // Discovery offering the password hash: the GCF names it.
-    let mut grq = ep
-        .corpus
-        .iter()
-        .find_map(|m| match m {
-            h225::RasMessage::gatekeeperRequest(r) => Some(r.clone()),
-            _ => None,
-        })
-        .unwrap();
-    grq.ras_address = transport(ep.socket.local_addr().unwrap());
-    grq.gatekeeper_identifier = None;
+    let mut grq = ep.grq();
     let (mechanism, algorithm) = h235::capability(Procedure::PasswordHash);
     grq.authentication_capability = Some(vec![mechanism.clone()]);
     grq.algorithm_oids = Some(vec![algorithm.clone()]);
@@ -170,24 +94,32 @@ fn md5_password_tokens_register_and_admit_and_bad_ones_are_refused() {
 
     // Wrong password, a token ten minutes old: refused.
     let now = unix_now();
-    let answer = ep.ask(&h225::RasMessage::registrationRequest(
-        ep.rrq("room1", vec![md5("room1", "guess", now)]),
-    ));
+    let answer = ep.ask(&h225::RasMessage::registrationRequest(rrq(
+        &ep,
+        "room1",
+        vec![md5("room1", "guess", now)],
+    )));
     assert_eq!(rrj_reason(answer), deny);
-    let answer = ep.ask(&h225::RasMessage::registrationRequest(
-        ep.rrq("room1", vec![md5("room1", "s3cret", now - 600)]),
-    ));
+    let answer = ep.ask(&h225::RasMessage::registrationRequest(rrq(
+        &ep,
+        "room1",
+        vec![md5("room1", "s3cret", now - 600)],
+    )));
     assert_eq!(rrj_reason(answer), deny);
     // An account with no H.235 password: the token cannot be checked.
-    let answer = ep.ask(&h225::RasMessage::registrationRequest(
-        ep.rrq("room2", vec![md5("room2", "s3cret", now)]),
-    ));
+    let answer = ep.ask(&h225::RasMessage::registrationRequest(rrq(
+        &ep,
+        "room2",
+        vec![md5("room2", "s3cret", now)],
+    )));
     assert_eq!(rrj_reason(answer), deny);
 
     // The right one registers.
-    let answer = ep.ask(&h225::RasMessage::registrationRequest(
-        ep.rrq("room1", vec![md5("room1", "s3cret", unix_now())]),
-    ));
+    let answer = ep.ask(&h225::RasMessage::registrationRequest(rrq(
+        &ep,
+        "room1",
+        vec![md5("room1", "s3cret", unix_now())],
+    )));
     let h225::RasMessage::registrationConfirm(rcf) = answer else {
         panic!("no RCF: {answer:?}")
     };
@@ -195,21 +127,25 @@ fn md5_password_tokens_register_and_admit_and_bad_ones_are_refused() {
     assert!(d.log_shows("authenticated=true"), "{}", d.stderr());
 
     // Its ARQs must prove the password too.
-    let answer = ep.ask(&h225::RasMessage::admissionRequest(ep.arq(&endpoint, Vec::new())));
+    let answer = ep.ask(&h225::RasMessage::admissionRequest(arq(&ep, &endpoint, Vec::new())));
     let h225::RasMessage::admissionReject(arj) = answer else {
         panic!("no ARJ: {answer:?}")
     };
     assert_eq!(arj.reject_reason, h225::AdmissionRejectReason::securityDenial(()));
-    let answer = ep.ask(&h225::RasMessage::admissionRequest(
-        ep.arq(&endpoint, vec![md5("room1", "s3cret", unix_now())]),
-    ));
+    let answer = ep.ask(&h225::RasMessage::admissionRequest(arq(
+        &ep,
+        &endpoint,
+        vec![md5("room1", "s3cret", unix_now())],
+    )));
     assert!(matches!(answer, h225::RasMessage::admissionConfirm(_)), "{answer:?}");
 
     // A password file others can read is not used.
     passwords(&d, "room1 s3cret\n", true);
-    let answer = ep.ask(&h225::RasMessage::registrationRequest(
-        ep.rrq("room1", vec![md5("room1", "s3cret", unix_now())]),
-    ));
+    let answer = ep.ask(&h225::RasMessage::registrationRequest(rrq(
+        &ep,
+        "room1",
+        vec![md5("room1", "s3cret", unix_now())],
+    )));
     assert_eq!(rrj_reason(answer), deny);
     assert!(
         d.log_shows("H.235 password file is readable by others"),
@@ -221,10 +157,10 @@ fn md5_password_tokens_register_and_admit_and_bad_ones_are_refused() {
 #[test]
 fn procedure1_tokens_both_ways_and_replays_refused() {
     let d = daemon("h323-h235-p1", "100");
-    let ep = Endpoint::new(&d);
+    let ep = endpoint(&d);
     let signed = |random: i64| {
         let token = h235::procedure1_token("room1", Some(SERVER), unix_now(), random).unwrap();
-        let mut bytes = encode(&h225::RasMessage::registrationRequest(ep.rrq("room1", vec![token]))).unwrap();
+        let mut bytes = encode(&h225::RasMessage::registrationRequest(rrq(&ep, "room1", vec![token]))).unwrap();
         assert!(h235::procedure1_sign(&mut bytes, "s3cret"));
         bytes
     };
@@ -253,16 +189,20 @@ fn procedure1_tokens_both_ways_and_replays_refused() {
 #[test]
 fn repeated_wrong_tokens_lock_the_source_out() {
     let d = daemon("h323-h235-lockout", "3");
-    let ep = Endpoint::new(&d);
+    let ep = endpoint(&d);
     for _ in 0..3 {
-        let answer = ep.ask(&h225::RasMessage::registrationRequest(
-            ep.rrq("room1", vec![md5("room1", "guess", unix_now())]),
-        ));
+        let answer = ep.ask(&h225::RasMessage::registrationRequest(rrq(
+            &ep,
+            "room1",
+            vec![md5("room1", "guess", unix_now())],
+        )));
         assert_eq!(rrj_reason(answer), h225::RegistrationRejectReason::securityDenial(()));
     }
-    let answer = ep.ask(&h225::RasMessage::registrationRequest(
-        ep.rrq("room1", vec![md5("room1", "s3cret", unix_now())]),
-    ));
+    let answer = ep.ask(&h225::RasMessage::registrationRequest(rrq(
+        &ep,
+        "room1",
+        vec![md5("room1", "s3cret", unix_now())],
+    )));
     assert_eq!(
         rrj_reason(answer),
         h225::RegistrationRejectReason::securityDenial(()),

@@ -26,17 +26,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confgate_suite::{dominant_frequency, read_wav, rms, ChildGuard, Daemon};
+use confgate_suite::h323_endpoint::{assert_bot_heard, assert_endpoint_heard, bot, next_signalling, read_some, Media};
+use confgate_suite::Daemon;
 use h323::asn1::{self, h225, h245};
 use h323::control::{self, LocalMedia};
-use h323::media::{self, AudioCodec, H264};
+use h323::media::{self, AudioCodec, G711, H264};
 use h323::q931::{CallReference, Message, MessageType};
 use h323::signalling::{self, SetupParams};
 use h323::tpkt::{self, TpktDecoder};
@@ -101,19 +101,6 @@ const ENDPOINT_H264: H264 = H264 {
     level: 43,
     max_bit_rate: Some(3840),
 };
-
-fn read_some(stream: &mut TcpStream, decoder: &mut TpktDecoder) -> Option<bool> {
-    let mut buf = [0u8; 4096];
-    match stream.read(&mut buf) {
-        Ok(0) => None,
-        Ok(n) => {
-            decoder.push(&buf[..n]);
-            Some(true)
-        }
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Some(false),
-        Err(_) => None,
-    }
-}
 
 impl Endpoint {
     /// Setup without fastStart → Call Proceeding → Connect, and the H.245
@@ -217,19 +204,7 @@ impl Endpoint {
         if let Some(m) = self.calls.pop_front() {
             return Some(m);
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(p) = self.decoder.next_pdu().unwrap() {
-                if p.is_empty() {
-                    continue;
-                }
-                return Some(signalling::decode_signalling(p).unwrap());
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            read_some(&mut self.tcp, &mut self.decoder)?;
-        }
+        next_signalling(&mut self.tcp, &mut self.decoder, timeout)
     }
 
     /// The next H.245 message from the daemon, `None` on timeout.
@@ -358,31 +333,8 @@ impl Endpoint {
                         continue;
                     }
                     let mut video = control::open_logical_channel(VIDEO_LCN, AudioCodec::Pcmu, ours.rtcp);
-                    video.forward_logical_channel_parameters.data_type = h245::DataType::videoData(
-                        h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
-                            None,
-                            Some(1),
-                            Some(1),
-                            None,
-                            None,
-                            3840,
-                            false,
-                            false,
-                            false,
-                            false,
-                            false,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                        )),
-                    );
+                    video.forward_logical_channel_parameters.data_type =
+                        h245::DataType::videoData(media::h263_capability());
                     self.send_h245(&[
                         M::request(h245::RequestMessage::openLogicalChannel(audio)),
                         M::request(h245::RequestMessage::openLogicalChannel(video)),
@@ -598,49 +550,15 @@ impl Endpoint {
         self.send_h245(&[signalling::user_input(pin).unwrap()]);
     }
 
-    /// Sends a µ-law tone at `hz` for `secs` and returns what it received, decoded (8 kHz).
+    /// Sends a µ-law tone at `hz` for `secs` (SSRC 0x42424242) and returns what it received, decoded (8 kHz).
     fn talk(&self, hz: f64, secs: f64) -> Vec<i16> {
-        let tx = self.rtp.try_clone().unwrap();
-        let relay = self.relay.expect("the daemon's RTP address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let sender = std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut seq: u16 = 1;
-            let mut ts: u32 = 0;
-            let mut n: u64 = 0;
-            while !stop2.load(Ordering::Relaxed) {
-                let mut pkt = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x42, 0x42, 0x42, 0x42];
-                pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-                pkt[4..8].copy_from_slice(&ts.to_be_bytes());
-                for i in 0..160u64 {
-                    let t = (n * 160 + i) as f64 / 8000.0;
-                    pkt.push(linear_to_ulaw(
-                        (f64::sin(2.0 * std::f64::consts::PI * hz * t) * 12_000.0) as i16,
-                    ));
-                }
-                let _ = tx.send_to(&pkt, relay);
-                seq = seq.wrapping_add(1);
-                ts = ts.wrapping_add(160);
-                n += 1;
-                let next = start + Duration::from_millis(20 * n);
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
-            }
-        });
-        self.rtp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        let mut heard = Vec::new();
-        let end = Instant::now() + Duration::from_secs_f64(secs);
-        let mut buf = [0u8; 2048];
-        while Instant::now() < end {
-            if let Ok((n, _)) = self.rtp.recv_from(&mut buf) {
-                if n > 12 && buf[1] & 0x7f == 0 {
-                    heard.extend(buf[12..n].iter().map(|&b| ulaw_to_linear(b)));
-                }
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
-        sender.join().unwrap();
-        heard
+        let media = Media {
+            rtp: self.rtp.try_clone().unwrap(),
+            codec: G711::Ulaw,
+            to: self.relay.expect("the daemon's RTP address"),
+            ssrc: 0x4242_4242,
+        };
+        media.talk(hz, secs)
     }
 
     /// Whether the separate H.245 connection is closed by the daemon within `timeout`.
@@ -658,97 +576,11 @@ impl Endpoint {
     }
 }
 
-/// ITU-T G.711 µ-law encoding of one sample.
-fn linear_to_ulaw(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32_635;
-    let mut s = i32::from(sample);
-    let sign = if s < 0 { 0x80 } else { 0 };
-    if s < 0 {
-        s = -s;
-    }
-    s = s.min(CLIP) + BIAS;
-    let mut exponent = 7;
-    let mut mask = 0x4000;
-    while exponent > 0 && s & mask == 0 {
-        exponent -= 1;
-        mask >>= 1;
-    }
-    let mantissa = (s >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) | mantissa) as u8
-}
-
-/// ITU-T G.711 µ-law decoding of one sample.
-fn ulaw_to_linear(u: u8) -> i16 {
-    let u = !u;
-    let sign = u & 0x80;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = i32::from(u & 0x0f);
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    (if sign != 0 { -magnitude } else { magnitude }) as i16
-}
-
-/// The bot heard a tone at `hz` (its loudest 2 s).
-fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
-    let (st, _, err) = bot.output_timeout(Duration::from_secs(30)).unwrap();
-    assert!(st.success(), "bot: {st} {err}");
-    let (rate, heard) = read_wav(rec).unwrap();
-    let window = rate as usize * 2;
-    let best = (0..heard.len().saturating_sub(window))
-        .step_by(rate as usize / 4)
-        .max_by(|a, b| rms(&heard[*a..*a + window]).total_cmp(&rms(&heard[*b..*b + window])))
-        .unwrap();
-    let part = &heard[best..best + window];
-    let f = dominant_frequency(part, rate);
-    assert!(rms(part) > 500.0, "the bot hears the H.323 endpoint: rms {}", rms(part));
-    assert!(
-        (f - hz).abs() <= 10.0,
-        "bot: dominant frequency {f} Hz, expected {hz} Hz"
-    );
-}
-
-/// The endpoint heard a tone at `hz` in its last 2 s.
-fn assert_endpoint_heard(heard: &[i16], hz: f64) {
-    assert!(
-        heard.len() > 8000 * 3,
-        "at least 3 s received, got {} samples",
-        heard.len()
-    );
-    let tail = &heard[heard.len() - 16_000..];
-    let f = dominant_frequency(tail, 8000);
-    assert!(rms(tail) > 500.0, "the endpoint hears the bot: rms {}", rms(tail));
-    assert!(
-        (f - hz).abs() <= 10.0,
-        "endpoint: dominant frequency {f} Hz, expected {hz} Hz"
-    );
-}
-
-fn bot(d: &Daemon, conference: &str, pin: Option<&str>) -> (ChildGuard, std::path::PathBuf) {
-    let rec = d.dir.path().join("bot.wav");
-    let mut args = vec!["--conference", conference];
-    if let Some(p) = pin {
-        args.extend(["--pin", p]);
-    }
-    args.extend([
-        "--name",
-        "Bot",
-        "--play",
-        "tone:440",
-        "--record",
-        rec.to_str().unwrap(),
-        "--duration",
-        "10",
-    ]);
-    let bot = d.bot(&args).unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    (bot, rec)
-}
-
 #[test]
 fn tunnelled_h245_channels_then_end_session() {
     let d = Daemon::start("h323-h245-tunnelled").unwrap();
     d.cli_ok(&["conference", "add", "7101"]).unwrap();
-    let (bot, rec) = bot(&d, "7101", None);
+    let (bot, rec) = bot(&d, "7101", None, "10");
     let mut ep = Endpoint::dial(&d, "7101", Mode::Tunnelled);
     ep.open_channels();
     let heard = ep.talk(800.0, 5.0);
@@ -786,7 +618,7 @@ fn tunnelled_h245_channels_then_end_session() {
 fn separate_h245_to_the_daemons_address_then_the_endpoint_hangs_up() {
     let d = Daemon::start("h323-h245-daemon-listens").unwrap();
     d.cli_ok(&["conference", "add", "7102"]).unwrap();
-    let (bot, rec) = bot(&d, "7102", None);
+    let (bot, rec) = bot(&d, "7102", None, "10");
     let mut ep = Endpoint::dial(&d, "7102", Mode::DaemonListens);
     ep.open_channels();
     let heard = ep.talk(800.0, 5.0);
@@ -818,7 +650,7 @@ fn separate_h245_to_the_endpoints_address_with_a_pin_then_the_conference_ends() 
     let d = Daemon::start("h323-h245-endpoint-listens").unwrap();
     d.cli_ok(&["conference", "add", "7103", "--closed", "--pin", "2468"])
         .unwrap();
-    let (bot, rec) = bot(&d, "7103", Some("2468"));
+    let (bot, rec) = bot(&d, "7103", Some("2468"), "10");
     let mut ep = Endpoint::dial(&d, "7103", Mode::EndpointListens);
     ep.open_channels();
     // The PIN prompt plays; the PIN goes as UserInputIndication on the H.245 connection.

@@ -24,35 +24,16 @@
 //! Needs `sipp` (Debian `sip-tester`); it fails, not skips, without it.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use confgate_suite::h323_endpoint::{answer_fast, assert_heard, while_pumping, Media, Peer, Room};
+use confgate_suite::h323_endpoint::{
+    answer_fast, assert_heard, connected, h323_accounts, while_pumping, Media, Peer, Room,
+};
 use confgate_suite::sipp::{self, Sipp};
 use confgate_suite::{free_udp_port, Daemon, SERVER};
 use h323::media::{AudioCodec, G711};
 use h323::ras::Alias;
 use h323::signalling::{EndReason, Event};
-
-/// The caller's answer: Alerting first when `ringing`, then Connect with
-/// Fast Connect; returns the relay's address and the codec.
-fn connected(peer: &mut Peer, ringing: bool) -> (SocketAddr, G711) {
-    let mut alerted = false;
-    let fc = peer
-        .wait(Duration::from_secs(15), |e| match e {
-            Event::Alerting => {
-                alerted = true;
-                None
-            }
-            Event::Connected(fc) => Some(fc.clone()),
-            Event::Released(r) => panic!("released: {r:?}"),
-            _ => None,
-        })
-        .expect("Connect");
-    assert_eq!(alerted, ringing, "Alerting while the callee rang");
-    let fc = fc.expect("Fast Connect to the caller");
-    (fc.peer_rtp.unwrap(), fc.codec)
-}
 
 /// `m` talks at `hz` for `secs` while `peers` are kept running; returns what it heard.
 fn talk_pumping(m: &Media, hz: f64, secs: f64, peers: &mut [&mut Peer]) -> Vec<i16> {
@@ -60,12 +41,6 @@ fn talk_pumping(m: &Media, hz: f64, secs: f64, peers: &mut [&mut Peer]) -> Vec<i
 }
 
 // ---------------------------------------------------------------- SIP side
-
-fn h323_accounts(d: &Daemon, names: &[&str]) {
-    for n in names {
-        d.cli_ok(&["user", "add", n, "--type", "h323"]).unwrap();
-    }
-}
 
 fn sip_account(d: &Daemon, user: &str, password: &str) {
     let out = d
@@ -195,7 +170,7 @@ fn an_h323_endpoint_calls_a_sip_phone_transcoded_and_the_phone_hangs_up() {
 
     let mut m1 = Media::new(G711::Alaw);
     let mut caller = room1.call("alice", [0x41; 16], &m1, &[G711::Alaw]);
-    let (relay, codec) = connected(&mut caller, true);
+    let (relay, codec) = connected(&mut caller, true, Duration::from_secs(15));
     assert_eq!(codec, G711::Alaw, "the caller keeps its own law");
     m1.to = relay;
     let heard = talk_pumping(&m1, 600.0, 4.0, &mut [&mut caller]);
@@ -304,7 +279,9 @@ fn an_account_with_a_sip_phone_and_an_h323_endpoint_rings_both_and_the_first_ans
     let mut m1 = Media::new(G711::Ulaw);
     let mut caller = room1.call("alice", [0x61; 16], &m1, &[G711::Ulaw]);
     let (mut callee, _) = desk.take_call(AudioCodec::ALL.to_vec());
-    let (relay, codec) = while_pumping(&mut [&mut callee], || connected(&mut caller, true));
+    let (relay, codec) = while_pumping(&mut [&mut callee], || {
+        connected(&mut caller, true, Duration::from_secs(15))
+    });
     assert_eq!(codec, G711::Ulaw);
     let r = callee
         .released(Duration::from_secs(10))
@@ -331,7 +308,7 @@ fn a_sip_phone_that_puts_an_h323_caller_on_hold_is_answered_on_the_codec_in_use(
 
     let m1 = Media::new(G711::Ulaw);
     let mut caller = room1.call("alice", [0x71; 16], &m1, &[G711::Ulaw]);
-    let (_, codec) = connected(&mut caller, false);
+    let (_, codec) = connected(&mut caller, false, Duration::from_secs(15));
     assert_eq!(codec, G711::Ulaw);
     // The phone's hold (re-INVITE a=sendonly) is answered meanwhile.
     let deadline = Instant::now() + Duration::from_secs(2);

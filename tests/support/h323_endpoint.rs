@@ -8,17 +8,20 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use h323::asn1::{decode_ras, encode, guid, h225};
 use h323::media::{AudioCodec, G711};
+use h323::q931::Message;
 use h323::ras::{socket_address, transport, Alias};
 use h323::signalling::{self, Answer, CallSignalling, Config, Dial, Event, Output, Released};
+use h323::tpkt::TpktDecoder;
 
 use crate::sipp::linear_to_ulaw;
-use crate::{dominant_frequency, repo_dir, rms, Daemon};
+use crate::{dominant_frequency, read_wav, repo_dir, rms, ChildGuard, Daemon};
 
 // ---------------------------------------------------------------- RAS
 
@@ -52,8 +55,13 @@ pub struct Ras {
 impl Ras {
     /// A RAS side towards `d`'s gatekeeper.
     pub fn new(d: &Daemon) -> Self {
+        Self::with_timeout(d, Duration::from_secs(2))
+    }
+
+    /// A RAS side towards `d`'s gatekeeper that waits `timeout` for each answer.
+    pub fn with_timeout(d: &Daemon, timeout: Duration) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        socket.set_read_timeout(Some(timeout)).unwrap();
         Self {
             socket,
             gatekeeper: SocketAddr::from(([127, 0, 0, 1], d.ras_port)),
@@ -62,35 +70,87 @@ impl Ras {
         }
     }
 
-    /// Sends `msg` (up to five times) and returns the answer.
-    pub fn ask(&self, msg: &h225::RasMessage) -> h225::RasMessage {
-        let bytes = encode(msg).unwrap();
-        let mut buf = [0u8; 4096];
-        for _ in 0..5 {
-            self.socket.send_to(&bytes, self.gatekeeper).unwrap();
-            if let Ok((n, _)) = self.socket.recv_from(&mut buf) {
-                return decode_ras(&buf[..n]).unwrap();
-            }
-        }
-        panic!("no answer from the gatekeeper to {msg:?}");
+    /// Its RAS address.
+    pub fn address(&self) -> h225::TransportAddress {
+        transport(self.socket.local_addr().unwrap())
     }
 
-    /// Registers `aliases`, to be called at `call_signalling`.
-    pub fn register(&mut self, aliases: &[Alias], call_signalling: SocketAddr) {
-        let mut r = self
-            .corpus
-            .iter()
-            .find_map(|m| match m {
-                h225::RasMessage::registrationRequest(r) => Some(r.clone()),
-                _ => None,
-            })
-            .unwrap();
-        r.ras_address = vec![transport(self.socket.local_addr().unwrap())];
+    /// Sends `bytes` (up to five times) and returns the gatekeeper's
+    /// answer as received; the answer must come from the gatekeeper.
+    fn answer(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut buf = [0u8; 4096];
+        for _ in 0..5 {
+            self.socket.send_to(bytes, self.gatekeeper).unwrap();
+            if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+                assert_eq!(from, self.gatekeeper);
+                return Some(buf[..n].to_vec());
+            }
+        }
+        None
+    }
+
+    /// Sends `bytes` and returns the answer as received.
+    pub fn ask_raw(&self, bytes: &[u8]) -> Vec<u8> {
+        self.answer(bytes)
+            .unwrap_or_else(|| panic!("no answer from the gatekeeper"))
+    }
+
+    /// Sends `msg` (up to five times) and returns the answer.
+    pub fn ask(&self, msg: &h225::RasMessage) -> h225::RasMessage {
+        let answer = self.answer(&encode(msg).unwrap());
+        decode_ras(&answer.unwrap_or_else(|| panic!("no answer from the gatekeeper to {msg:?}"))).unwrap()
+    }
+
+    /// The first corpus message that `pick` takes.
+    fn corpus_message<T>(&self, pick: impl FnMut(&h225::RasMessage) -> Option<T>) -> T {
+        self.corpus.iter().find_map(pick).unwrap()
+    }
+
+    /// The corpus GRQ from our RAS address, to no gatekeeper in particular.
+    pub fn grq(&self) -> h225::GatekeeperRequest {
+        let mut r = self.corpus_message(|m| match m {
+            h225::RasMessage::gatekeeperRequest(r) => Some(r.clone()),
+            _ => None,
+        });
+        r.ras_address = self.address();
+        r.gatekeeper_identifier = None;
+        r
+    }
+
+    /// The corpus RRQ for `aliases` from our RAS address, to be called at
+    /// `call_signalling`, with no gatekeeper identifier and no time to live.
+    pub fn rrq(&self, aliases: &[Alias], call_signalling: SocketAddr) -> h225::RegistrationRequest {
+        let mut r = self.corpus_message(|m| match m {
+            h225::RasMessage::registrationRequest(r) => Some(r.clone()),
+            _ => None,
+        });
+        r.ras_address = vec![self.address()];
         r.call_signal_address = vec![transport(call_signalling)];
         r.terminal_alias = Some(aliases.iter().map(|a| a.to_asn1().unwrap()).collect());
         r.gatekeeper_identifier = None;
         r.time_to_live = None;
-        let answer = self.ask(&h225::RasMessage::registrationRequest(r));
+        r
+    }
+
+    /// The corpus ARQ (placing a call) of `endpoint` for `dialed`, with no
+    /// destination address and no gatekeeper identifier.
+    pub fn arq(&self, endpoint: &h225::EndpointIdentifier, dialed: &Alias) -> h225::AdmissionRequest {
+        let mut r = self.corpus_message(|m| match m {
+            h225::RasMessage::admissionRequest(r) if !r.answer_call => Some(r.clone()),
+            _ => None,
+        });
+        r.endpoint_identifier = endpoint.clone();
+        r.destination_info = Some(vec![dialed.to_asn1().unwrap()]);
+        r.dest_call_signal_address = None;
+        r.gatekeeper_identifier = None;
+        r
+    }
+
+    /// Registers `aliases`, to be called at `call_signalling`.
+    pub fn register(&mut self, aliases: &[Alias], call_signalling: SocketAddr) {
+        let answer = self.ask(&h225::RasMessage::registrationRequest(
+            self.rrq(aliases, call_signalling),
+        ));
         let h225::RasMessage::registrationConfirm(rcf) = answer else {
             panic!("no RCF: {answer:?}")
         };
@@ -100,19 +160,8 @@ impl Ras {
     /// Asks to place (or answer) the call `call_id`; returns where its
     /// signalling goes.
     pub fn admit(&self, call_id: [u8; 16], dialed: &str, answer_call: bool) -> SocketAddr {
-        let mut r = self
-            .corpus
-            .iter()
-            .find_map(|m| match m {
-                h225::RasMessage::admissionRequest(r) if !r.answer_call => Some(r.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let mut r = self.arq(self.endpoint.as_ref().unwrap(), &Alias::H323Id(dialed.into()));
         let guid = guid(call_id);
-        r.endpoint_identifier = self.endpoint.clone().unwrap();
-        r.destination_info = Some(vec![Alias::H323Id(dialed.into()).to_asn1().unwrap()]);
-        r.dest_call_signal_address = None;
-        r.gatekeeper_identifier = None;
         r.call_identifier = Some(h225::CallIdentifier::new(guid.clone()));
         r.conference_id = h225::ConferenceIdentifier(guid);
         r.answer_call = answer_call;
@@ -237,6 +286,70 @@ pub fn while_pumping<T: Send>(peers: &mut [&mut Peer], f: impl FnOnce() -> T + S
     })
 }
 
+/// Reads what `stream` has into `decoder`: `Some(true)` when something
+/// came, `Some(false)` on a read timeout, `None` at EOF or on an error.
+pub fn read_some(stream: &mut TcpStream, decoder: &mut TpktDecoder) -> Option<bool> {
+    let mut buf = [0u8; 4096];
+    match stream.read(&mut buf) {
+        Ok(0) => None,
+        Ok(n) => {
+            decoder.push(&buf[..n]);
+            Some(true)
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// The next Q.931 message (and its H.225.0 user information) from a raw
+/// call-signalling connection, `None` on timeout, EOF or an error.
+pub fn next_signalling(
+    stream: &mut TcpStream,
+    decoder: &mut TpktDecoder,
+    timeout: Duration,
+) -> Option<(Message, Option<h225::H323UserInformation>)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(p) = decoder.next_pdu().unwrap() {
+            if p.is_empty() {
+                continue;
+            }
+            return Some(signalling::decode_signalling(p).unwrap());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        read_some(stream, decoder)?;
+    }
+}
+
+/// The caller's answer within `timeout`: Alerting first when `ringing`,
+/// then Connect with Fast Connect; returns the relay's address and the codec.
+pub fn connected(peer: &mut Peer, ringing: bool, timeout: Duration) -> (SocketAddr, G711) {
+    let mut alerted = false;
+    let fc = peer
+        .wait(timeout, |e| match e {
+            Event::Alerting => {
+                alerted = true;
+                None
+            }
+            Event::Connected(fc) => Some(fc.clone()),
+            Event::Released(r) => panic!("released: {r:?}"),
+            _ => None,
+        })
+        .expect("Connect");
+    assert_eq!(alerted, ringing, "Alerting while the callee rang");
+    let fc = fc.expect("Fast Connect to the caller");
+    (fc.peer_rtp.unwrap(), fc.codec)
+}
+
+/// Adds the h323 accounts `names` to `d`.
+pub fn h323_accounts(d: &Daemon, names: &[&str]) {
+    for n in names {
+        d.cli_ok(&["user", "add", n, "--type", "h323"]).unwrap();
+    }
+}
+
 // ---------------------------------------------------------------- media
 
 /// One endpoint's media: its RTP socket and the relay address it sends to.
@@ -247,6 +360,8 @@ pub struct Media {
     pub codec: G711,
     /// Where it sends (the relay, once known).
     pub to: SocketAddr,
+    /// The SSRC it sends with.
+    pub ssrc: u32,
 }
 
 impl Media {
@@ -254,7 +369,12 @@ impl Media {
     pub fn new(codec: G711) -> Media {
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = rtp.local_addr().unwrap();
-        Media { rtp, codec, to }
+        Media {
+            rtp,
+            codec,
+            to,
+            ssrc: 0x1234_5678,
+        }
     }
 
     /// Its RTP address.
@@ -270,16 +390,17 @@ impl Media {
     /// Sends a tone at `hz` for `secs`; returns what came back, decoded.
     pub fn talk(&self, hz: f64, secs: f64) -> Vec<i16> {
         let tx = self.rtp.try_clone().unwrap();
-        let (to, codec) = (self.to, self.codec);
+        let (to, codec, ssrc) = (self.to, self.codec, self.ssrc);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let sender = std::thread::spawn(move || {
             let start = Instant::now();
             let (mut seq, mut ts, mut n) = (1u16, 0u32, 0u64);
             while !stop2.load(Ordering::Relaxed) {
-                let mut pkt = vec![0x80, codec.payload_type(), 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+                let mut pkt = vec![0x80, codec.payload_type(), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
                 pkt[2..4].copy_from_slice(&seq.to_be_bytes());
                 pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+                pkt[8..12].copy_from_slice(&ssrc.to_be_bytes());
                 for i in 0..160u64 {
                     let t = (n * 160 + i) as f64 / 8000.0;
                     let s = (f64::sin(2.0 * std::f64::consts::PI * hz * t) * 12_000.0) as i16;
@@ -314,6 +435,66 @@ impl Media {
         sender.join().unwrap();
         heard
     }
+}
+
+/// Starts a bot in `conference` (with `pin`) that plays a 440 Hz tone
+/// for `duration` seconds and records what it hears; waits 0.8 s for it
+/// to join. Returns it and its recording's path.
+pub fn bot(d: &Daemon, conference: &str, pin: Option<&str>, duration: &str) -> (ChildGuard, PathBuf) {
+    let rec = d.dir.path().join("bot.wav");
+    let mut args = vec!["--conference", conference];
+    if let Some(p) = pin {
+        args.extend(["--pin", p]);
+    }
+    args.extend([
+        "--name",
+        "Bot",
+        "--play",
+        "tone:440",
+        "--record",
+        rec.to_str().unwrap(),
+        "--duration",
+        duration,
+    ]);
+    let bot = d.bot(&args).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    (bot, rec)
+}
+
+/// Asserts that the bot heard a tone at `hz` (its loudest 2 s in its recording `rec`).
+pub fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
+    let (st, _, err) = bot.output_timeout(Duration::from_secs(30)).unwrap();
+    assert!(st.success(), "bot: {st} {err}");
+    let (rate, heard) = read_wav(rec).unwrap();
+    let window = rate as usize * 2;
+    let best = (0..heard.len().saturating_sub(window))
+        .step_by(rate as usize / 4)
+        .max_by(|a, b| rms(&heard[*a..*a + window]).total_cmp(&rms(&heard[*b..*b + window])))
+        .unwrap();
+    let part = &heard[best..best + window];
+    let f = dominant_frequency(part, rate);
+    assert!(rms(part) > 500.0, "the bot hears the H.323 endpoint: rms {}", rms(part));
+    assert!(
+        (f - hz).abs() <= 10.0,
+        "bot: dominant frequency {f} Hz, expected {hz} Hz"
+    );
+}
+
+/// Asserts that an endpoint that talked with a bot heard a tone at `hz`
+/// (at least 3 s received; its last 2 s).
+pub fn assert_endpoint_heard(heard: &[i16], hz: f64) {
+    assert!(
+        heard.len() > 8000 * 3,
+        "at least 3 s received, got {} samples",
+        heard.len()
+    );
+    let tail = &heard[heard.len() - 16_000..];
+    let f = dominant_frequency(tail, 8000);
+    assert!(rms(tail) > 500.0, "the endpoint hears the bot: rms {}", rms(tail));
+    assert!(
+        (f - hz).abs() <= 10.0,
+        "endpoint: dominant frequency {f} Hz, expected {hz} Hz"
+    );
 }
 
 /// Asserts that `heard` holds at least 2 s of a tone at `hz` (its last 1.5 s).

@@ -1125,38 +1125,10 @@ fn receive_audio(tcs: &h245::TerminalCapabilitySet) -> Vec<AudioCodec> {
 /// H.225.0 §6.2.8.1): session 1, RTCP received at `rtcp`, no silence
 /// suppression.
 pub fn open_logical_channel(lcn: u16, codec: AudioCodec, rtcp: SocketAddr) -> h245::OpenLogicalChannel {
-    let params = h245::H2250LogicalChannelParameters::new(
-        None,
-        AUDIO_SESSION,
-        None,
-        None,
-        None,
-        Some(media::to_h245(rtcp)),
-        None,
-        Some(false),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    );
-    h245::OpenLogicalChannel::new(
-        h245::LogicalChannelNumber(lcn),
-        h245::OpenLogicalChannelForwardLogicalChannelParameters::new(
-            None,
-            h245::DataType::audioData(codec.capability(AUDIO_FRAMES)),
-            h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters::h2250LogicalChannelParameters(
-                params,
-            ),
-            None,
-            None,
-        ),
-        None,
-        None,
-        None,
-        None,
+    media::sending_channel(
+        lcn,
+        h245::DataType::audioData(codec.capability(AUDIO_FRAMES)),
+        media::h2250(None, Some(rtcp)),
     )
 }
 
@@ -1179,22 +1151,7 @@ pub fn video_open_logical_channel(
             Some(params.dynamic_rtppayload_type.unwrap_or(payload_type)),
         ),
     ));
-    h245::OpenLogicalChannel::new(
-        h245::LogicalChannelNumber(lcn),
-        h245::OpenLogicalChannelForwardLogicalChannelParameters::new(
-            None,
-            h245::DataType::videoData(h264.capability()),
-            h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters::h2250LogicalChannelParameters(
-                params,
-            ),
-            None,
-            None,
-        ),
-        None,
-        None,
-        None,
-        None,
-    )
+    media::sending_channel(lcn, h245::DataType::videoData(h264.capability()), params)
 }
 
 /// H.241 Annex A's payload descriptor of H.264 packetization mode 1
@@ -1354,31 +1311,7 @@ mod tests {
 
     fn video_olc(lcn: u16) -> h245::OpenLogicalChannel {
         let mut olc = open_logical_channel(lcn, AudioCodec::Pcmu, local().rtcp);
-        olc.forward_logical_channel_parameters.data_type = h245::DataType::videoData(
-            h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
-                None,
-                Some(1),
-                Some(1),
-                None,
-                None,
-                3840,
-                false,
-                false,
-                false,
-                false,
-                false,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            )),
-        );
+        olc.forward_logical_channel_parameters.data_type = h245::DataType::videoData(media::h263_capability());
         olc
     }
 

@@ -619,7 +619,7 @@ fn proposal(olc: h245::OpenLogicalChannel) -> Option<Proposal> {
     })
 }
 
-fn h2250(media: Option<SocketAddr>, control: Option<SocketAddr>) -> h245::H2250LogicalChannelParameters {
+pub(crate) fn h2250(media: Option<SocketAddr>, control: Option<SocketAddr>) -> h245::H2250LogicalChannelParameters {
     h245::H2250LogicalChannelParameters::new(
         None,
         AUDIO_SESSION,
@@ -649,14 +649,30 @@ pub fn propose(
     local_rtp: SocketAddr,
     local_rtcp: SocketAddr,
 ) -> Result<Vec<OctetString>, PerError> {
-    use h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters as Fwd;
-    use h245::OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters as Rev;
-    let send = h245::OpenLogicalChannel::new(
-        h245::LogicalChannelNumber(lcn.max(1)),
+    let data_type = h245::DataType::audioData(codec.capability(20));
+    proposal_pair(
+        lcn,
+        data_type,
+        h2250(None, Some(local_rtcp)),
+        h2250(Some(local_rtp), Some(local_rtcp)),
+    )
+}
+
+/// An OpenLogicalChannel on which we send `data_type` over channel `lcn`
+/// with the H.225.0 parameters `params` (H.245 §6.2.8.3).
+pub(crate) fn sending_channel(
+    lcn: u16,
+    data_type: h245::DataType,
+    params: h245::H2250LogicalChannelParameters,
+) -> h245::OpenLogicalChannel {
+    h245::OpenLogicalChannel::new(
+        h245::LogicalChannelNumber(lcn),
         h245::OpenLogicalChannelForwardLogicalChannelParameters::new(
             None,
-            h245::DataType::audioData(codec.capability(20)),
-            Fwd::h2250LogicalChannelParameters(h2250(None, Some(local_rtcp))),
+            data_type,
+            h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters::h2250LogicalChannelParameters(
+                params,
+            ),
             None,
             None,
         ),
@@ -664,7 +680,20 @@ pub fn propose(
         None,
         None,
         None,
-    );
+    )
+}
+
+/// A caller's fastStart pair in `data_type`: the channel it sends on
+/// (`lcn`, parameters `send`) and the one it receives on (`lcn + 1`,
+/// reverse parameters `receive`), each PER-encoded.
+fn proposal_pair(
+    lcn: u16,
+    data_type: h245::DataType,
+    send: h245::H2250LogicalChannelParameters,
+    receive: h245::H2250LogicalChannelParameters,
+) -> Result<Vec<OctetString>, PerError> {
+    use h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters as Fwd;
+    use h245::OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters as Rev;
     let receive = h245::OpenLogicalChannel::new(
         h245::LogicalChannelNumber(lcn.max(1).saturating_add(1)),
         h245::OpenLogicalChannelForwardLogicalChannelParameters::new(
@@ -675,11 +704,8 @@ pub fn propose(
             None,
         ),
         Some(h245::OpenLogicalChannelReverseLogicalChannelParameters::new(
-            h245::DataType::audioData(codec.capability(20)),
-            Some(Rev::h2250LogicalChannelParameters(h2250(
-                Some(local_rtp),
-                Some(local_rtcp),
-            ))),
+            data_type.clone(),
+            Some(Rev::h2250LogicalChannelParameters(receive)),
             None,
             None,
         )),
@@ -687,6 +713,7 @@ pub fn propose(
         None,
         None,
     );
+    let send = sending_channel(lcn.max(1), data_type, send);
     Ok(vec![
         OctetString::from(asn1::encode(&send)?),
         OctetString::from(asn1::encode(&receive)?),
@@ -719,49 +746,40 @@ pub fn propose_video(
     local_rtp: SocketAddr,
     local_rtcp: SocketAddr,
 ) -> Result<Vec<OctetString>, PerError> {
-    use h245::OpenLogicalChannelForwardLogicalChannelParametersMultiplexParameters as Fwd;
-    use h245::OpenLogicalChannelReverseLogicalChannelParametersMultiplexParameters as Rev;
-    let send = h245::OpenLogicalChannel::new(
-        h245::LogicalChannelNumber(lcn.max(1)),
-        h245::OpenLogicalChannelForwardLogicalChannelParameters::new(
-            None,
-            h245::DataType::videoData(video.capability()),
-            Fwd::h2250LogicalChannelParameters(video_h2250(payload_type, None, Some(local_rtcp))),
-            None,
-            None,
-        ),
+    proposal_pair(
+        lcn,
+        h245::DataType::videoData(video.capability()),
+        video_h2250(payload_type, None, Some(local_rtcp)),
+        video_h2250(payload_type, Some(local_rtp), Some(local_rtcp)),
+    )
+}
+
+/// An H.263 video capability (QCIF and CIF at MPI 1, 384 kbit/s): video
+/// that is not H.264, which we leave out; peers offer it, tests send it.
+pub fn h263_capability() -> h245::VideoCapability {
+    h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
+        None,
+        Some(1),
+        Some(1),
+        None,
+        None,
+        3840,
+        false,
+        false,
+        false,
+        false,
+        false,
         None,
         None,
         None,
         None,
-    );
-    let receive = h245::OpenLogicalChannel::new(
-        h245::LogicalChannelNumber(lcn.max(1).saturating_add(1)),
-        h245::OpenLogicalChannelForwardLogicalChannelParameters::new(
-            None,
-            h245::DataType::nullData(()),
-            Fwd::none(()),
-            None,
-            None,
-        ),
-        Some(h245::OpenLogicalChannelReverseLogicalChannelParameters::new(
-            h245::DataType::videoData(video.capability()),
-            Some(Rev::h2250LogicalChannelParameters(video_h2250(
-                payload_type,
-                Some(local_rtp),
-                Some(local_rtcp),
-            ))),
-            None,
-            None,
-        )),
         None,
         None,
         None,
-    );
-    Ok(vec![
-        OctetString::from(asn1::encode(&send)?),
-        OctetString::from(asn1::encode(&receive)?),
-    ])
+        None,
+        None,
+        None,
+    ))
 }
 
 /// For a caller: the video channel the called side accepted in its
@@ -1017,29 +1035,7 @@ mod tests {
             .level_name(),
             "1b"
         );
-        let h263 = h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
-            None,
-            Some(1),
-            Some(1),
-            None,
-            None,
-            3840,
-            false,
-            false,
-            false,
-            false,
-            false,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ));
+        let h263 = h263_capability();
         assert_eq!(H264::from_capability(&h263), None);
         // Another generic video capability (H.265's OID) is not H.264.
         let h265 = h245::VideoCapability::genericVideoCapability(h245::GenericCapability::new(
@@ -1079,31 +1075,7 @@ mod tests {
         // An H.263 proposal: the caller would send H.263.
         let mut h263 = asn1::decode::<h245::OpenLogicalChannel>(&items[2]).unwrap();
         h263.forward_logical_channel_number = h245::LogicalChannelNumber(9);
-        h263.forward_logical_channel_parameters.data_type = h245::DataType::videoData(
-            h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
-                None,
-                Some(1),
-                Some(1),
-                None,
-                None,
-                3840,
-                false,
-                false,
-                false,
-                false,
-                false,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            )),
-        );
+        h263.forward_logical_channel_parameters.data_type = h245::DataType::videoData(h263_capability());
         items.push(OctetString::from(asn1::encode(&h263).unwrap()));
         let offer = MediaOffer::from_fast_start(Some(&items));
         assert_eq!(offer.proposals.len(), 2, "audio only in the audio proposals");

@@ -576,31 +576,8 @@ fn tshark_accepts_h245_on_a_separate_connection() {
     m.h245_connected(now);
     let peer_rtcp: SocketAddr = "127.0.0.1:5001".parse().unwrap();
     let mut video = control::open_logical_channel(12, AudioCodec::Pcmu, peer_rtcp);
-    video.forward_logical_channel_parameters.data_type = h245::DataType::videoData(
-        h245::VideoCapability::h263VideoCapability(h245::H263VideoCapability::new(
-            None,
-            Some(1),
-            Some(1),
-            None,
-            None,
-            3840,
-            false,
-            false,
-            false,
-            false,
-            false,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        )),
-    );
+    video.forward_logical_channel_parameters.data_type =
+        h245::DataType::videoData(confgate_h323::media::h263_capability());
     let feed = |m: &mut CallSignalling, msg: M| {
         let mut framed = Vec::new();
         tpkt::encode(&encode(&msg).unwrap(), &mut framed).unwrap();
