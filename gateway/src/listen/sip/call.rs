@@ -2384,24 +2384,41 @@ impl Call {
         let open = |out: &Outgoing| (0..out.branches.len()).any(|i| Some(i) != answered && out.fork.is_open(i));
         while open(out) {
             tokio::select! {
-                input = rx.recv() => match input {
-                    Some(CallInput::Response(k, resp)) => Self::outgoing_response(core, tx, call, out, &k, *resp),
-                    Some(CallInput::Timeout(k)) => {
-                        if let Some(i) = out.branches.iter().position(|b| b.key == k) {
-                            out.fork.timed_out(i);
-                            Self::outgoing_fork(core, tx, call, out);
-                        }
-                    }
-                    Some(CallInput::Request(key, req)) => {
-                        let code = if req.method == rsip::Method::Bye { 200 } else { 481 };
-                        core.respond(&key, sip::message::response_for(&req, code, None));
-                    }
-                    Some(_) => {}
-                    None => return,
+                input = rx.recv() => if !Self::branch_input(core, tx, call, out, input) {
+                    return;
                 },
                 _ = tokio::time::sleep_until(deadline) => return,
             }
         }
+    }
+
+    /// What reaches a call that only places branches (lingering after the
+    /// search, or a SIP leg for another protocol's caller): its branches'
+    /// responses and timeouts; a request of a branch's dialog gets 200 for
+    /// BYE and 481 otherwise. False when the call's channel closed.
+    fn branch_input(
+        core: &Arc<Core>,
+        tx: &mpsc::Sender<CallInput>,
+        call: u64,
+        out: &mut Outgoing,
+        input: Option<CallInput>,
+    ) -> bool {
+        match input {
+            Some(CallInput::Response(k, resp)) => Self::outgoing_response(core, tx, call, out, &k, *resp),
+            Some(CallInput::Timeout(k)) => {
+                if let Some(i) = out.branches.iter().position(|b| b.key == k) {
+                    out.fork.timed_out(i);
+                    Self::outgoing_fork(core, tx, call, out);
+                }
+            }
+            Some(CallInput::Request(key, req)) => {
+                let code = if req.method == rsip::Method::Bye { 200 } else { 481 };
+                core.respond(&key, sip::message::response_for(&req, code, None));
+            }
+            Some(_) => {}
+            None => return false,
+        }
+        true
     }
 
     /// A request from the caller before its INVITE is answered: PRACK,
@@ -3008,20 +3025,8 @@ async fn sip_leg_run(
     let mut rang = false;
     let win = loop {
         tokio::select! {
-            input = rx.recv() => match input {
-                Some(CallInput::Response(k, resp)) => Call::outgoing_response(core, tx, id, out, &k, *resp),
-                Some(CallInput::Timeout(k)) => {
-                    if let Some(i) = out.branches.iter().position(|b| b.key == k) {
-                        out.fork.timed_out(i);
-                        Call::outgoing_fork(core, tx, id, out);
-                    }
-                }
-                Some(CallInput::Request(key, req)) => {
-                    let code = if req.method == rsip::Method::Bye { 200 } else { 481 };
-                    core.respond(&key, sip::message::response_for(&req, code, None));
-                }
-                Some(_) => {}
-                None => return Some(legs::LegEnd::ours(EndReason::ServerError)),
+            input = rx.recv() => if !Call::branch_input(core, tx, id, out, input) {
+                return Some(legs::LegEnd::ours(EndReason::ServerError));
             },
             c = side.commands.recv() => {
                 // The caller gave up: CANCEL every branch (RFC 3261 §9.1).
