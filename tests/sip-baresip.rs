@@ -209,17 +209,26 @@ fn report_failure(d: &Daemon, logs: &Path, names: &[&str], e: anyhow::Error) -> 
 
 #[test]
 fn two_registered_phones_call_each_other() {
-    phones_call_each_other("udp");
+    phones_call_each_other("udp", false);
 }
 
 #[test]
 fn two_phones_registered_over_tcp_call_each_other() {
-    phones_call_each_other("tcp");
+    phones_call_each_other("tcp", false);
 }
 
 #[test]
 fn two_phones_registered_over_tls_call_each_other() {
-    phones_call_each_other("tls");
+    phones_call_each_other("tls", false);
+}
+
+/// Both phones insist on SDES-SRTP (baresip `mediaenc=srtp-mand`: RTP/SAVP
+/// with `a=crypto` offered, and a call whose answer or offer is not SRTP is
+/// refused), so the call connects only if confgate answers the caller and
+/// offers the callee SRTP; the relay re-keys between the two legs.
+#[test]
+fn two_phones_with_sdes_srtp_call_each_other() {
+    phones_call_each_other("udp", true);
 }
 
 /// A self-signed certificate for 127.0.0.1, written as PEM files.
@@ -231,9 +240,9 @@ fn test_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     (c, k)
 }
 
-fn phones_call_each_other(transport: &str) {
+fn phones_call_each_other(transport: &str, srtp: bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let name = format!("sip-baresip-p2p-{transport}");
+    let name = format!("sip-baresip-p2p-{transport}{}", if srtp { "-srtp" } else { "" });
     let d = if transport == "tls" {
         let scratch = confgate_suite::TempDir::new(&format!("{name}-cert"));
         let (cert, key) = test_certificate(scratch.path());
@@ -265,6 +274,10 @@ fn phones_call_each_other(transport: &str) {
         let bob = Ua::new(d.dir.path(), "bob", "bob-pass-22", 660.0, 41200)?;
         alice.account_over(port, true, transport)?;
         bob.account_over(port, true, transport)?;
+        if srtp {
+            with_sdes_srtp(&alice)?;
+            with_sdes_srtp(&bob)?;
+        }
         let mut bob_p = bob.spawn(&logs, &["-t".into(), "40".into()])?;
         wait_for_log(&mut bob_p, &logs, "bob", "[1 binding]", Duration::from_secs(10))?;
         let mut alice_p = alice.spawn(
@@ -569,6 +582,19 @@ fn phones_without_a_common_codec_hear_each_other_through_the_transcoder() {
         Ok(report) => println!("{report}"),
         Err(e) => report_failure(&d, &logs, &["alice", "bob"], e),
     }
+}
+
+/// Makes a UA insist on SDES-SRTP (RFC 4568): baresip's `srtp` module and
+/// `mediaenc=srtp-mand` on its account.
+fn with_sdes_srtp(ua: &Ua) -> Result<()> {
+    let cfg = ua.dir.join("config");
+    let mut c = std::fs::read_to_string(&cfg)?;
+    c.push_str("module\t\t\tsrtp.so\n");
+    std::fs::write(&cfg, c)?;
+    let acc = ua.dir.join("accounts");
+    let line = std::fs::read_to_string(&acc)?;
+    std::fs::write(&acc, format!("{};mediaenc=srtp-mand\n", line.trim_end()))?;
+    Ok(())
 }
 
 /// Adds a fake camera (baresip's `fakevideo`) and VP8 to a UA.

@@ -1802,12 +1802,15 @@ impl Call {
             self.reply_warning(488, "calls between phones need an SDP offer in the INVITE");
             return;
         };
-        let caller_codecs: Vec<call::Codec> = offer
+        let caller_audio = offer
             .media
             .iter()
-            .find(|m| m.kind == Some(call::MediaKind::Audio) && m.port != 0)
-            .map(|m| m.codecs.clone())
-            .unwrap_or_default();
+            .find(|m| m.kind == Some(call::MediaKind::Audio) && m.port != 0);
+        let caller_codecs: Vec<call::Codec> = caller_audio.map(|m| m.codecs.clone()).unwrap_or_default();
+        // A caller that keys SRTP in its SDP (RFC 4568) may insist on it at
+        // the other end too: the callees are offered SDES with keys of ours
+        // (the relay re-keys between the legs).
+        let caller_sdes = caller_audio.is_some_and(|m| m.proto.is_sdes());
         if caller_codecs.is_empty() {
             self.reply_warning(488, "no audio stream in the offer");
             return;
@@ -1843,7 +1846,7 @@ impl Call {
         // untouched when the callee takes one), then those the mixer can
         // transcode.
         let offered = sip::sdp::bridge_codecs(&caller_codecs, &Self::mixer_codecs());
-        let params_b = self.offer_params(eb.rtp_port, &offered, None);
+        let params_b = self.offer_params(eb.rtp_port, &offered, Some(caller_sdes));
         let mut sdp_b = sip::sdp::offer(&params_b);
         // Browser softphones over WebSocket take WebRTC media only: their
         // branches get a WebRTC offer, from `eb` when they are all there is
