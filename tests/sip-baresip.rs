@@ -295,19 +295,7 @@ fn phones_call_each_other(transport: &str, srtp: bool) {
         wait_for_log(&mut bob_p, &logs, "bob", "terminated", Duration::from_secs(10))?;
         bob_p.signal("TERM")?;
         bob_p.wait_timeout(Duration::from_secs(10))?;
-        let (fa, la) = alice.heard()?;
-        let (fb, lb) = bob.heard()?;
-        ensure!(
-            (fa - bob.tone).abs() <= 10.0 && la > 1000.0,
-            "alice heard {fa} Hz at rms {la:.0}"
-        );
-        ensure!(
-            (fb - alice.tone).abs() <= 10.0 && lb > 1000.0,
-            "bob heard {fb} Hz at rms {lb:.0}"
-        );
-        Ok(format!(
-            "alice heard {fa} Hz (rms {la:.0}), bob heard {fb} Hz (rms {lb:.0})"
-        ))
+        hear_each_other(&alice, "alice", &bob, "bob")
     })();
     match r {
         Ok(report) => println!("{report}"),
@@ -500,18 +488,9 @@ fn a_call_rings_every_phone_of_the_account_and_the_first_to_answer_wins() {
             !decoded_anything(&mobile),
             "the mobile never answered, yet decoded audio"
         );
-        let (fa, la) = alice.heard()?;
-        let (fb, lb) = desk.heard()?;
-        ensure!(
-            (fa - desk.tone).abs() <= 10.0 && la > 1000.0,
-            "alice heard {fa} Hz at rms {la:.0}"
-        );
-        ensure!(
-            (fb - alice.tone).abs() <= 10.0 && lb > 1000.0,
-            "bob's desk phone heard {fb} Hz at rms {lb:.0}"
-        );
         Ok(format!(
-            "alice heard {fa} Hz (rms {la:.0}), bob's desk phone heard {fb} Hz (rms {lb:.0}); the mobile was cancelled"
+            "{}; the mobile was cancelled",
+            hear_each_other(&alice, "alice", &desk, "bob's desk phone")?
         ))
     })();
     match r {
@@ -564,19 +543,7 @@ fn phones_without_a_common_codec_hear_each_other_through_the_transcoder() {
             d.stderr().contains("phones connected through the transcoder"),
             "the call did not go through the transcoder"
         );
-        let (fa, la) = alice.heard()?;
-        let (fb, lb) = bob.heard()?;
-        ensure!(
-            (fa - bob.tone).abs() <= 10.0 && la > 1000.0,
-            "alice (PCMU) heard {fa} Hz at rms {la:.0}"
-        );
-        ensure!(
-            (fb - alice.tone).abs() <= 10.0 && lb > 1000.0,
-            "bob (G722) heard {fb} Hz at rms {lb:.0}"
-        );
-        Ok(format!(
-            "alice (PCMU) heard {fa} Hz (rms {la:.0}), bob (G722) heard {fb} Hz (rms {lb:.0})"
-        ))
+        hear_each_other(&alice, "alice (PCMU)", &bob, "bob (G722)")
     })();
     match r {
         Ok(report) => println!("{report}"),
@@ -595,6 +562,25 @@ fn with_sdes_srtp(ua: &Ua) -> Result<()> {
     let line = std::fs::read_to_string(&acc)?;
     std::fs::write(&acc, format!("{};mediaenc=srtp-mand\n", line.trim_end()))?;
     Ok(())
+}
+
+/// Checks that `a` and `b` each heard the other's tone (within 10 Hz, rms
+/// above 1000) from 1 s to 4 s of their recordings; the report names them
+/// `a_name` and `b_name`.
+fn hear_each_other(a: &Ua, a_name: &str, b: &Ua, b_name: &str) -> Result<String> {
+    let (fa, la) = a.heard()?;
+    let (fb, lb) = b.heard()?;
+    ensure!(
+        (fa - b.tone).abs() <= 10.0 && la > 1000.0,
+        "{a_name} heard {fa} Hz at rms {la:.0}"
+    );
+    ensure!(
+        (fb - a.tone).abs() <= 10.0 && lb > 1000.0,
+        "{b_name} heard {fb} Hz at rms {lb:.0}"
+    );
+    Ok(format!(
+        "{a_name} heard {fa} Hz (rms {la:.0}), {b_name} heard {fb} Hz (rms {lb:.0})"
+    ))
 }
 
 /// Adds a fake camera (baresip's `fakevideo`) and VP8 to a UA.
