@@ -9,8 +9,11 @@
 //! CPU time per forwarded packet from `/proc/<pid>/stat`. At every load:
 //! plain RTP, SDES-SRTP on both legs with different suites and keys (both
 //! relays re-key every packet), and at two loads SDES-SRTP with the same
-//! suite on both legs (where rtpengine passes SRTP through). Modes and peers
-//! alternate load by load, a fresh daemon for each measurement.
+//! suite on both legs (where rtpengine passes SRTP through). Every load is
+//! measured in several rounds (3 by default), modes and peers alternating
+//! within a round, a fresh daemon for each measurement; the summary takes
+//! each figure's median over the rounds, so that one run's drift in this
+//! machine's speed does not decide a ratio.
 //!
 //! It reports numbers and asserts nothing about speed. Method and the latest
 //! figures: `benches/README.md`. Run with
@@ -19,7 +22,7 @@
 //! Environment knobs for quick runs (the README is only rewritten with the
 //! defaults): `RELAY_BENCH_LEVELS=250,1000`, `RELAY_BENCH_WARMUP_SECS`,
 //! `RELAY_BENCH_MEASURE_SECS`, `RELAY_BENCH_PEERS=confgate,rtpengine`,
-//! `RELAY_BENCH_MODES=rtp,srtp,srtp80`.
+//! `RELAY_BENCH_MODES=rtp,srtp,srtp80`, `RELAY_BENCH_ROUNDS=3`.
 
 // The generator needs a few system calls std does not wrap (CPU affinity,
 // RLIMIT_NOFILE, forced socket buffer sizes, ppoll, sysconf, kill, prctl); they are
@@ -85,6 +88,8 @@ const RERUN_BUDGET: Duration = Duration::from_secs(420);
 const DEFAULT_LEVELS: [usize; 8] = [250, 500, 1000, 1500, 2000, 3000, 4000, 5000];
 const DEFAULT_WARMUP: u64 = 2;
 const DEFAULT_MEASURE: u64 = 10;
+/// Every load is measured this many times; the report takes the median.
+const DEFAULT_ROUNDS: u64 = 3;
 
 /// Nanoseconds since the bench started (one clock for send and receive stamps).
 fn now_ns() -> u64 {
@@ -797,6 +802,11 @@ struct Level {
     passthrough: usize,
     /// Packets of an earlier level that arrived during this one.
     stale: u64,
+    /// Which round of the sweep (0-based) measured it.
+    round: usize,
+    /// On a level standing for several rounds (the median): the lowest and
+    /// highest µs/pkt of all of them.
+    spread: Option<(f64, f64)>,
 }
 
 impl Level {
@@ -1120,6 +1130,8 @@ fn run_level(
         delete_s: 0.0,
         passthrough,
         stale: rx.stale,
+        round: 0,
+        spread: None,
     };
     let t_del = Instant::now();
     delete_calls(&mut ng, &calls)?;
@@ -1143,16 +1155,17 @@ fn fmt_f(v: f64, prec: usize) -> String {
 fn results_table(levels: &[Level]) -> String {
     let mut s = String::new();
     s.push_str(
-        "| peer | media | calls | offered pps | forwarded pps | loss % | relay CPU % | relay CPU µs/pkt | p50 µs | p99 µs | relay rx-queue drops | gen work % | gen lag ms | other processes CPU % | setup s | delete s | flags |\n",
+        "| peer | media | calls | round | offered pps | forwarded pps | loss % | relay CPU % | relay CPU µs/pkt | p50 µs | p99 µs | relay rx-queue drops | gen work % | gen lag ms | other processes CPU % | setup s | delete s | flags |\n",
     );
-    s.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
+    s.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
     for l in levels {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.0} | {:.0} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             l.peer.name(),
             l.mode.name(),
             l.n,
+            l.round + 1,
             l.sent as f64 / l.measure_s,
             l.fwd_pps(),
             fmt_f(l.loss_pct(), 3),
@@ -1174,7 +1187,10 @@ fn results_table(levels: &[Level]) -> String {
 
 /// µs per packet, marked † when other processes disturbed the window.
 fn us_cell(l: &Level) -> String {
-    let v = fmt_f(l.us_per_pkt(), 2);
+    let mut v = fmt_f(l.us_per_pkt(), 2);
+    if let Some((lo, hi)) = l.spread {
+        let _ = write!(v, " ({}–{})", fmt_f(lo, 2), fmt_f(hi, 2));
+    }
     if l.disturbed() {
         format!("{v} †")
     } else {
@@ -1184,6 +1200,29 @@ fn us_cell(l: &Level) -> String {
 
 fn find(levels: &[Level], peer: PeerKind, mode: Mode, n: usize) -> Option<&Level> {
     levels.iter().find(|l| l.peer == peer && l.mode == mode && l.n == n)
+}
+
+/// One level per peer, media and load: of the rounds that measured it, the
+/// one with the median µs/pkt (the lower middle of an even count), with the
+/// range over all of them in `spread` when there was more than one.
+fn medians(levels: &[Level]) -> Vec<Level> {
+    let mut out: Vec<Level> = Vec::new();
+    for l in levels {
+        if find(&out, l.peer, l.mode, l.n).is_some() {
+            continue;
+        }
+        let mut rounds: Vec<&Level> = levels
+            .iter()
+            .filter(|x| x.peer == l.peer && x.mode == l.mode && x.n == l.n)
+            .collect();
+        rounds.sort_by(|a, b| a.us_per_pkt().total_cmp(&b.us_per_pkt()));
+        let mut m = rounds[(rounds.len() - 1) / 2].clone();
+        if rounds.len() > 1 {
+            m.spread = Some((rounds[0].us_per_pkt(), rounds[rounds.len() - 1].us_per_pkt()));
+        }
+        out.push(m);
+    }
+    out
 }
 
 fn summary(levels: &[Level]) -> String {
@@ -1439,12 +1478,13 @@ fn write_readme(report: &str) -> Result<PathBuf> {
 
 fn print_level(level: &Level) {
     eprintln!(
-        "  {:9} {:4} {:5} calls: {:7.0} pps fwd, loss {:6.3} %, relay {:5.1} % CPU, {:5.2} µs/pkt, p50 {:5.0} µs, \
+        "  {:9} {:4} {:5} calls, round {}: {:7.0} pps fwd, loss {:6.3} %, relay {:5.1} % CPU, {:5.2} µs/pkt, p50 {:5.0} µs, \
          p99 {:6.0} µs, gen work {:3.0} % (lag {:.2} ms), other processes {:.1} % CPU, setup {:.1} s, \
          delete {:.1} s{}",
         level.peer.name(),
         level.mode.name(),
         level.n,
+        level.round + 1,
         level.fwd_pps(),
         level.loss_pct(),
         100.0 * level.relay_cpu_share(),
@@ -1513,6 +1553,7 @@ fn main() -> Result<()> {
     };
     let warm = env_secs("RELAY_BENCH_WARMUP_SECS", DEFAULT_WARMUP)?;
     let measure = env_secs("RELAY_BENCH_MEASURE_SECS", DEFAULT_MEASURE)?.max(1);
+    let rounds = env_secs("RELAY_BENCH_ROUNDS", DEFAULT_ROUNDS)?.max(1) as usize;
     let peers: Vec<PeerKind> = match env_list("RELAY_BENCH_PEERS") {
         Some(v) => v
             .iter()
@@ -1539,6 +1580,7 @@ fn main() -> Result<()> {
     let defaults = levels_cfg == DEFAULT_LEVELS
         && warm == DEFAULT_WARMUP
         && measure == DEFAULT_MEASURE
+        && rounds == DEFAULT_ROUNDS as usize
         && peers.len() == 2
         && modes.len() == MODES.len();
     let timing = Timing {
@@ -1589,7 +1631,7 @@ fn main() -> Result<()> {
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     eprintln!(
-        "levels {levels_cfg:?} calls, {warm} s warm-up + {measure} s measured per level, generator on core 0, relays on core 1"
+        "levels {levels_cfg:?} calls, {rounds} round(s), {warm} s warm-up + {measure} s measured per level, generator on core 0, relays on core 1"
     );
 
     let started = Instant::now();
@@ -1602,105 +1644,114 @@ fn main() -> Result<()> {
     // this machine's speed drifts more than that over ten minutes.
     let mut stopped: Vec<(PeerKind, Mode)> = Vec::new();
     for (li, &n) in levels_cfg.iter().enumerate() {
-        for &mode in &modes {
-            if mode == Mode::Srtp80 && !custom_levels && !SRTP80_LEVELS.contains(&n) {
-                continue;
-            }
-            let order: Vec<PeerKind> = if li % 2 == 0 {
-                peers.clone()
-            } else {
-                peers.iter().rev().copied().collect()
-            };
-            for kind in order {
-                if stopped.contains(&(kind, mode)) {
+        // A sweep stops for a peer and media after a load it did not carry;
+        // decided in any round, it applies from the next load, so that every
+        // round of a load measures the same peers and media.
+        let mut stop_next: Vec<(PeerKind, Mode)> = Vec::new();
+        for round in 0..rounds {
+            for &mode in &modes {
+                if mode == Mode::Srtp80 && !custom_levels && !SRTP80_LEVELS.contains(&n) {
                     continue;
                 }
-                let mut attempt = 0;
-                let level = loop {
-                    attempt += 1;
-                    run += 1;
-                    let (waited, quiet) = wait_for_quiet(QUIET_WAIT);
-                    if !quiet {
-                        eprintln!(
-                            "  the machine stayed busy for {:.0} s (other processes): measuring anyway",
-                            waited.as_secs_f64()
-                        );
-                    } else if waited > Duration::from_secs(2) {
-                        eprintln!("  waited {:.0} s for a quiet machine", waited.as_secs_f64());
-                    }
-                    let peer = Peer::start(kind, &bin, &mut rng)?;
-                    let level = match run_level(&peer, &mut gen, mode, n, &timing, run, &mut rng) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let msg = format!("{} {} {n} calls: {e:#}", kind.name(), mode.name());
-                            eprintln!("  FAILED {msg}\n{}", peer.log_tail());
-                            notes.push(msg);
-                            break None;
-                        }
-                    };
-                    print_level(&level);
-                    if let Some(lines) = peer.relay_metrics() {
-                        if !lines.is_empty() {
-                            eprintln!("    /metrics: {}", lines.join("; "));
-                        }
-                        metrics_seen.extend(lines.into_iter().filter(|l| l.contains("dropped")));
-                    }
-                    drop(peer);
-                    // Measure a disturbed level again, while the run is within its time budget.
-                    if level.disturbed() && attempt < 2 && started.elapsed() < RERUN_BUDGET {
-                        eprintln!("  other processes took the cores during the window: measuring this level again");
+                let order: Vec<PeerKind> = if (li + round) % 2 == 0 {
+                    peers.clone()
+                } else {
+                    peers.iter().rev().copied().collect()
+                };
+                for kind in order {
+                    if stopped.contains(&(kind, mode)) {
                         continue;
                     }
-                    break Some(level);
-                };
-                let Some(level) = level else {
-                    stopped.push((kind, mode));
-                    continue;
-                };
-                if level.passthrough > 0 {
-                    notes.push(format!(
-                        "{} {} {n} calls: in {} of {n} calls the callee was offered the caller's own key \
+                    let mut attempt = 0;
+                    let level = loop {
+                        attempt += 1;
+                        run += 1;
+                        let (waited, quiet) = wait_for_quiet(QUIET_WAIT);
+                        if !quiet {
+                            eprintln!(
+                                "  the machine stayed busy for {:.0} s (other processes): measuring anyway",
+                                waited.as_secs_f64()
+                            );
+                        } else if waited > Duration::from_secs(2) {
+                            eprintln!("  waited {:.0} s for a quiet machine", waited.as_secs_f64());
+                        }
+                        let peer = Peer::start(kind, &bin, &mut rng)?;
+                        let level = match run_level(&peer, &mut gen, mode, n, &timing, run, &mut rng) {
+                            Ok(l) => Level { round, ..l },
+                            Err(e) => {
+                                let msg = format!("{} {} {n} calls: {e:#}", kind.name(), mode.name());
+                                eprintln!("  FAILED {msg}\n{}", peer.log_tail());
+                                notes.push(msg);
+                                break None;
+                            }
+                        };
+                        print_level(&level);
+                        if let Some(lines) = peer.relay_metrics() {
+                            if !lines.is_empty() {
+                                eprintln!("    /metrics: {}", lines.join("; "));
+                            }
+                            metrics_seen.extend(lines.into_iter().filter(|l| l.contains("dropped")));
+                        }
+                        drop(peer);
+                        // Measure a disturbed level again, while the run is within its time budget.
+                        if level.disturbed() && attempt < 2 && started.elapsed() < RERUN_BUDGET {
+                            eprintln!("  other processes took the cores during the window: measuring this level again");
+                            continue;
+                        }
+                        break Some(level);
+                    };
+                    let Some(level) = level else {
+                        stopped.push((kind, mode));
+                        continue;
+                    };
+                    if level.passthrough > 0 {
+                        notes.push(format!(
+                            "{} {} {n} calls: in {} of {n} calls the callee was offered the caller's own key \
                          (SDES pass-through: SRTP forwarded without re-keying)",
-                        kind.name(),
-                        mode.name(),
-                        level.passthrough
-                    ));
-                }
-                if level.gen_rx_drops > 0 {
-                    notes.push(format!(
-                        "{} {} {n} calls: the generator's receive socket dropped {} packets (counted as loss)",
-                        kind.name(),
-                        mode.name(),
-                        level.gen_rx_drops
-                    ));
-                }
-                if level.bad > 0 {
-                    notes.push(format!(
-                        "{} {} {n} calls: {} packets failed to authenticate, were malformed or were refused by \
+                            kind.name(),
+                            mode.name(),
+                            level.passthrough
+                        ));
+                    }
+                    if level.gen_rx_drops > 0 {
+                        notes.push(format!(
+                            "{} {} {n} calls: the generator's receive socket dropped {} packets (counted as loss)",
+                            kind.name(),
+                            mode.name(),
+                            level.gen_rx_drops
+                        ));
+                    }
+                    if level.bad > 0 {
+                        notes.push(format!(
+                            "{} {} {n} calls: {} packets failed to authenticate, were malformed or were refused by \
                          the generator's kernel",
-                        kind.name(),
-                        mode.name(),
-                        level.bad
-                    ));
-                }
-                let lossy = level.loss_pct() >= STOP_LOSS_PCT;
-                let gen_bound = level.generator_bound();
-                results.push(level);
-                if lossy || gen_bound {
-                    eprintln!(
-                        "  {}: higher levels skipped for {} {}",
-                        if lossy {
-                            format!("loss ≥ {STOP_LOSS_PCT} %")
-                        } else {
-                            "the generator could not hold the offered load".to_string()
-                        },
-                        kind.name(),
-                        mode.name()
-                    );
-                    stopped.push((kind, mode));
+                            kind.name(),
+                            mode.name(),
+                            level.bad
+                        ));
+                    }
+                    let lossy = level.loss_pct() >= STOP_LOSS_PCT;
+                    let gen_bound = level.generator_bound();
+                    results.push(level);
+                    if lossy || gen_bound {
+                        eprintln!(
+                            "  {}: higher levels skipped for {} {}",
+                            if lossy {
+                                format!("loss ≥ {STOP_LOSS_PCT} %")
+                            } else {
+                                "the generator could not hold the offered load".to_string()
+                            },
+                            kind.name(),
+                            mode.name()
+                        );
+                        if !stop_next.contains(&(kind, mode)) {
+                            stop_next.push((kind, mode));
+                        }
+                    }
                 }
             }
         }
+        stopped.extend(stop_next);
     }
     if peers.contains(&PeerKind::Confgate) {
         if metrics_seen.is_empty() {
@@ -1715,6 +1766,7 @@ fn main() -> Result<()> {
             MODES.iter().position(|m| *m == l.mode),
             l.n,
             l.peer != PeerKind::Confgate,
+            l.round,
         )
     });
     let elapsed = started.elapsed().as_secs_f64();
@@ -1723,7 +1775,7 @@ fn main() -> Result<()> {
     let _ = writeln!(
         report,
         "Measured {date} on {ncpu} cores ({cpu_model}); rtpengine {}; confgate {} (release build of {}). \
-         {warm} s warm-up + {measure} s measured per level; the whole run took {:.0} s.\n",
+         {warm} s warm-up + {measure} s measured per level and round; the whole run took {:.0} s.\n",
         rtpengine_version.trim_start_matches("Version: "),
         env!("CARGO_PKG_VERSION"),
         build,
@@ -1732,8 +1784,15 @@ fn main() -> Result<()> {
     report.push_str(
         "Command: `cargo build --release -p confgate && cargo bench -p confgate-suite --bench relay-vs-rtpengine`\n\n",
     );
-    report.push_str(&summary(&results));
-    if results.iter().any(Level::disturbed) {
+    let _ = writeln!(
+        report,
+        "Each load was measured in {rounds} round{} (peers and media alternating within a round); the \
+         tables below give, per peer, media and load, the round with the median µs/pkt, and in \
+         parentheses the lowest and highest of all rounds.\n",
+        if rounds == 1 { "" } else { "s" }
+    );
+    report.push_str(&summary(&medians(&results)));
+    if medians(&results).iter().any(Level::disturbed) {
         report.push_str(
             "\n† other processes took the relay's or the generator's core during that window even after one \
              repetition (see \"other processes CPU %\" below): treat that figure with care.\n",

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::demux::{classify, PacketKind};
 use crate::rtp::{parse_rtcp, parse_rtp, translate_nacks, PayloadMap, ReceptionStats, StreamRewriter, MAX_NACK_FCI};
 use crate::srtp::SrtpContext;
-use crate::sys::{Epoll, EventFd, RecvBatch, SendBatch, BUF_SIZE};
+use crate::sys::{self, Epoll, EventFd, RecvBatch, SendBatch, BUF_SIZE};
 
 /// Hashes endpoint ids with one multiply instead of SipHash: the ids are
 /// handed out by the relay itself (sequential), never taken from the network,
@@ -399,6 +399,7 @@ impl Worker {
             // One clock read per round: packets of a round share its arrival time.
             let now = Instant::now();
             let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
+            self.prefetch_round(&ready);
             for &t in &ready {
                 if t == WAKE {
                     self.wake.clear();
@@ -429,6 +430,40 @@ impl Worker {
                 last_publish = now;
                 for ep in self.endpoints.values_mut() {
                     ep.publish();
+                }
+            }
+        }
+    }
+
+    /// Warms the caches for a round before any of its packets is read: looks
+    /// up the endpoint of every ready socket, prefetching the endpoint, its
+    /// subscriber list and its receiving SRTP context; then does the same
+    /// for the first receivers of each (their endpoint and sending SRTP
+    /// context). The lookups of one pass do not depend on each other, so
+    /// their cache misses overlap; forwarding socket by socket would take
+    /// each in turn, between system calls that evict them again.
+    fn prefetch_round(&self, ready: &[u64]) {
+        /// Receivers warmed per source (a two-party call has one).
+        const FANOUT: usize = 4;
+        for &t in ready {
+            if let Some(ep) = self.endpoints.get(&(t >> 1)) {
+                sys::prefetch(ep, std::mem::size_of::<Endpoint>());
+                sys::prefetch(ep.subscribers.as_slice(), FANOUT * std::mem::size_of::<Subscription>());
+                if let Some(ctx) = &ep.srtp_in {
+                    ctx.prefetch_rtp();
+                }
+            }
+        }
+        for &t in ready {
+            let Some(ep) = self.endpoints.get(&(t >> 1)) else {
+                continue;
+            };
+            for edge in ep.subscribers.iter().take(FANOUT) {
+                if let Some(sub) = self.endpoints.get(&edge.to) {
+                    sys::prefetch(sub, std::mem::size_of::<Endpoint>());
+                    if let Some(ctx) = &sub.srtp_out {
+                        ctx.prefetch_rtp();
+                    }
                 }
             }
         }

@@ -227,6 +227,13 @@ impl SrtpContext {
         })
     }
 
+    /// Starts loading what [`protect_rtp`](Self::protect_rtp) or
+    /// [`unprotect_rtp`](Self::unprotect_rtp) will read into the caches,
+    /// without waiting for it.
+    pub fn prefetch_rtp(&self) {
+        self.inner.prefetch_rtp();
+    }
+
     /// The protection profile.
     pub fn profile(&self) -> SrtpProfile {
         self.inner.profile()

@@ -1,5 +1,6 @@
 //! The relay's only unsafe code: Linux system calls for batched UDP I/O
-//! (`recvmmsg`, `sendmmsg`, `sendto`), `epoll` and `eventfd`, behind safe types.
+//! (`recvmmsg`, `sendmmsg`, `sendto`), `epoll` and `eventfd`, behind safe types,
+//! and the cache prefetch hint the worker gives before forwarding a round.
 //!
 //! Every `unsafe` block says why it is sound. Buffers are allocated once per
 //! worker, on the heap, and never grow; the pointers into them (written once
@@ -15,6 +16,45 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// Size of one packet buffer: an Ethernet MTU datagram plus room for the
 /// largest SRTP trailer added in place.
 pub const BUF_SIZE: usize = 2048;
+
+/// Cache line size assumed by [`prefetch`].
+const LINE: usize = 64;
+
+/// Asks the CPU to start loading the first `bytes` of `value` (at most 16
+/// cache lines) into its caches, without waiting for them: a hint that costs
+/// a few cycles and never faults. The worker issues it for the endpoints and
+/// SRTP contexts of a whole round before it forwards any of their packets,
+/// so that their cache misses overlap instead of each stalling in turn.
+/// A no-op off x86-64.
+#[inline]
+pub fn prefetch<T: ?Sized>(value: &T, bytes: usize) {
+    let start = (value as *const T).cast::<u8>();
+    let len = bytes.min(std::mem::size_of_val(value)).min(16 * LINE);
+    // Every line from the first byte to the last: a step of one line, then
+    // the last byte (its line is missed by the steps when `value` does not
+    // start on a line boundary).
+    let mut off = 0;
+    while off < len {
+        prefetch_line(start.wrapping_add(off));
+        off += LINE;
+    }
+    if len > 0 {
+        prefetch_line(start.wrapping_add(len - 1));
+    }
+}
+
+#[inline(always)]
+fn prefetch_line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is an SSE instruction (part of the x86-64 baseline)
+    // and a pure hint: it reads nothing architecturally and cannot fault,
+    // whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
 
 /// An epoll instance.
 #[derive(Debug)]

@@ -77,19 +77,24 @@ fn gcm_iv(salt: &[u8; 12], ssrc: u32, high: u32, low: u16) -> [u8; 12] {
     iv
 }
 
-/// AES-CM session keys of one of SRTP or SRTCP.
+/// AES-CM session keys of one of SRTP or SRTCP, the small hot fields
+/// before the AES key schedule.
+#[repr(C)]
 struct CmKeys<B: Backend> {
-    cipher: B::Ctr,
     mac: B::Hmac,
     salt: [u8; 14],
+    cipher: B::Ctr,
 }
 
 /// AEAD session keys of one of SRTP or SRTCP.
+#[repr(C)]
 struct GcmKeys<B: Backend> {
     aead: B::Gcm,
     salt: [u8; 12],
 }
 
+/// The SRTP keys first (`repr(C)`: in field order, after the tag).
+#[repr(C, u8)]
 enum Transform<B: Backend> {
     AesCm { rtp: CmKeys<B>, rtcp: CmKeys<B> },
     Gcm { rtp: GcmKeys<B>, rtcp: GcmKeys<B> },
@@ -135,12 +140,63 @@ impl Stream {
     }
 }
 
+/// The per-SSRC states of a session: the first inline, read in the same
+/// cache lines as the keys (a call has one SSRC per direction, so forwarding
+/// it follows no pointer), any further ones in a vector.
+#[derive(Default)]
+struct Streams {
+    first: Option<Stream>,
+    more: Vec<Stream>,
+}
+
+impl Streams {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn push(&mut self, stream: Stream) {
+        match self.first {
+            None => self.first = Some(stream),
+            Some(_) => self.more.push(stream),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Stream> {
+        self.first.iter().chain(&self.more)
+    }
+}
+
+impl std::ops::Index<usize> for Streams {
+    type Output = Stream;
+
+    fn index(&self, i: usize) -> &Stream {
+        match (i, &self.first) {
+            (0, Some(s)) => s,
+            _ => &self.more[i - 1],
+        }
+    }
+}
+
+impl std::ops::IndexMut<usize> for Streams {
+    fn index_mut(&mut self, i: usize) -> &mut Stream {
+        match (i, &mut self.first) {
+            (0, Some(s)) => s,
+            _ => &mut self.more[i - 1],
+        }
+    }
+}
+
 /// One direction of one SRTP session over backend `B`; see
 /// [`SrtpContext`](super::SrtpContext), which wraps the chosen backend's.
+///
+/// Laid out (`repr(C)`) so that what every RTP packet reads comes first and
+/// together: the first SSRC's state, the profile, then the SRTP keys (for
+/// AES-CM: HMAC state, salt, then the AES round keys); the SRTCP keys last.
+#[repr(C)]
 pub struct Session<B: Backend> {
+    streams: Streams,
     profile: SrtpProfile,
     transform: Transform<B>,
-    streams: Vec<Stream>,
 }
 
 impl<B: Backend> std::fmt::Debug for Session<B> {
@@ -203,7 +259,7 @@ impl<B: Backend> Session<B> {
         Ok(Self {
             profile,
             transform,
-            streams: Vec::new(),
+            streams: Streams::default(),
         })
     }
 
@@ -237,7 +293,7 @@ impl<B: Backend> Session<B> {
         Ok(Self {
             profile,
             transform,
-            streams: Vec::new(),
+            streams: Streams::default(),
         })
     }
 
@@ -248,6 +304,21 @@ impl<B: Backend> Session<B> {
         let slot = self.slot(ssrc)?;
         self.streams[slot].send_rtcp = index & SRTCP_INDEX_MASK;
         Ok(())
+    }
+
+    /// Starts loading into the caches what protecting or unprotecting an
+    /// RTP packet reads: the first SSRC's state, the profile and the SRTP
+    /// keys (for AES-CM up to the end of the AES-128 round keys, the part
+    /// of the key schedule AES-NI uses). See [`crate::sys::prefetch`].
+    pub fn prefetch_rtp(&self) {
+        /// AES-128 round keys: 11 blocks of 16 bytes.
+        const AES128_ROUND_KEYS: usize = 176;
+        let base = self as *const Self as usize;
+        let end = match &self.transform {
+            Transform::AesCm { rtp, .. } => &rtp.cipher as *const B::Ctr as usize + AES128_ROUND_KEYS,
+            Transform::Gcm { rtp, .. } => rtp as *const GcmKeys<B> as usize + std::mem::size_of::<GcmKeys<B>>(),
+        };
+        crate::sys::prefetch(self, end - base);
     }
 
     /// The protection profile.
