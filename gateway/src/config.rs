@@ -381,6 +381,10 @@ pub struct RelayConfig {
     pub timeout_secs: u64,
     /// Most ng calls at once.
     pub max_calls: usize,
+    /// Send media to IPv4 peers through one raw socket per worker, a
+    /// round's datagrams in one system call; needs `CAP_NET_RAW` (without
+    /// it, each media socket sends its own).
+    pub raw_send: bool,
 }
 
 impl Default for RelayConfig {
@@ -390,6 +394,7 @@ impl Default for RelayConfig {
             workers: 0,
             timeout_secs: 60,
             max_calls: 10_000,
+            raw_send: true,
         }
     }
 }

@@ -78,8 +78,17 @@ pub async fn serve(config_path: Option<PathBuf>, config: Config, log_reload: Log
         port_max: config.media.port_max,
         workers,
         batch: 32,
+        raw_send: config.relay.raw_send,
     })
     .map_err(|e| anyhow!("cannot start the media relay: {e}"))?;
+    if media.raw_send() {
+        tracing::info!("media relay: IPv4 media goes out through one raw socket per worker (relay.raw_send)");
+    } else if config.relay.raw_send {
+        tracing::info!(
+            "media relay: no CAP_NET_RAW, so every UDP socket sends its own datagrams \
+             (relay.raw_send needs it to send a round's IPv4 datagrams in one system call)"
+        );
+    }
     shared.metrics.set_relay(media.clone());
     shared.conferences.set_relay(media.clone());
     let advertise = config.media.effective_advertise();

@@ -655,6 +655,7 @@ mod tests {
             port_max: base + 7,
             workers: 1,
             batch: 8,
+            raw_send: true,
         })
         .unwrap();
         let phone_a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -686,6 +686,7 @@ mod tests {
             port_max: 46119,
             workers: 1,
             batch: 8,
+            raw_send: true,
         })
         .unwrap();
         let mut ctl = NgController::new(

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::demux::{classify, PacketKind};
 use crate::rtp::{parse_rtcp, parse_rtp, translate_nacks, PayloadMap, ReceptionStats, StreamRewriter, MAX_NACK_FCI};
 use crate::srtp::SrtpContext;
-use crate::sys::{self, Epoll, EventFd, RecvBatch, SendBatch, BUF_SIZE};
+use crate::sys::{self, Epoll, EventFd, RawSender, RecvBatch, SendBatch, Source, BUF_SIZE};
 
 /// Hashes endpoint ids with one multiply instead of SipHash: the ids are
 /// handed out by the relay itself (sequential), never taken from the network,
@@ -56,6 +56,10 @@ impl Hasher for IdHasher {
 
 /// Endpoints by id.
 type EndpointMap = HashMap<u64, Endpoint, BuildHasherDefault<IdHasher>>;
+
+/// How long a looked-up source address (raw sends from a socket bound to
+/// 0.0.0.0) is used before it is looked up again.
+const ROUTE_REFRESH: Duration = Duration::from_secs(30);
 
 /// Token of the worker's wake-up eventfd.
 const WAKE: u64 = u64::MAX;
@@ -235,6 +239,9 @@ impl std::fmt::Debug for EndpointConfig {
 struct Endpoint {
     rtp: UdpSocket,
     rtcp: Option<UdpSocket>,
+    /// What sending from `rtp` / `rtcp` needs: descriptor and local address.
+    rtp_src: Source,
+    rtcp_src: Option<Source>,
     signaled: Option<SocketAddr>,
     signaled_rtcp: Option<SocketAddr>,
     peer: Option<SocketAddr>,
@@ -290,6 +297,15 @@ struct LocalStats {
 }
 
 impl Endpoint {
+    /// The socket RTCP goes out of: the RTP one under rtcp-mux or when there
+    /// is no RTCP socket.
+    fn rtcp_source(&self) -> Source {
+        match self.rtcp_src {
+            Some(s) if !self.rtcp_mux => s,
+            _ => self.rtp_src,
+        }
+    }
+
     fn rtcp_destination(&self) -> Option<SocketAddr> {
         if self.rtcp_mux {
             return self.peer;
@@ -383,10 +399,16 @@ impl Worker {
         })
     }
 
+    /// Sends IPv4 datagrams through `raw` (see [`RawSender`]).
+    pub(crate) fn use_raw_send(&mut self, raw: RawSender) {
+        self.send.use_raw(raw);
+    }
+
     /// Runs until told to shut down.
     pub(crate) fn run(mut self) {
         let mut ready: Vec<u64> = Vec::with_capacity(256);
         let mut last_publish = Instant::now();
+        let mut last_routes = last_publish;
         loop {
             ready.clear();
             // Sockets left with data last round are read without waiting.
@@ -426,6 +448,10 @@ impl Worker {
             }
             self.syscalls
                 .fetch_add(std::mem::take(&mut self.io_calls), Ordering::Relaxed);
+            if now.saturating_duration_since(last_routes) >= ROUTE_REFRESH {
+                last_routes = now;
+                self.send.forget_routes();
+            }
             if now.saturating_duration_since(last_publish) >= Duration::from_millis(200) {
                 last_publish = now;
                 for ep in self.endpoints.values_mut() {
@@ -490,11 +516,21 @@ impl Worker {
                             list.reserve(sockets - list.len());
                         }
                     }
+                    let (Ok(rtp_src), Ok(rtcp_src)) = (Source::of(&rtp), rtcp.as_ref().map(Source::of).transpose())
+                    else {
+                        let _ = self.epoll.delete(rtp.as_raw_fd());
+                        if let Some(r) = &rtcp {
+                            let _ = self.epoll.delete(r.as_raw_fd());
+                        }
+                        continue;
+                    };
                     self.endpoints.insert(
                         id,
                         Endpoint {
                             rtp,
                             rtcp,
+                            rtp_src,
+                            rtcp_src,
                             signaled: None,
                             signaled_rtcp: None,
                             peer: None,
@@ -600,7 +636,7 @@ impl Worker {
                         match self.send.next_buf() {
                             Some(out) if packet.len() <= out.len() => {
                                 out[..packet.len()].copy_from_slice(&packet);
-                                self.send.commit(ep.rtp.as_raw_fd(), &dest, packet.len());
+                                self.send.commit_from(ep.rtp_src, &dest, packet.len());
                                 ep.local.packets_out += 1;
                                 ep.local.bytes_out += packet.len() as u64;
                             }
@@ -917,15 +953,10 @@ fn forward(
         let Some(sub) = endpoints.get_mut(&edge.to) else {
             continue;
         };
-        let (dest, fd) = if rtcp {
-            let sock = if sub.rtcp_mux {
-                &sub.rtp
-            } else {
-                sub.rtcp.as_ref().unwrap_or(&sub.rtp)
-            };
-            (sub.rtcp_destination(), sock.as_raw_fd())
+        let (dest, from) = if rtcp {
+            (sub.rtcp_destination(), sub.rtcp_source())
         } else {
-            (sub.peer, sub.rtp.as_raw_fd())
+            (sub.peer, sub.rtp_src)
         };
         let Some(dest) = dest else {
             bump(&drops.no_destination);
@@ -969,7 +1000,7 @@ fn forward(
                 }
             }
         }
-        send.commit(fd, &dest, out_len);
+        send.commit_from(from, &dest, out_len);
         sub.local.packets_out += 1;
         sub.local.bytes_out += out_len as u64;
     }
@@ -1000,12 +1031,7 @@ fn send_feedback(
         bump(&drops.no_destination);
         return;
     };
-    let sock = if ep.rtcp_mux {
-        &ep.rtp
-    } else {
-        ep.rtcp.as_ref().unwrap_or(&ep.rtp)
-    };
-    let fd = sock.as_raw_fd();
+    let from = ep.rtcp_source();
     let Some(out) = send.next_buf() else {
         bump(&drops.send_failed);
         return;
@@ -1028,7 +1054,7 @@ fn send_feedback(
             }
         }
     }
-    send.commit(fd, &dest, len);
+    send.commit_from(from, &dest, len);
     ep.local.packets_out += 1;
     ep.local.bytes_out += len as u64;
 }
@@ -1061,7 +1087,7 @@ fn send_own(ep: &mut Endpoint, send: &mut SendBatch, drops: &DropCounters, packe
             }
         }
     }
-    send.commit(ep.rtp.as_raw_fd(), &dest, out_len);
+    send.commit_from(ep.rtp_src, &dest, out_len);
     ep.local.packets_out += 1;
     ep.local.bytes_out += out_len as u64;
 }
@@ -1072,12 +1098,7 @@ fn send_pli(ep: &mut Endpoint, send: &mut SendBatch) -> bool {
     let (Some(media_ssrc), Some(dest)) = (ep.last_ssrc, ep.rtcp_destination()) else {
         return false;
     };
-    let sock = if ep.rtcp_mux {
-        &ep.rtp
-    } else {
-        ep.rtcp.as_ref().unwrap_or(&ep.rtp)
-    };
-    let fd = sock.as_raw_fd();
+    let from = ep.rtcp_source();
     let Some(out) = send.next_buf() else { return false };
     out[..4].copy_from_slice(&[0x81, crate::rtp::rtcp_type::PSFB, 0, 2]);
     out[4..8].copy_from_slice(&ep.own_ssrc.to_be_bytes());
@@ -1089,7 +1110,7 @@ fn send_pli(ep: &mut Endpoint, send: &mut SendBatch) -> bool {
             Err(_) => return false,
         }
     }
-    send.commit(fd, &dest, len);
+    send.commit_from(from, &dest, len);
     ep.local.packets_out += 1;
     ep.local.bytes_out += len as u64;
     true

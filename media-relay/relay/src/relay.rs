@@ -14,7 +14,7 @@ use crate::engine::{Cmd, DropCounters, EndpointConfig, EndpointStats, LatchMode,
 use crate::pool::{PoolError, PortPool};
 use crate::rtp::PayloadMap;
 use crate::srtp::{SrtpContext, SrtpError, SrtpProfile};
-use crate::sys::EventFd;
+use crate::sys::{EventFd, RawSender};
 
 /// Relay settings.
 #[derive(Debug, Clone)]
@@ -29,6 +29,10 @@ pub struct RelayConfig {
     pub workers: usize,
     /// Datagrams per `recvmmsg`.
     pub batch: usize,
+    /// Send IPv4 datagrams through one raw socket per worker, a round's
+    /// datagrams in one `sendmmsg` (see [`crate::sys::RawSender`]); needs
+    /// `CAP_NET_RAW`, and without it the relay sends from each UDP socket.
+    pub raw_send: bool,
 }
 
 impl Default for RelayConfig {
@@ -39,6 +43,7 @@ impl Default for RelayConfig {
             port_max: 29999,
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             batch: 32,
+            raw_send: true,
         }
     }
 }
@@ -189,6 +194,8 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     endpoints: Mutex<HashMap<u64, Meta>>,
     next_id: AtomicU64,
+    /// Whether every worker sends IPv4 through a raw socket.
+    raw_send: bool,
     drops: Arc<DropCounters>,
     syscalls: Arc<AtomicU64>,
     keyframes: Arc<AtomicU64>,
@@ -222,10 +229,14 @@ impl Relay {
         let epoch = Instant::now();
         let mut workers = Vec::new();
         let mut threads = Vec::new();
+        let mut raw_send = cfg.raw_send;
         for i in 0..cfg.workers.max(1) {
             let (tx, rx) = mpsc::channel();
             let wake = Arc::new(EventFd::new()?);
-            let w = Worker::new(
+            // Without CAP_NET_RAW (EPERM) the UDP sockets send, as they would anyway.
+            let raw = if cfg.raw_send { RawSender::open().ok() } else { None };
+            raw_send &= raw.is_some();
+            let mut w = Worker::new(
                 wake.clone(),
                 rx,
                 drops.clone(),
@@ -234,6 +245,9 @@ impl Relay {
                 syscalls.clone(),
                 keyframes.clone(),
             )?;
+            if let Some(raw) = raw {
+                w.use_raw_send(raw);
+            }
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("relay-{i}"))
@@ -248,12 +262,19 @@ impl Relay {
                 threads: Mutex::new(threads),
                 endpoints: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
+                raw_send,
                 drops,
                 syscalls,
                 keyframes,
                 epoch,
             }),
         })
+    }
+
+    /// Whether the workers send IPv4 datagrams through raw sockets
+    /// ([`RelayConfig::raw_send`] asked for it and `CAP_NET_RAW` allowed it).
+    pub fn raw_send(&self) -> bool {
+        self.inner.raw_send
     }
 
     /// Allocates an endpoint's ports. Endpoints that exchange media must

@@ -1,6 +1,8 @@
 //! The relay's only unsafe code: Linux system calls for batched UDP I/O
-//! (`recvmmsg`, `sendmmsg`, `sendto`), `epoll` and `eventfd`, behind safe types,
-//! and the cache prefetch hint the worker gives before forwarding a round.
+//! (`recvmmsg`, `sendmmsg`, `sendto`), `epoll` and `eventfd`, the raw IPv4
+//! socket that sends a whole round's datagrams with one `sendmmsg`, behind
+//! safe types, and the cache prefetch hint the worker gives before
+//! forwarding a round.
 //!
 //! Every `unsafe` block says why it is sound. Buffers are allocated once per
 //! worker, on the heap, and never grow; the pointers into them (written once
@@ -350,16 +352,180 @@ impl RecvBatch {
     }
 }
 
-/// Outgoing datagrams collected during one round and sent with one
-/// `sendmmsg` per socket run. Payloads are copied into buffers allocated once.
+/// A socket datagrams are sent from: its descriptor and the address it is
+/// bound to (the source of the datagrams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    /// The socket.
+    pub fd: RawFd,
+    /// Its local address.
+    pub local: SocketAddr,
+}
+
+impl Source {
+    /// The source of datagrams sent from `socket`.
+    pub fn of(socket: &std::net::UdpSocket) -> io::Result<Self> {
+        Ok(Self {
+            fd: socket.as_raw_fd(),
+            local: socket.local_addr()?,
+        })
+    }
+}
+
+/// IPv4 header (no options) and UDP header, written in front of a datagram
+/// sent through the raw socket.
+const HEADROOM: usize = 28;
+/// Largest IPv4 packet the raw path sends: an Ethernet MTU. A longer one
+/// goes through its own socket, which fragments it if it must.
+const RAW_MAX: usize = 1500;
+/// Source addresses remembered per destination (route lookups) before the
+/// table is cleared.
+const ROUTE_CACHE: usize = 4096;
+/// Send buffer of the raw socket (all of a worker's datagrams share it).
+const RAW_SNDBUF: libc::c_int = 8 << 20;
+
+/// One outgoing datagram's buffer: room for the IPv4 and UDP headers, then
+/// the payload (what [`SendBatch::next_buf`] hands out). `repr(C)`: the
+/// two are contiguous, so the raw path sends them as one.
+#[repr(C)]
+struct OutBuf {
+    head: [u8; HEADROOM],
+    body: [u8; BUF_SIZE],
+}
+
+/// A raw IPv4 socket (`IPPROTO_RAW`, so the caller writes the IP header):
+/// datagrams to many peers from many of the relay's ports go out in one
+/// `sendmmsg`, where each UDP socket would take a system call of its own,
+/// and none of them wakes the epoll that watches the UDP sockets (a send
+/// from a watched socket does, when the kernel frees the sent buffer). The
+/// UDP sockets still receive everything, including the replies.
+#[derive(Debug)]
+pub struct RawSender {
+    fd: OwnedFd,
+    /// Unconnected UDP socket, connected to a destination only to learn the
+    /// source address the kernel would pick for it (no packet is sent).
+    router: std::net::UdpSocket,
+    /// That source address per destination, for sockets bound to 0.0.0.0.
+    sources: std::collections::HashMap<Ipv4Addr, Ipv4Addr>,
+}
+
+impl RawSender {
+    /// Opens the raw socket: needs `CAP_NET_RAW` (fails with `EPERM`
+    /// without it).
+    pub fn open() -> io::Result<Self> {
+        // SAFETY: socket() takes no pointers; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        for opt in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+            // SAFETY: the option value is a live c_int of the size given.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&RAW_SNDBUF as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r == 0 {
+                break;
+            }
+        }
+        Ok(Self {
+            fd,
+            router: std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?,
+            sources: std::collections::HashMap::new(),
+        })
+    }
+
+    /// The source address of a datagram from `local` to `dest`: `local`'s
+    /// own, or for a socket bound to 0.0.0.0 the one the kernel's routing
+    /// picks (looked up once per destination address).
+    fn source_for(&mut self, local: Ipv4Addr, dest: SocketAddrV4) -> Option<Ipv4Addr> {
+        if !local.is_unspecified() {
+            return Some(local);
+        }
+        if let Some(&s) = self.sources.get(dest.ip()) {
+            return Some(s);
+        }
+        self.router.connect(dest).ok()?;
+        let SocketAddr::V4(me) = self.router.local_addr().ok()? else {
+            return None;
+        };
+        if self.sources.len() >= ROUTE_CACHE {
+            self.sources.clear();
+        }
+        self.sources.insert(*dest.ip(), *me.ip());
+        Some(*me.ip())
+    }
+}
+
+/// Writes the IPv4 and UDP headers of a `payload_len`-byte datagram from
+/// `src` to `dest` into `head`, with the UDP checksum over `payload`.
+fn write_headers(head: &mut [u8; HEADROOM], src: SocketAddrV4, dest: SocketAddrV4, payload: &[u8]) {
+    let udp_len = (8 + payload.len()) as u16;
+    let total = HEADROOM as u16 + payload.len() as u16;
+    let (s, d) = (src.ip().octets(), dest.ip().octets());
+    // IPv4 (RFC 791): version 4, IHL 5; DF set, as the kernel sets it on UDP
+    // with path MTU discovery; identification and header checksum 0, filled
+    // in by the kernel for IPPROTO_RAW.
+    head[..12].copy_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    head[12..16].copy_from_slice(&s);
+    head[16..20].copy_from_slice(&d);
+    head[20..22].copy_from_slice(&src.port().to_be_bytes());
+    head[22..24].copy_from_slice(&dest.port().to_be_bytes());
+    head[24..26].copy_from_slice(&udp_len.to_be_bytes());
+    head[26..28].copy_from_slice(&[0, 0]);
+    // RFC 768: the one's complement sum over the pseudo-header (addresses,
+    // protocol, UDP length), the UDP header and the payload; 0 is sent as
+    // 0xffff (0 means "no checksum").
+    let mut sum: u64 = u64::from(u32::from_be_bytes(s)) + u64::from(u32::from_be_bytes(d)) + 17 + u64::from(udp_len);
+    sum += u64::from(src.port()) + u64::from(dest.port()) + u64::from(udp_len);
+    let mut words = payload.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        let (hi, lo) = (w >> 32, w & 0xffff_ffff);
+        sum += hi + lo;
+    }
+    let mut rest = words.remainder().chunks_exact(2);
+    for w in &mut rest {
+        sum += u64::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = rest.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let check = !(sum as u16);
+    head[26..28].copy_from_slice(&(if check == 0 { 0xffff } else { check }).to_be_bytes());
+}
+
+/// Outgoing datagrams collected during one round. With a [`RawSender`],
+/// every IPv4 datagram of the round goes out in one `sendmmsg` on the raw
+/// socket; otherwise (and for IPv6) one `sendmmsg` per run of datagrams from
+/// the same UDP socket, `sendto` for a run of one. Payloads are copied into
+/// buffers allocated once.
 pub struct SendBatch {
-    bufs: Box<[[u8; BUF_SIZE]]>,
+    bufs: Box<[OutBuf]>,
     fds: Vec<RawFd>,
     lens: Vec<usize>,
     addrs: Vec<libc::sockaddr_storage>,
     addr_lens: Vec<libc::socklen_t>,
+    /// Whether datagram `i` goes through the raw socket (its headers are
+    /// written).
+    raw_ok: Vec<bool>,
     iovs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
+    raw_iovs: Vec<libc::iovec>,
+    raw_msgs: Vec<libc::mmsghdr>,
+    /// Entry of `raw_msgs[k]` in the batch.
+    raw_index: Vec<usize>,
+    raw: Option<RawSender>,
     len: usize,
 }
 
@@ -369,7 +535,10 @@ unsafe impl Send for SendBatch {}
 
 impl std::fmt::Debug for SendBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SendBatch").field("queued", &self.len).finish()
+        f.debug_struct("SendBatch")
+            .field("queued", &self.len)
+            .field("raw", &self.raw.is_some())
+            .finish()
     }
 }
 
@@ -388,15 +557,45 @@ impl SendBatch {
     /// Room for `n` datagrams per flush.
     pub fn new(n: usize) -> Self {
         let n = n.max(1);
+        let bufs: Vec<OutBuf> = (0..n)
+            .map(|_| OutBuf {
+                head: [0; HEADROOM],
+                body: [0; BUF_SIZE],
+            })
+            .collect();
         Self {
-            bufs: vec![[0u8; BUF_SIZE]; n].into_boxed_slice(),
+            bufs: bufs.into_boxed_slice(),
             fds: vec![-1; n],
             lens: vec![0; n],
             addrs: (0..n).map(|_| zeroed()).collect(),
             addr_lens: vec![0; n],
+            raw_ok: vec![false; n],
             iovs: (0..n).map(|_| zeroed()).collect(),
             msgs: (0..n).map(|_| zeroed()).collect(),
+            raw_iovs: (0..n).map(|_| zeroed()).collect(),
+            raw_msgs: (0..n).map(|_| zeroed()).collect(),
+            raw_index: vec![0; n],
+            raw: None,
             len: 0,
+        }
+    }
+
+    /// Sends IPv4 datagrams queued with [`SendBatch::commit_from`] through
+    /// `raw` from now on.
+    pub fn use_raw(&mut self, raw: RawSender) {
+        self.raw = Some(raw);
+    }
+
+    /// Whether IPv4 datagrams go through a raw socket.
+    pub fn raw_enabled(&self) -> bool {
+        self.raw.is_some()
+    }
+
+    /// Forgets the source addresses looked up for sockets bound to 0.0.0.0,
+    /// so that a change of routes or interface addresses is followed.
+    pub fn forget_routes(&mut self) {
+        if let Some(raw) = self.raw.as_mut() {
+            raw.sources.clear();
         }
     }
 
@@ -405,14 +604,16 @@ impl SendBatch {
         self.len == self.bufs.len()
     }
 
-    /// A buffer for the next datagram to `dest` from socket `fd`; fill it
-    /// and call [`SendBatch::commit`] with its length. `None` when full.
+    /// A buffer for the next datagram; fill it and call
+    /// [`SendBatch::commit`] or [`SendBatch::commit_from`] with its length.
+    /// `None` when full.
     pub fn next_buf(&mut self) -> Option<&mut [u8; BUF_SIZE]> {
         let i = self.len;
-        self.bufs.get_mut(i)
+        self.bufs.get_mut(i).map(|b| &mut b.body)
     }
 
-    /// Queues the buffer given by the last `next_buf` with `len` bytes.
+    /// Queues the buffer given by the last `next_buf` with `len` bytes, to
+    /// go from socket `fd` to `dest`.
     pub fn commit(&mut self, fd: RawFd, dest: &SocketAddr, len: usize) {
         let i = self.len;
         if i >= self.bufs.len() || len > BUF_SIZE {
@@ -421,16 +622,50 @@ impl SendBatch {
         self.fds[i] = fd;
         self.lens[i] = len;
         self.addr_lens[i] = to_sockaddr(dest, &mut self.addrs[i]);
+        self.raw_ok[i] = false;
         self.len += 1;
     }
 
-    /// Sends everything queued: one `sendmmsg` per run of consecutive
-    /// datagrams from the same socket (`sendto` for a run of one).
+    /// As [`SendBatch::commit`], from `from`: through the raw socket when
+    /// there is one and both addresses are IPv4 (the datagram carries
+    /// `from`'s address and port, as if its socket had sent it).
+    pub fn commit_from(&mut self, from: Source, dest: &SocketAddr, len: usize) {
+        let i = self.len;
+        self.commit(from.fd, dest, len);
+        if self.len == i {
+            return;
+        }
+        let (Some(raw), SocketAddr::V4(local), SocketAddr::V4(dest)) = (self.raw.as_mut(), from.local, *dest) else {
+            return;
+        };
+        if len + HEADROOM > RAW_MAX {
+            return;
+        }
+        let Some(src) = raw.source_for(*local.ip(), dest) else {
+            return;
+        };
+        let buf = &mut self.bufs[i];
+        write_headers(
+            &mut buf.head,
+            SocketAddrV4::new(src, local.port()),
+            dest,
+            &buf.body[..len],
+        );
+        self.raw_ok[i] = true;
+    }
+
+    /// Sends everything queued.
     pub fn flush(&mut self) -> FlushStats {
         let mut st = FlushStats::default();
+        if let Some(raw_fd) = self.raw.as_ref().map(|r| r.fd.as_raw_fd()) {
+            self.flush_raw(raw_fd, &mut st);
+        }
         for i in 0..self.len {
+            if self.raw_ok[i] {
+                continue;
+            }
             self.iovs[i] = libc::iovec {
-                iov_base: self.bufs[i].as_mut_ptr().cast(),
+                iov_base: self.bufs[i].body.as_mut_ptr().cast(),
                 iov_len: self.lens[i],
             };
             let hdr = &mut self.msgs[i].msg_hdr;
@@ -444,9 +679,13 @@ impl SendBatch {
         }
         let mut start = 0;
         while start < self.len {
+            if self.raw_ok[start] {
+                start += 1;
+                continue;
+            }
             let fd = self.fds[start];
             let mut end = start + 1;
-            while end < self.len && self.fds[end] == fd {
+            while end < self.len && self.fds[end] == fd && !self.raw_ok[end] {
                 end += 1;
             }
             if end - start == 1 {
@@ -460,7 +699,7 @@ impl SendBatch {
                 let r = unsafe {
                     libc::sendto(
                         fd,
-                        self.bufs[start].as_ptr().cast(),
+                        self.bufs[start].body.as_ptr().cast(),
                         self.lens[start],
                         libc::MSG_DONTWAIT,
                         addr,
@@ -503,6 +742,58 @@ impl SendBatch {
         self.len = 0;
         st
     }
+
+    /// Sends the datagrams marked for the raw socket, headers included, in
+    /// as few `sendmmsg` calls as the kernel takes them. One the raw socket
+    /// refuses (its buffer full, a route it has no MTU for) is unmarked and
+    /// left for its own socket, so the raw path never drops what the UDP
+    /// path would have sent.
+    fn flush_raw(&mut self, raw_fd: RawFd, st: &mut FlushStats) {
+        let mut n = 0;
+        for i in 0..self.len {
+            if !self.raw_ok[i] {
+                continue;
+            }
+            self.raw_iovs[n] = libc::iovec {
+                iov_base: (&mut self.bufs[i] as *mut OutBuf).cast(),
+                iov_len: HEADROOM + self.lens[i],
+            };
+            let hdr = &mut self.raw_msgs[n].msg_hdr;
+            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            hdr.msg_namelen = self.addr_lens[i];
+            hdr.msg_iov = &mut self.raw_iovs[n];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = std::ptr::null_mut();
+            hdr.msg_controllen = 0;
+            hdr.msg_flags = 0;
+            self.raw_index[n] = i;
+            n += 1;
+        }
+        let mut at = 0;
+        while at < n {
+            // SAFETY: entries 0..n were initialised above; each points at an
+            // `OutBuf` owned by `self` (repr(C): header bytes, then the
+            // payload, `HEADROOM + lens[i]` ≤ its size) and at a sockaddr
+            // written by `to_sockaddr`; the kernel reads at most `n - at` entries.
+            let r = unsafe {
+                libc::sendmmsg(
+                    raw_fd,
+                    self.raw_msgs[at..].as_mut_ptr(),
+                    (n - at) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            st.syscalls += 1;
+            if r <= 0 {
+                // The first one was refused: its own socket sends it.
+                self.raw_ok[self.raw_index[at]] = false;
+                at += 1;
+            } else {
+                st.sent += r as u64;
+                at += r as usize;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -536,6 +827,104 @@ mod tests {
         assert_eq!((len, &buf[..3]), (3, &[4u8, 4, 4][..]));
         assert_eq!(src, Some(a.local_addr().unwrap()));
         assert_eq!(recv.recv(b.as_raw_fd()).unwrap(), 0, "nothing left: no error, no block");
+    }
+
+    /// One's complement sum of `data` as 16-bit big-endian words.
+    fn ones_sum(data: &[u8]) -> u32 {
+        let mut sum: u32 = data
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+            .sum();
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum
+    }
+
+    #[test]
+    fn udp_checksum_verifies() {
+        for len in [0usize, 1, 7, 160, 171, 1200] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let src: SocketAddrV4 = "192.0.2.10:40000".parse().unwrap();
+            let dst: SocketAddrV4 = "198.51.100.7:5004".parse().unwrap();
+            let mut head = [0u8; HEADROOM];
+            write_headers(&mut head, src, dst, &payload);
+            assert_eq!(&head[..2], &[0x45, 0]);
+            assert_eq!(usize::from(u16::from_be_bytes([head[2], head[3]])), 28 + len);
+            assert_eq!(&head[12..16], &src.ip().octets());
+            assert_eq!(&head[16..20], &dst.ip().octets());
+            // RFC 768: the sum over pseudo-header, UDP header (checksum
+            // included) and payload is all ones.
+            let mut all = Vec::new();
+            all.extend_from_slice(&head[12..20]);
+            all.extend_from_slice(&[0, 17]);
+            all.extend_from_slice(&head[24..26]);
+            all.extend_from_slice(&head[20..28]);
+            all.extend_from_slice(&payload);
+            assert_eq!(ones_sum(&all), 0xffff, "payload of {len} bytes");
+        }
+    }
+
+    #[test]
+    fn raw_batch_sends_a_round_in_one_call() {
+        let raw = match RawSender::open() {
+            Ok(r) => r,
+            Err(e) => {
+                // Without CAP_NET_RAW the relay falls back to its UDP sockets;
+                // the refusal must be EPERM, nothing else.
+                // SAFETY: geteuid has no preconditions.
+                assert_ne!(
+                    unsafe { libc::geteuid() },
+                    0,
+                    "root must be able to open a raw socket: {e}"
+                );
+                assert_eq!(e.raw_os_error(), Some(libc::EPERM), "{e}");
+                return;
+            }
+        };
+        // Two senders, one bound to the wildcard (its source comes from a
+        // route lookup), one receiver; plus an IPv6 datagram, which goes
+        // through its own socket.
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let w = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        let mut send = SendBatch::new(8);
+        send.use_raw(raw);
+        assert!(send.raw_enabled());
+        let dest = b.local_addr().unwrap();
+        for (i, sock) in [&a, &w, &a, &w, &a].into_iter().enumerate() {
+            let buf = send.next_buf().unwrap();
+            let len = 3 + 2 * i; // odd lengths: the checksum's last byte
+            buf[..len].fill(i as u8);
+            send.commit_from(Source::of(sock).unwrap(), &dest, len);
+        }
+        let st = send.flush();
+        assert_eq!((st.sent, st.failed, st.syscalls), (5, 0, 1), "{st:?}");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        for _ in 0..5 {
+            // The receiving kernel checks the UDP checksum: a wrong one is dropped.
+            let (n, from) = b.recv_from(&mut buf).unwrap();
+            got.push((buf[0], n, from.port()));
+            assert_eq!(from.ip(), std::net::IpAddr::from([127, 0, 0, 1]));
+        }
+        got.sort_unstable();
+        let (pa, pw) = (a.local_addr().unwrap().port(), w.local_addr().unwrap().port());
+        assert_eq!(got, vec![(0, 3, pa), (1, 5, pw), (2, 7, pa), (3, 9, pw), (4, 11, pa)]);
+
+        if let Ok(v6) = UdpSocket::bind("[::1]:0") {
+            let r6 = UdpSocket::bind("[::1]:0").unwrap();
+            r6.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+            let buf = send.next_buf().unwrap();
+            buf[..4].copy_from_slice(b"six!");
+            send.commit_from(Source::of(&v6).unwrap(), &r6.local_addr().unwrap(), 4);
+            let st = send.flush();
+            assert_eq!((st.sent, st.syscalls), (1, 1));
+            let mut buf = [0u8; 8];
+            let (n, from) = r6.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from), (&b"six!"[..], v6.local_addr().unwrap()));
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@ fn setup(min: u16) -> Setup {
         port_max: min + 199,
         workers: 1,
         batch: 16,
+        // The UDP sockets send here (the other relay tests use the raw
+        // socket when they run with CAP_NET_RAW).
+        raw_send: false,
     })
     .unwrap();
     let server = NgServer::start(

@@ -23,6 +23,7 @@ fn bursts_larger_than_the_batch_are_forwarded_whole() {
         port_max: 43399,
         workers: 1,
         batch: 4,
+        raw_send: true,
     })
     .unwrap();
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();

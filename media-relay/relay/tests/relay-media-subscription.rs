@@ -65,6 +65,7 @@ fn video_goes_to_media_subscribers_audio_to_the_tap_feedback_to_the_publisher() 
         port_max: 43199,
         workers: 1,
         batch: 16,
+        raw_send: true,
     })
     .unwrap();
     let publisher = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -157,6 +158,7 @@ fn a_stream_given_an_ssrc_keeps_it_and_feedback_names_the_publishers_own() {
         port_max: 43299,
         workers: 1,
         batch: 16,
+        raw_send: true,
     })
     .unwrap();
     let phone = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -41,6 +41,7 @@ fn zero_allocations_per_forwarded_packet() {
         port_max: 43099,
         workers: 1,
         batch: 16,
+        raw_send: true,
     })
     .unwrap();
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();

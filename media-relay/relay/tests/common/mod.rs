@@ -19,6 +19,7 @@ pub(crate) fn relay(port_min: u16, port_max: u16, workers: usize, batch: usize) 
         port_max,
         workers,
         batch,
+        raw_send: true,
     })
     .unwrap()
 }
