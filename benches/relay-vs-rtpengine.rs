@@ -22,7 +22,9 @@
 //! Environment knobs for quick runs (the README is only rewritten with the
 //! defaults): `RELAY_BENCH_LEVELS=250,1000`, `RELAY_BENCH_WARMUP_SECS`,
 //! `RELAY_BENCH_MEASURE_SECS`, `RELAY_BENCH_PEERS=confgate,rtpengine`,
-//! `RELAY_BENCH_MODES=rtp,srtp,srtp80`, `RELAY_BENCH_ROUNDS=3`.
+//! `RELAY_BENCH_MODES=rtp,srtp,srtp80`, `RELAY_BENCH_ROUNDS=3`,
+//! `RELAY_BENCH_RAW_SEND=false` (confgate sends from each media socket, as
+//! without `CAP_NET_RAW`).
 
 // The generator needs a few system calls std does not wrap (CPU affinity,
 // RLIMIT_NOFILE, forced socket buffer sizes, ppoll, sysconf, kill, prctl); they are
@@ -564,7 +566,8 @@ impl Peer {
                     .env("CONFGATE_MEDIA__ADVERTISE", "127.0.0.1")
                     .env("CONFGATE_MEDIA__PORT_MIN", r.start().to_string())
                     .env("CONFGATE_MEDIA__PORT_MAX", r.end().to_string())
-                    .env("CONFGATE_SERVER__LOG", "warn");
+                    .env("CONFGATE_SERVER__LOG", "warn")
+                    .env("CONFGATE_RELAY__RAW_SEND", raw_send().to_string());
             }
             PeerKind::Rtpengine => {
                 let r = kind.ports();
@@ -1523,6 +1526,13 @@ fn env_secs(name: &str, default: u64) -> Result<u64> {
     }
 }
 
+/// Whether confgate may send through its raw socket (`relay.raw_send`):
+/// `RELAY_BENCH_RAW_SEND=false` measures its per-socket sends instead.
+fn raw_send() -> bool {
+    static RAW: OnceLock<bool> = OnceLock::new();
+    *RAW.get_or_init(|| std::env::var("RELAY_BENCH_RAW_SEND").map_or(true, |v| v.trim() != "false" && v.trim() != "0"))
+}
+
 fn confgate_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     // target/release/deps/<bench>-<hash> → target/release/confgate
@@ -1581,6 +1591,7 @@ fn main() -> Result<()> {
         && warm == DEFAULT_WARMUP
         && measure == DEFAULT_MEASURE
         && rounds == DEFAULT_ROUNDS as usize
+        && raw_send()
         && peers.len() == 2
         && modes.len() == MODES.len();
     let timing = Timing {
@@ -1638,6 +1649,8 @@ fn main() -> Result<()> {
     let mut results: Vec<Level> = Vec::new();
     let mut run = 0u64;
     let mut metrics_seen: Vec<String> = Vec::new();
+    // Whether confgate's /metrics said it sent through its raw socket.
+    let mut raw_seen: Option<bool> = None;
     // Media modes and peers alternate at every load (a fresh daemon for each
     // measurement, one at a time, the first peer alternating too), so that
     // the figures compared with each other are taken within a minute or two:
@@ -1689,6 +1702,10 @@ fn main() -> Result<()> {
                         if let Some(lines) = peer.relay_metrics() {
                             if !lines.is_empty() {
                                 eprintln!("    /metrics: {}", lines.join("; "));
+                            }
+                            if kind == PeerKind::Confgate {
+                                let raw = lines.iter().any(|l| l == "confgate_relay_raw_send 1");
+                                raw_seen = Some(raw_seen.unwrap_or(raw) && raw);
                             }
                             metrics_seen.extend(lines.into_iter().filter(|l| l.contains("dropped")));
                         }
@@ -1754,6 +1771,16 @@ fn main() -> Result<()> {
         stopped.extend(stop_next);
     }
     if peers.contains(&PeerKind::Confgate) {
+        notes.push(match raw_seen {
+            Some(true) => "confgate sent IPv4 media through its raw socket, a round's datagrams in one `sendmmsg` \
+                           (`relay.raw_send`, allowed here because the bench runs as root; /metrics \
+                           `confgate_relay_raw_send 1`)"
+                .into(),
+            Some(false) => "confgate sent from each media socket (`relay.raw_send` off or no `CAP_NET_RAW`; \
+                            /metrics `confgate_relay_raw_send 0`)"
+                .into(),
+            None => "confgate's /metrics did not say how it sent".into(),
+        });
         if metrics_seen.is_empty() {
             notes.push("confgate's GET /metrics counted no relay drops in any level".into());
         } else {

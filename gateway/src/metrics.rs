@@ -159,6 +159,15 @@ impl Metrics {
                 "# TYPE confgate_relay_keyframe_requests_total counter\nconfgate_relay_keyframe_requests_total {}",
                 r.keyframe_requests()
             );
+            let _ = writeln!(
+                out,
+                "# HELP confgate_relay_raw_send 1 when IPv4 media leaves through raw sockets (relay.raw_send), 0 when each media socket sends."
+            );
+            let _ = writeln!(
+                out,
+                "# TYPE confgate_relay_raw_send gauge\nconfgate_relay_raw_send {}",
+                u8::from(r.raw_send())
+            );
         }
         out.push_str("# HELP confgate_dropped_total Packets or frames dropped, by reason.\n# TYPE confgate_dropped_total counter\n");
         for (reason, v) in DROP_REASONS.iter().zip(&self.dropped) {
