@@ -6,6 +6,11 @@ use super::kdf::{self, Label};
 use super::replay::{estimate_index, ReplayWindow};
 use super::{SrtpError, SrtpProfile, MAX_SSRCS};
 
+/// Bytes at the start of a [`Session`] that protecting or unprotecting an
+/// RTP packet reads, for every profile (`repr(C)` keeps them there; a test
+/// checks it): nine cache lines.
+const RTP_HOT_BYTES: usize = 576;
+
 /// Fixed part of an RTP header (RFC 3550 §5.1).
 const RTP_HEADER: usize = 12;
 /// RTCP header up to and including the sender SSRC (RFC 3711 §3.4: the
@@ -307,18 +312,25 @@ impl<B: Backend> Session<B> {
     }
 
     /// Starts loading into the caches what protecting or unprotecting an
-    /// RTP packet reads: the first SSRC's state, the profile and the SRTP
-    /// keys (for AES-CM up to the end of the AES-128 round keys, the part
-    /// of the key schedule AES-NI uses). See [`crate::sys::prefetch`].
+    /// RTP packet reads: the first [`RTP_HOT_BYTES`] of the session (the
+    /// first SSRC's state, the profile and the SRTP keys; for AES-CM up to
+    /// the end of the AES-128 round keys, the part of the key schedule AES-NI
+    /// uses). A fixed length, so that nothing of the session is read (and
+    /// waited for) to issue it. See [`crate::sys::prefetch`].
     pub fn prefetch_rtp(&self) {
+        crate::sys::prefetch(self, RTP_HOT_BYTES);
+    }
+
+    /// Where what an RTP packet reads ends, from the start of the session.
+    #[cfg(test)]
+    fn rtp_hot_end(&self) -> usize {
         /// AES-128 round keys: 11 blocks of 16 bytes.
         const AES128_ROUND_KEYS: usize = 176;
         let base = self as *const Self as usize;
-        let end = match &self.transform {
-            Transform::AesCm { rtp, .. } => &rtp.cipher as *const B::Ctr as usize + AES128_ROUND_KEYS,
-            Transform::Gcm { rtp, .. } => rtp as *const GcmKeys<B> as usize + std::mem::size_of::<GcmKeys<B>>(),
-        };
-        crate::sys::prefetch(self, end - base);
+        match &self.transform {
+            Transform::AesCm { rtp, .. } => &rtp.cipher as *const B::Ctr as usize + AES128_ROUND_KEYS - base,
+            Transform::Gcm { rtp, .. } => rtp as *const GcmKeys<B> as usize + std::mem::size_of::<GcmKeys<B>>() - base,
+        }
     }
 
     /// The protection profile.
@@ -624,5 +636,30 @@ mod tests {
             iv,
             [0x51, 0x75, 0x24, 0x05, 0x52, 0x03, 0x72, 0x6f, 0x20, 0x71, 0x70, 0xbb]
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod layout_tests {
+    use super::*;
+    use crate::srtp::backend::Chosen;
+
+    #[test]
+    fn rtp_hot_bytes_cover_every_profile() {
+        for profile in SrtpProfile::ALL {
+            let s = Session::<Chosen>::new(
+                profile,
+                &[7u8; 32][..profile.key_len()],
+                &[9u8; 14][..profile.salt_len()],
+            )
+            .unwrap();
+            let end = s.rtp_hot_end();
+            assert!(end <= RTP_HOT_BYTES, "{profile:?}: {end} > {RTP_HOT_BYTES}");
+            // And not much more than needed: at most one line of slack.
+            if profile == SrtpProfile::AesCm128HmacSha1_80 {
+                assert!(RTP_HOT_BYTES - end < 64, "{profile:?}: {end}");
+            }
+        }
     }
 }
