@@ -505,6 +505,38 @@ fn write_headers(head: &mut [u8; HEADROOM], src: SocketAddrV4, dest: SocketAddrV
     head[26..28].copy_from_slice(&(if check == 0 { 0xffff } else { check }).to_be_bytes());
 }
 
+/// Sends every datagram of `msgs` from `fd` with as many `sendmmsg` calls
+/// as the kernel needs, counting them in `st`; one it refuses is skipped and
+/// its index in `msgs` given to `refused`.
+///
+/// # Safety
+///
+/// Every entry of `msgs` must point at a live message header, iovec, buffer
+/// and address, valid for the lengths they give, for the whole call.
+unsafe fn send_all(fd: RawFd, msgs: &mut [libc::mmsghdr], st: &mut FlushStats, mut refused: impl FnMut(usize)) {
+    let mut at = 0;
+    while at < msgs.len() {
+        // SAFETY: the caller vouches for the entries; the kernel reads at
+        // most `msgs.len() - at` of them, from `at` on.
+        let r = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs[at..].as_mut_ptr(),
+                (msgs.len() - at) as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        st.syscalls += 1;
+        if r <= 0 {
+            refused(at);
+            at += 1;
+        } else {
+            st.sent += r as u64;
+            at += r as usize;
+        }
+    }
+}
+
 /// Outgoing datagrams collected during one round. With a [`RawSender`],
 /// every IPv4 datagram of the round goes out in one `sendmmsg` on the raw
 /// socket; otherwise (and for IPv6) one `sendmmsg` per run of datagrams from
@@ -715,28 +747,12 @@ impl SendBatch {
                 start = end;
                 continue;
             }
-            let mut at = start;
-            while at < end {
-                // SAFETY: entries start..end were initialised above and point at buffers
-                // owned by `self`; the kernel reads at most `end - at` entries.
-                let r = unsafe {
-                    libc::sendmmsg(
-                        fd,
-                        self.msgs[at..].as_mut_ptr(),
-                        (end - at) as libc::c_uint,
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                st.syscalls += 1;
-                if r <= 0 {
-                    // The first datagram failed (full buffer, unreachable): drop it and go on.
-                    st.failed += 1;
-                    at += 1;
-                } else {
-                    st.sent += r as u64;
-                    at += r as usize;
-                }
-            }
+            // A datagram the kernel refuses (full buffer, unreachable) is dropped.
+            let mut failed = 0;
+            // SAFETY: entries start..end were initialised above and point at
+            // buffers and addresses owned by `self`.
+            unsafe { send_all(fd, &mut self.msgs[start..end], &mut st, |_| failed += 1) };
+            st.failed += failed;
             start = end;
         }
         self.len = 0;
@@ -769,29 +785,14 @@ impl SendBatch {
             self.raw_index[n] = i;
             n += 1;
         }
-        let mut at = 0;
-        while at < n {
-            // SAFETY: entries 0..n were initialised above; each points at an
-            // `OutBuf` owned by `self` (repr(C): header bytes, then the
-            // payload, `HEADROOM + lens[i]` ≤ its size) and at a sockaddr
-            // written by `to_sockaddr`; the kernel reads at most `n - at` entries.
-            let r = unsafe {
-                libc::sendmmsg(
-                    raw_fd,
-                    self.raw_msgs[at..].as_mut_ptr(),
-                    (n - at) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            st.syscalls += 1;
-            if r <= 0 {
-                // The first one was refused: its own socket sends it.
-                self.raw_ok[self.raw_index[at]] = false;
-                at += 1;
-            } else {
-                st.sent += r as u64;
-                at += r as usize;
-            }
+        let (raw_ok, raw_index) = (&mut self.raw_ok, &self.raw_index);
+        // SAFETY: entries 0..n were initialised above; each points at an
+        // `OutBuf` owned by `self` (repr(C): header bytes, then the payload,
+        // `HEADROOM + lens[i]` ≤ its size) and at a sockaddr written by
+        // `to_sockaddr`.
+        unsafe {
+            // One the raw socket refuses goes out of its own socket instead.
+            send_all(raw_fd, &mut self.raw_msgs[..n], st, |k| raw_ok[raw_index[k]] = false);
         }
     }
 }
