@@ -505,6 +505,23 @@ fn write_headers(head: &mut [u8; HEADROOM], src: SocketAddrV4, dest: SocketAddrV
     head[26..28].copy_from_slice(&(if check == 0 { 0xffff } else { check }).to_be_bytes());
 }
 
+/// Points `hdr` at one outgoing datagram: the data of `iov`, to `addr`
+/// (`addr_len` bytes of it), no control data.
+fn point_msg(
+    hdr: &mut libc::msghdr,
+    addr: &mut libc::sockaddr_storage,
+    addr_len: libc::socklen_t,
+    iov: &mut libc::iovec,
+) {
+    hdr.msg_name = (addr as *mut libc::sockaddr_storage).cast();
+    hdr.msg_namelen = addr_len;
+    hdr.msg_iov = iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = std::ptr::null_mut();
+    hdr.msg_controllen = 0;
+    hdr.msg_flags = 0;
+}
+
 /// Sends every datagram of `msgs` from `fd` with as many `sendmmsg` calls
 /// as the kernel needs, counting them in `st`; one it refuses is skipped and
 /// its index in `msgs` given to `refused`.
@@ -700,14 +717,12 @@ impl SendBatch {
                 iov_base: self.bufs[i].body.as_mut_ptr().cast(),
                 iov_len: self.lens[i],
             };
-            let hdr = &mut self.msgs[i].msg_hdr;
-            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = self.addr_lens[i];
-            hdr.msg_iov = &mut self.iovs[i];
-            hdr.msg_iovlen = 1;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
-            hdr.msg_flags = 0;
+            point_msg(
+                &mut self.msgs[i].msg_hdr,
+                &mut self.addrs[i],
+                self.addr_lens[i],
+                &mut self.iovs[i],
+            );
         }
         let mut start = 0;
         while start < self.len {
@@ -774,14 +789,12 @@ impl SendBatch {
                 iov_base: (&mut self.bufs[i] as *mut OutBuf).cast(),
                 iov_len: HEADROOM + self.lens[i],
             };
-            let hdr = &mut self.raw_msgs[n].msg_hdr;
-            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdr.msg_namelen = self.addr_lens[i];
-            hdr.msg_iov = &mut self.raw_iovs[n];
-            hdr.msg_iovlen = 1;
-            hdr.msg_control = std::ptr::null_mut();
-            hdr.msg_controllen = 0;
-            hdr.msg_flags = 0;
+            point_msg(
+                &mut self.raw_msgs[n].msg_hdr,
+                &mut self.addrs[i],
+                self.addr_lens[i],
+                &mut self.raw_iovs[n],
+            );
             self.raw_index[n] = i;
             n += 1;
         }
