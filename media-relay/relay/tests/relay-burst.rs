@@ -6,7 +6,9 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use confgate_relay::{PeerConfig, Relay, RelayConfig};
+use confgate_relay::PeerConfig;
+
+mod common;
 
 fn rtp(seq: u16) -> Vec<u8> {
     let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
@@ -17,15 +19,7 @@ fn rtp(seq: u16) -> Vec<u8> {
 
 #[test]
 fn bursts_larger_than_the_batch_are_forwarded_whole() {
-    let r = Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 43300,
-        port_max: 43399,
-        workers: 1,
-        batch: 4,
-        raw_send: true,
-    })
-    .unwrap();
+    let r = common::relay(43300, 43399, 1, 4);
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

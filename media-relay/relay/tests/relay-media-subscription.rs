@@ -8,7 +8,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use confgate_relay::{PayloadMap, PeerConfig, Relay, RelayConfig, TapSink};
+use confgate_relay::{PayloadMap, PeerConfig, TapSink};
+
+mod common;
 
 const OPUS: u8 = 111;
 const VP8: u8 = 96;
@@ -59,15 +61,7 @@ fn recv(s: &UdpSocket) -> Option<Vec<u8>> {
 
 #[test]
 fn video_goes_to_media_subscribers_audio_to_the_tap_feedback_to_the_publisher() {
-    let r = Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 43100,
-        port_max: 43199,
-        workers: 1,
-        batch: 16,
-        raw_send: true,
-    })
-    .unwrap();
+    let r = common::relay(43100, 43199, 1, 16);
     let publisher = UdpSocket::bind("127.0.0.1:0").unwrap();
     let browser = UdpSocket::bind("127.0.0.1:0").unwrap();
     let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -152,15 +146,7 @@ fn video_goes_to_media_subscribers_audio_to_the_tap_feedback_to_the_publisher() 
 
 #[test]
 fn a_stream_given_an_ssrc_keeps_it_and_feedback_names_the_publishers_own() {
-    let r = Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 43200,
-        port_max: 43299,
-        workers: 1,
-        batch: 16,
-        raw_send: true,
-    })
-    .unwrap();
+    let r = common::relay(43200, 43299, 1, 16);
     let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
     let browser = UdpSocket::bind("127.0.0.1:0").unwrap();
     for s in [&phone, &browser] {

@@ -7,7 +7,9 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use confgate_relay::{PeerConfig, Relay, RelayConfig, SrtpContext, SrtpParams, SrtpProfile};
+use confgate_relay::{PeerConfig, SrtpContext, SrtpParams, SrtpProfile};
+
+mod common;
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -35,15 +37,7 @@ static A: Counting = Counting;
 
 #[test]
 fn zero_allocations_per_forwarded_packet() {
-    let r = Relay::start(RelayConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        port_min: 43000,
-        port_max: 43099,
-        workers: 1,
-        batch: 16,
-        raw_send: true,
-    })
-    .unwrap();
+    let r = common::relay(43000, 43099, 1, 16);
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
