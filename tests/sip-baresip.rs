@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use confgate_suite::{dominant_frequency, read_wav, read_wav_mixed, rms, ChildGuard, Daemon};
+use confgate_suite::{dominant_frequency, loudest_two_seconds, read_wav, read_wav_mixed, rms, ChildGuard, Daemon};
 
 /// The cases run one after the other: two cores, real-time audio.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -347,12 +347,7 @@ fn a_phone_and_a_bot_hear_each_other_in_a_conference() {
             "carol heard {fc} Hz at rms {lc:.0}"
         );
         let (rate, heard) = read_wav(&bot_rec)?;
-        let window = rate as usize * 2;
-        let best = (0..heard.len().saturating_sub(window))
-            .step_by(rate as usize / 4)
-            .max_by(|a, b| rms(&heard[*a..*a + window]).total_cmp(&rms(&heard[*b..*b + window])))
-            .context("bot recording too short")?;
-        let part = &heard[best..best + window];
+        let part = loudest_two_seconds(&heard, rate).context("bot recording too short")?;
         let fb = dominant_frequency(part, rate);
         ensure!(
             (fb - carol.tone).abs() <= 10.0 && rms(part) > 500.0,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use confgate_suite::sipp::{self, Sipp};
-use confgate_suite::{dominant_frequency, free_udp_port, read_wav, rms, ChildGuard, Daemon, SERVER};
+use confgate_suite::{assert_bot_heard, free_udp_port, ChildGuard, Daemon, SERVER};
 
 /// Runs SIPp once (one call) and returns its exit status and its error log.
 fn sipp(d: &Daemon, scenario_file: &str, extra: &[&str], timeout: Duration) -> (bool, String) {
@@ -100,23 +100,6 @@ fn call_into_a_conference_is_heard_by_a_bot() {
     let (ok, log) = sipp(&d, "call-conference.xml", &["-s", "5001"], Duration::from_secs(40));
     assert!(ok, "SIPp call: INVITE → 200 → ACK → media → BYE → 200: {log}");
     assert_bot_heard(bot, &rec, 800.0);
-}
-
-/// Waits for the bot to end and checks that it heard a tone at `hz` (the
-/// loudest 2 s of its recording: the call lasts only part of its stay).
-fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
-    let (st, _, err) = bot.output_timeout(Duration::from_secs(30)).unwrap();
-    assert!(st.success(), "bot: {st} {err}");
-    let (rate, heard) = read_wav(rec).unwrap();
-    let window = rate as usize * 2;
-    let best = (0..heard.len().saturating_sub(window))
-        .step_by(rate as usize / 4)
-        .max_by(|a, b| rms(&heard[*a..*a + window]).total_cmp(&rms(&heard[*b..*b + window])))
-        .unwrap();
-    let part = &heard[best..best + window];
-    let f = dominant_frequency(part, rate);
-    assert!(rms(part) > 500.0, "the bot hears the SIP caller: rms {}", rms(part));
-    assert!((f - hz).abs() <= 10.0, "dominant frequency {f} Hz, expected {hz} Hz");
 }
 
 fn add_user(d: &Daemon, user: &str, password: &str) {

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use h323::signalling::{self, Answer, CallSignalling, Config, Dial, Event, Output
 use h323::tpkt::TpktDecoder;
 
 use crate::sipp::linear_to_ulaw;
-use crate::{dominant_frequency, read_wav, repo_dir, rms, ChildGuard, Daemon};
+use crate::{dominant_frequency, repo_dir, rms, ChildGuard, Daemon};
 
 // ---------------------------------------------------------------- RAS
 
@@ -461,24 +461,7 @@ pub fn bot(d: &Daemon, conference: &str, pin: Option<&str>, duration: &str) -> (
     (bot, rec)
 }
 
-/// Asserts that the bot heard a tone at `hz` (its loudest 2 s in its recording `rec`).
-pub fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
-    let (st, _, err) = bot.output_timeout(Duration::from_secs(30)).unwrap();
-    assert!(st.success(), "bot: {st} {err}");
-    let (rate, heard) = read_wav(rec).unwrap();
-    let window = rate as usize * 2;
-    let best = (0..heard.len().saturating_sub(window))
-        .step_by(rate as usize / 4)
-        .max_by(|a, b| rms(&heard[*a..*a + window]).total_cmp(&rms(&heard[*b..*b + window])))
-        .unwrap();
-    let part = &heard[best..best + window];
-    let f = dominant_frequency(part, rate);
-    assert!(rms(part) > 500.0, "the bot hears the H.323 endpoint: rms {}", rms(part));
-    assert!(
-        (f - hz).abs() <= 10.0,
-        "bot: dominant frequency {f} Hz, expected {hz} Hz"
-    );
-}
+pub use crate::assert_bot_heard;
 
 /// Asserts that an endpoint that talked with a bot heard a tone at `hz`
 /// (at least 3 s received; its last 2 s).

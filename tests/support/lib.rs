@@ -491,6 +491,35 @@ pub fn rms(samples: &[i16]) -> f64 {
     (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
 }
 
+/// The loudest 2 s of `samples` (searched in steps of a quarter second):
+/// where a recording that also holds silence before and after a call has
+/// the call. `None` when the recording is shorter than 2 s.
+pub fn loudest_two_seconds(samples: &[i16], rate: u32) -> Option<&[i16]> {
+    let window = rate as usize * 2;
+    let best = (0..samples.len().checked_sub(window)?)
+        .step_by((rate as usize / 4).max(1))
+        .max_by(|a, b| rms(&samples[*a..*a + window]).total_cmp(&rms(&samples[*b..*b + window])))?;
+    Some(&samples[best..best + window])
+}
+
+/// Waits for a bot (`confgate bot`) to end and asserts that it heard a tone
+/// at `hz`, within 10 Hz and louder than rms 500, in the loudest 2 s of its
+/// recording `rec` (the call lasts only part of its stay).
+pub fn assert_bot_heard(bot: ChildGuard, rec: &Path, hz: f64) {
+    let (st, _, err) = bot
+        .output_timeout(Duration::from_secs(30))
+        .expect("waiting for the bot");
+    assert!(st.success(), "bot: {st} {err}");
+    let (rate, heard) = read_wav(rec).expect("reading the bot's recording");
+    let part = loudest_two_seconds(&heard, rate).expect("bot recording shorter than 2 s");
+    let f = dominant_frequency(part, rate);
+    assert!(rms(part) > 500.0, "the bot hears its peer: rms {}", rms(part));
+    assert!(
+        (f - hz).abs() <= 10.0,
+        "bot: dominant frequency {f} Hz, expected {hz} Hz"
+    );
+}
+
 /// Reads a 16-bit WAV file with any number of channels and mixes it down to
 /// mono (the mean of the channels of each frame). baresip's `sndfile` writes
 /// opus audio as 48 kHz stereo.
