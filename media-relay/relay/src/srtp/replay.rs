@@ -30,10 +30,14 @@ pub(super) fn estimate_index(highest: u64, seq: u16) -> Option<u64> {
 /// The replay list of RFC 3711 §3.3.2 as a sliding window: the highest index
 /// received and a bitmap of the [`REPLAY_WINDOW`] indices at and below it
 /// (bit `k` set: index `top - k` was received).
+///
+/// The bitmap is kept as two `u64` (low half first): a `u128` field would
+/// align the window, and the per-SSRC state holding two of them, to 16
+/// bytes, and every SRTP packet reads that state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct ReplayWindow {
     top: u64,
-    bits: u128,
+    bits: [u64; 2],
 }
 
 const _: () = assert!(REPLAY_WINDOW == u128::BITS as u64);
@@ -41,7 +45,18 @@ const _: () = assert!(REPLAY_WINDOW == u128::BITS as u64);
 impl ReplayWindow {
     /// A window whose only received index is `first`.
     pub(super) fn new(first: u64) -> Self {
-        Self { top: first, bits: 1 }
+        Self {
+            top: first,
+            bits: [1, 0],
+        }
+    }
+
+    fn bits(&self) -> u128 {
+        u128::from(self.bits[1]) << 64 | u128::from(self.bits[0])
+    }
+
+    fn set_bits(&mut self, bits: u128) {
+        self.bits = [bits as u64, (bits >> 64) as u64];
     }
 
     /// The highest index received.
@@ -57,7 +72,7 @@ impl ReplayWindow {
         let behind = self.top - index;
         if behind >= REPLAY_WINDOW {
             Err(SrtpError::TooOld)
-        } else if self.bits >> behind & 1 == 1 {
+        } else if self.bits() >> behind & 1 == 1 {
             Err(SrtpError::Replayed)
         } else {
             Ok(())
@@ -68,13 +83,17 @@ impl ReplayWindow {
     pub(super) fn accept(&mut self, index: u64) {
         if index > self.top {
             let ahead = index - self.top;
-            self.bits = if ahead >= REPLAY_WINDOW { 0 } else { self.bits << ahead };
-            self.bits |= 1;
+            let bits = if ahead >= REPLAY_WINDOW {
+                0
+            } else {
+                self.bits() << ahead
+            };
+            self.set_bits(bits | 1);
             self.top = index;
         } else {
             let behind = self.top - index;
             if behind < REPLAY_WINDOW {
-                self.bits |= 1 << behind;
+                self.set_bits(self.bits() | 1 << behind);
             }
         }
     }

@@ -9,9 +9,10 @@ use crate::srtp::SrtpError;
 ///
 /// `benches/srtp.rs` on the development machine (AMD EPYC with AES-NI,
 /// VAES, PCLMULQDQ and SHA-NI): for AES-CM + HMAC-SHA1, RustCrypto took
-/// 10-25 % less time per packet than AWS-LC (its SHA-NI HMAC-SHA1 has no
-/// per-call FFI and context-copy cost; *ring*'s HMAC-SHA1 has no SHA-NI and
-/// was 3-4 times slower); for AES-GCM, AWS-LC's stitched assembly was 2x
+/// 10-25 % less time per packet than AWS-LC (its SHA-NI SHA-1, under
+/// `rustcrypto::HmacSha1`, has no per-call FFI and
+/// context-copy cost; *ring*'s HMAC-SHA1 has no SHA-NI and was 3-4 times
+/// slower); for AES-GCM, AWS-LC's stitched assembly was 2x
 /// (172-byte packets) to 5x (1200-byte packets) faster than RustCrypto's
 /// `aes-gcm`, and faster than *ring*'s.
 #[derive(Debug)]
