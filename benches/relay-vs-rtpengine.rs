@@ -33,6 +33,7 @@
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -206,9 +207,29 @@ fn other_processes_cpu_secs(skip: &[u32]) -> f64 {
     ticks as f64 / os::clk_tck() as f64
 }
 
+/// Time on a CPU of every thread of a process, in ns: the first field of
+/// `/proc/<pid>/task/<tid>/schedstat` (the scheduler's exact
+/// `sum_exec_runtime`, where `/proc/<pid>/stat` counts clock ticks).
+fn proc_runtime_ns(pid: &str) -> Result<u64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut sum = 0;
+    for e in std::fs::read_dir(&dir).with_context(|| dir.clone())?.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("schedstat")) else {
+            continue; // the thread ended meanwhile
+        };
+        sum += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(sum)
+}
+
 /// CPU and scheduling counters at one instant.
 struct Sample {
     relay_cpu: f64,
+    relay_ns: u64,
     others_cpu: f64,
     at: u64,
 }
@@ -217,6 +238,7 @@ impl Sample {
     fn take(relay_pid: &str) -> Result<Self> {
         Ok(Self {
             relay_cpu: proc_cpu_secs(relay_pid)?,
+            relay_ns: proc_runtime_ns(relay_pid)?,
             others_cpu: other_processes_cpu_secs(&[relay_pid.parse().unwrap_or(0), std::process::id()]),
             at: now_ns(),
         })
@@ -926,6 +948,10 @@ struct RxState<'a> {
     seq_lo: u16,
     seq_hi: u16,
     received: u64,
+    /// Packets received per sequence number (any window): the interleaved
+    /// measurement sums a phase's numbers after the packets still in flight
+    /// at its end have arrived.
+    by_seq: Vec<u32>,
     bad: u64,
     hist: Histogram,
 }
@@ -972,6 +998,7 @@ impl Generator {
                     rx.bad += 1;
                     continue;
                 }
+                rx.by_seq[usize::from(seq)] += 1;
                 if seq >= rx.seq_lo && seq < rx.seq_hi {
                     rx.received += 1;
                     let mut ts = [0u8; 8];
@@ -982,14 +1009,14 @@ impl Generator {
         }
     }
 
-    /// Sends tick `t`'s packets: streams `t % SLOTS`, `+ SLOTS`, …; returns
-    /// how many the kernel refused.
-    fn send_tick(&mut self, t: u64, rx: &mut RxState<'_>) -> Result<u64> {
+    /// Sends tick `t`'s packets of the streams in `set`: its `t % SLOTS`th,
+    /// that `+ SLOTS`, …; returns how many the kernel refused.
+    fn send_tick(&mut self, t: u64, set: &Range<usize>, rx: &mut RxState<'_>) -> Result<u64> {
         let fd = self.a.as_raw_fd();
         let seq = (t / SLOTS) as u16;
         let mut failed = 0;
-        let n = rx.streams.len();
-        let mut i = (t % SLOTS) as usize;
+        let n = set.end.min(rx.streams.len());
+        let mut i = set.start + (t % SLOTS) as usize;
         while i < n {
             if self.send.is_full() {
                 failed += self.send.flush().failed;
@@ -1018,6 +1045,91 @@ fn fill_rtp(buf: &mut [u8; BUF_SIZE], seq: u16, ssrc: u32) {
     buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
     buf[20..RTP_LEN].fill(0xff); // PCMU silence
     buf[12..20].copy_from_slice(&now_ns().to_be_bytes());
+}
+
+/// What [`drive`] measured.
+struct Window {
+    /// Taken when the first measured tick was due.
+    start: Sample,
+    /// Taken when the tick after the last one was due.
+    end: Sample,
+    /// Packets sent in the measured ticks.
+    sent: u64,
+    /// Datagrams the generator's kernel refused, warm-up included.
+    refused: u64,
+    /// How far the generator fell behind its schedule at worst.
+    max_lag_ns: u64,
+    /// The generator's time spent sending, and receiving something, in the measured ticks.
+    gen_work_ns: u64,
+}
+
+/// Offers load for `warm + measure` ticks, numbered from `first` (tick `t`
+/// sends sequence number `t / SLOTS`), from the streams in `set`, receiving
+/// everything meanwhile; samples the relay's CPU at the first measured tick
+/// and when the tick after the last is due.
+fn drive(
+    gen: &mut Generator,
+    rx: &mut RxState<'_>,
+    set: &Range<usize>,
+    pid: &str,
+    first: u64,
+    warm: u64,
+    measure: u64,
+) -> Result<Window> {
+    let total = warm + measure;
+    let mut window_start: Option<Sample> = None;
+    let (mut sent, mut refused, mut max_lag, mut gen_work_ns) = (0u64, 0u64, 0u64, 0u64);
+    let start = now_ns() + 1_000_000;
+    let mut k = 0u64;
+    // The generator polls without sleeping: a relay's send to socket B then
+    // never has to wake a thread (an IPI, a VM exit here), which a relay
+    // sending to a NIC would not pay either.
+    loop {
+        let now = now_ns();
+        let due = start + k * TICK_NS;
+        if k < total && now >= due {
+            if k == warm {
+                window_start = Some(Sample::take(pid)?);
+            }
+            max_lag = max_lag.max(now - due);
+            let t = first + k;
+            refused += gen.send_tick(t, set, rx)?;
+            if k >= warm {
+                sent += (set.len() as u64).saturating_sub(t % SLOTS).div_ceil(SLOTS);
+                gen_work_ns += now_ns() - now;
+            }
+            k += 1;
+            continue;
+        }
+        if k == total && now >= due {
+            let end = Sample::take(pid)?;
+            let start = window_start.ok_or_else(|| anyhow!("measurement window not sampled"))?;
+            return Ok(Window {
+                start,
+                end,
+                sent,
+                refused,
+                max_lag_ns: max_lag,
+                gen_work_ns,
+            });
+        }
+        if gen.drain(rx) > 0 && k > warm {
+            gen_work_ns += now_ns() - now;
+        }
+    }
+}
+
+/// Receives what is still in flight: until 200 ms pass without a packet (at most 3 s).
+fn collect_in_flight(gen: &mut Generator, rx: &mut RxState<'_>) {
+    let drain_start = now_ns();
+    let mut last_rx = drain_start;
+    while now_ns() - last_rx < 200_000_000 && now_ns() - drain_start < 3_000_000_000 {
+        if gen.drain(rx) == 0 {
+            os::wait_readable(gen.b.as_raw_fd(), 10_000_000);
+        } else {
+            last_rx = now_ns();
+        }
+    }
 }
 
 struct Timing {
@@ -1056,61 +1168,16 @@ fn run_level(
         seq_lo: (timing.warm_ticks / SLOTS) as u16,
         seq_hi: (total_ticks / SLOTS) as u16,
         received: 0,
+        by_seq: vec![0; 1 << 16],
         bad: 0,
         hist: Histogram::new(),
     };
-    let mut sent_in_window = 0u64;
-    let mut refused = 0u64;
-    let mut max_lag = 0u64;
-    // Work time of the generator in the window (sending, and receives that got something).
-    let mut gen_work_ns = 0u64;
-    let start = now_ns() + 1_000_000;
-    let mut t = 0u64;
-    let mut window_start: Option<Sample> = None;
-    let window_end: Sample;
-    // The generator polls without sleeping: a relay's send to socket B then
-    // never has to wake a thread (an IPI, a VM exit here), which a relay
-    // sending to a NIC would not pay either.
-    loop {
-        let now = now_ns();
-        let due = start + t * TICK_NS;
-        if t < total_ticks && now >= due {
-            if t == timing.warm_ticks {
-                window_start = Some(Sample::take(&pid)?);
-            }
-            max_lag = max_lag.max(now - due);
-            refused += gen.send_tick(t, &mut rx)?;
-            if t >= timing.warm_ticks {
-                sent_in_window += (n as u64).saturating_sub(t % SLOTS).div_ceil(SLOTS);
-                gen_work_ns += now_ns() - now;
-            }
-            t += 1;
-            continue;
-        }
-        if t == total_ticks && now >= due {
-            window_end = Sample::take(&pid)?;
-            break;
-        }
-        if gen.drain(&mut rx) > 0 && t > timing.warm_ticks {
-            gen_work_ns += now_ns() - now;
-        }
-    }
-    // Collect what is still in flight: until 200 ms pass without a packet (at most 3 s).
-    let drain_start = now_ns();
-    let mut last_rx = drain_start;
-    while now_ns() - last_rx < 200_000_000 && now_ns() - drain_start < 3_000_000_000 {
-        if gen.drain(&mut rx) == 0 {
-            os::wait_readable(gen.b.as_raw_fd(), 10_000_000);
-        } else {
-            last_rx = now_ns();
-        }
-    }
+    let all = 0..n;
+    let w = drive(gen, &mut rx, &all, &pid, 0, timing.warm_ticks, timing.measure_ticks)?;
+    collect_in_flight(gen, &mut rx);
     let relay_rx_drops = udp_drops(peer.kind.ports());
     let gen_rx_drops = udp_drops(port_b..=port_b).saturating_sub(gen_rx_drops0);
-    let e = window_end;
-    let Some(s) = window_start else {
-        bail!("measurement window not sampled");
-    };
+    let (s, e) = (&w.start, &w.end);
     let wall = (e.at - s.at) as f64 / 1e9;
     let level = Level {
         peer: peer.kind,
@@ -1118,17 +1185,17 @@ fn run_level(
         n,
         measure_s: timing.measure_ticks as f64 * TICK_NS as f64 / 1e9,
         wall_s: wall,
-        sent: sent_in_window,
+        sent: w.sent,
         received: rx.received,
         relay_cpu_s: e.relay_cpu - s.relay_cpu,
         others_cpu: (e.others_cpu - s.others_cpu).max(0.0) / wall,
-        gen_work: gen_work_ns as f64 / 1e9 / wall,
+        gen_work: w.gen_work_ns as f64 / 1e9 / wall,
         p50_us: rx.hist.quantile_us(0.50),
         p99_us: rx.hist.quantile_us(0.99),
-        max_lag_ms: max_lag as f64 / 1e6,
+        max_lag_ms: w.max_lag_ns as f64 / 1e6,
         gen_rx_drops,
         relay_rx_drops,
-        bad: rx.bad + refused,
+        bad: rx.bad + w.refused,
         setup_s,
         delete_s: 0.0,
         passthrough,
@@ -1142,6 +1209,219 @@ fn run_level(
         delete_s: t_del.elapsed().as_secs_f64(),
         ..level
     })
+}
+
+/// Unmeasured ticks at the start of every interleaved phase: the new set's
+/// state comes back into the caches, and the other set's last packets land.
+const PHASE_WARM_TICKS: u64 = 500;
+/// Measured ticks of every interleaved phase.
+const PHASE_MEASURE_TICKS: u64 = 2000;
+/// Unmeasured ticks of each set before an interleaved measurement's first pair.
+const SETTLE_TICKS: u64 = 2000;
+const DEFAULT_PAIRS: usize = 16;
+const DEFAULT_PAIRED_LEVELS: [usize; 4] = [250, 500, 1000, 1500];
+
+/// One phase of an interleaved measurement.
+#[derive(Debug, Clone)]
+struct Phase {
+    srtp: bool,
+    relay_ns: u64,
+    sent: u64,
+    received: u64,
+    others_cpu: f64,
+    /// Sequence numbers `seq_lo..seq_hi` were sent in the measured ticks.
+    seq_lo: u16,
+    seq_hi: u16,
+}
+
+impl Phase {
+    fn us_per_pkt(&self) -> f64 {
+        if self.received == 0 {
+            return f64::NAN;
+        }
+        self.relay_ns as f64 / 1e3 / self.received as f64
+    }
+}
+
+/// SRTP's cost over plain RTP for one peer and load, measured in one daemon:
+/// see [`run_interleaved`].
+#[derive(Debug, Clone)]
+struct Interleaved {
+    peer: PeerKind,
+    n: usize,
+    /// (RTP phase, SRTP phase), adjacent in time.
+    pairs: Vec<(Phase, Phase)>,
+    bad: u64,
+    passthrough: usize,
+}
+
+impl Interleaved {
+    fn phases(&self, srtp: bool) -> impl Iterator<Item = &Phase> {
+        self.pairs.iter().map(move |(r, s)| if srtp { s } else { r })
+    }
+
+    /// µs per packet over all phases of one kind.
+    fn pooled_us(&self, srtp: bool) -> f64 {
+        let ns: u64 = self.phases(srtp).map(|p| p.relay_ns).sum();
+        let pkts: u64 = self.phases(srtp).map(|p| p.received).sum();
+        ns as f64 / 1e3 / pkts as f64
+    }
+
+    /// SRTP / RTP − 1 of every pair, ascending.
+    fn pair_costs(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self
+            .pairs
+            .iter()
+            .map(|(r, s)| s.us_per_pkt() / r.us_per_pkt() - 1.0)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    fn median_cost(&self) -> f64 {
+        let v = self.pair_costs();
+        match v.len() {
+            0 => f64::NAN,
+            l if l % 2 == 1 => v[l / 2],
+            l => (v[l / 2 - 1] + v[l / 2]) / 2.0,
+        }
+    }
+
+    fn loss_pct(&self) -> f64 {
+        let sent: u64 = self.pairs.iter().map(|(r, s)| r.sent + s.sent).sum();
+        let received: u64 = self.pairs.iter().map(|(r, s)| r.received + s.received).sum();
+        100.0 * sent.saturating_sub(received) as f64 / sent.max(1) as f64
+    }
+
+    /// Phases in which other processes took more than [`DISTURBED_OTHER_CPU`].
+    fn disturbed_phases(&self) -> usize {
+        self.pairs
+            .iter()
+            .flat_map(|(r, s)| [r, s])
+            .filter(|p| p.others_cpu > DISTURBED_OTHER_CPU)
+            .count()
+    }
+}
+
+/// Measures SRTP re-keying against plain RTP in one daemon, so that the
+/// drift of this machine's speed (±10 % between measurements a minute apart)
+/// does not swamp a difference of that size: `n` RTP calls and `n` SRTP
+/// calls (the `Mode::Srtp` suites and keys) are set up side by side, and the
+/// generator alternates which set sends, phase by phase, RTP and SRTP in
+/// ABBA order (RTP, SRTP, SRTP, RTP, ...), each phase [`PHASE_WARM_TICKS`]
+/// unmeasured and [`PHASE_MEASURE_TICKS`] measured. The relay's CPU comes
+/// from schedstat (exact, not in clock ticks). Each pair of adjacent phases
+/// gives one ratio.
+fn run_interleaved(
+    peer: &Peer,
+    gen: &mut Generator,
+    n: usize,
+    pairs: usize,
+    run: u64,
+    rng: &mut Rng,
+) -> Result<Interleaved> {
+    let mut ng = NgClient::new(peer.ng, rng)?;
+    let port_a = gen.a.local_addr()?.port();
+    let port_b = gen.b.local_addr()?.port();
+    let mut calls = setup_calls(&mut ng, n, Mode::Rtp, run, port_a, port_b, rng)?;
+    let srtp_calls = setup_calls(&mut ng, n, Mode::Srtp, run, port_a, port_b, rng)?;
+    let passthrough = srtp_calls.passthrough_keys;
+    calls.streams.extend(srtp_calls.streams);
+    calls.ids.extend(srtp_calls.ids);
+    std::thread::sleep(Duration::from_millis(300));
+    while gen.recv.recv(gen.b.as_raw_fd()).unwrap_or(0) > 0 {}
+
+    let pid = peer.pid();
+    let mut rx = RxState {
+        streams: &mut calls.streams,
+        run_tag: (run & 0xffff) as u32,
+        stale: 0,
+        seq_lo: 0,
+        seq_hi: 0,
+        received: 0,
+        by_seq: vec![0; 1 << 16],
+        bad: 0,
+        hist: Histogram::new(),
+    };
+    let phase_ticks = PHASE_WARM_TICKS + PHASE_MEASURE_TICKS;
+    if ((2 * pairs as u64 * phase_ticks + 2 * (SETTLE_TICKS + SLOTS)) / SLOTS) >= 1 << 15 {
+        bail!("{pairs} pairs of phases would wrap the 16-bit sequence numbers");
+    }
+    // Both sets send once, unmeasured, before the first pair: the relay's
+    // first packets of a stream (SRTP state created, sources latched) and
+    // the caches' first fill are not what is being compared.
+    let mut t = 0;
+    for set in [n..2 * n, 0..n] {
+        let w = drive(gen, &mut rx, &set, &pid, t, SETTLE_TICKS, 1)?;
+        rx.bad += w.refused;
+        t += SETTLE_TICKS + SLOTS;
+    }
+    let mut phases = Vec::with_capacity(2 * pairs);
+    for k in 0..2 * pairs {
+        let srtp = matches!(k % 4, 1 | 2);
+        let set = if srtp { n..2 * n } else { 0..n };
+        let w = drive(gen, &mut rx, &set, &pid, t, PHASE_WARM_TICKS, PHASE_MEASURE_TICKS)?;
+        let wall = (w.end.at - w.start.at) as f64 / 1e9;
+        phases.push(Phase {
+            srtp,
+            relay_ns: w.end.relay_ns - w.start.relay_ns,
+            sent: w.sent,
+            received: 0,
+            others_cpu: (w.end.others_cpu - w.start.others_cpu).max(0.0) / wall,
+            seq_lo: ((t + PHASE_WARM_TICKS) / SLOTS) as u16,
+            seq_hi: ((t + phase_ticks) / SLOTS) as u16,
+        });
+        rx.bad += w.refused;
+        t += phase_ticks;
+    }
+    collect_in_flight(gen, &mut rx);
+    for p in &mut phases {
+        p.received = rx.by_seq[usize::from(p.seq_lo)..usize::from(p.seq_hi)]
+            .iter()
+            .map(|&c| u64::from(c))
+            .sum();
+    }
+    let bad = rx.bad;
+    delete_calls(&mut ng, &calls)?;
+    let mut it = phases.into_iter();
+    let mut out = Vec::with_capacity(pairs);
+    while let (Some(a), Some(b)) = (it.next(), it.next()) {
+        out.push(if a.srtp { (b, a) } else { (a, b) });
+    }
+    Ok(Interleaved {
+        peer: peer.kind,
+        n,
+        pairs: out,
+        bad,
+        passthrough,
+    })
+}
+
+fn interleaved_table(runs: &[Interleaved]) -> String {
+    let mut s = String::new();
+    s.push_str(
+        "| peer | calls | pairs | RTP µs/pkt | SRTP µs/pkt | SRTP / RTP − 1, median of pairs (lowest–highest) | pooled | loss % | disturbed phases |\n\
+         |---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for r in runs {
+        let costs = r.pair_costs();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | **{} %** ({}–{} %) | {} % | {} | {} |",
+            r.peer.name(),
+            r.n,
+            r.pairs.len(),
+            fmt_f(r.pooled_us(false), 2),
+            fmt_f(r.pooled_us(true), 2),
+            fmt_f(100.0 * r.median_cost(), 1),
+            fmt_f(100.0 * costs.first().copied().unwrap_or(f64::NAN), 0),
+            fmt_f(100.0 * costs.last().copied().unwrap_or(f64::NAN), 0),
+            fmt_f(100.0 * (r.pooled_us(true) / r.pooled_us(false) - 1.0), 1),
+            fmt_f(r.loss_pct(), 3),
+            r.disturbed_phases(),
+        );
+    }
+    s
 }
 
 // ---------------------------------------------------------------------------
@@ -1587,7 +1867,20 @@ fn main() -> Result<()> {
             .collect::<Result<_>>()?,
         None => MODES.to_vec(),
     };
-    let defaults = levels_cfg == DEFAULT_LEVELS
+    let paired_levels: Vec<usize> = match env_list("RELAY_BENCH_PAIRED_LEVELS") {
+        Some(v) => v
+            .iter()
+            .map(|x| {
+                x.parse::<usize>()
+                    .with_context(|| format!("RELAY_BENCH_PAIRED_LEVELS: {x}"))
+            })
+            .collect::<Result<_>>()?,
+        None => DEFAULT_PAIRED_LEVELS.to_vec(),
+    };
+    let pairs = env_secs("RELAY_BENCH_PAIRS", DEFAULT_PAIRS as u64)?.max(1) as usize;
+    let defaults = paired_levels == DEFAULT_PAIRED_LEVELS
+        && pairs == DEFAULT_PAIRS
+        && levels_cfg == DEFAULT_LEVELS
         && warm == DEFAULT_WARMUP
         && measure == DEFAULT_MEASURE
         && rounds == DEFAULT_ROUNDS as usize
@@ -1770,6 +2063,73 @@ fn main() -> Result<()> {
         }
         stopped.extend(stop_next);
     }
+    // SRTP against RTP in one daemon per peer and load (see `run_interleaved`).
+    let mut interleaved: Vec<Interleaved> = Vec::new();
+    for (li, &n) in paired_levels.iter().enumerate() {
+        let n = n.min(fd_cap / 2);
+        let order: Vec<PeerKind> = if li % 2 == 0 {
+            peers.clone()
+        } else {
+            peers.iter().rev().copied().collect()
+        };
+        for kind in order {
+            run += 1;
+            let (waited, quiet) = wait_for_quiet(QUIET_WAIT);
+            if !quiet {
+                eprintln!(
+                    "  the machine stayed busy for {:.0} s (other processes): measuring anyway",
+                    waited.as_secs_f64()
+                );
+            }
+            let peer = Peer::start(kind, &bin, &mut rng)?;
+            match run_interleaved(&peer, &mut gen, n, pairs, run, &mut rng) {
+                Ok(r) => {
+                    let phases: Vec<String> = r
+                        .pairs
+                        .iter()
+                        .map(|(a, b)| format!("{:.2}/{:.2}", a.us_per_pkt(), b.us_per_pkt()))
+                        .collect();
+                    eprintln!("    phases, RTP/SRTP µs/pkt: {}", phases.join(" "));
+                    let costs: Vec<String> = r.pair_costs().iter().map(|c| format!("{:+.0}", 100.0 * c)).collect();
+                    eprintln!(
+                        "  {:9} interleaved {n} RTP + {n} SRTP calls: RTP {:.2} µs/pkt, SRTP {:.2} µs/pkt, \
+                         SRTP / RTP − 1 per pair [{}] %, median {:+.1} %, loss {:.3} %, {} disturbed phases",
+                        kind.name(),
+                        r.pooled_us(false),
+                        r.pooled_us(true),
+                        costs.join(" "),
+                        100.0 * r.median_cost(),
+                        r.loss_pct(),
+                        r.disturbed_phases()
+                    );
+                    if r.passthrough > 0 {
+                        notes.push(format!(
+                            "{} interleaved {n} calls: in {} of {n} SRTP calls the callee was offered the caller's \
+                             own key (SDES pass-through: SRTP forwarded without re-keying)",
+                            kind.name(),
+                            r.passthrough
+                        ));
+                    }
+                    if r.bad > 0 {
+                        notes.push(format!(
+                            "{} interleaved {n} calls: {} packets failed to authenticate, were malformed or were \
+                             refused by the generator's kernel",
+                            kind.name(),
+                            r.bad
+                        ));
+                    }
+                    interleaved.push(r);
+                }
+                Err(e) => {
+                    let msg = format!("{} interleaved {n} calls: {e:#}", kind.name());
+                    eprintln!("  FAILED {msg}\n{}", peer.log_tail());
+                    notes.push(msg);
+                }
+            }
+        }
+    }
+    interleaved.sort_by_key(|r| (r.n, r.peer != PeerKind::Confgate));
+
     if peers.contains(&PeerKind::Confgate) {
         notes.push(match raw_seen {
             Some(true) => "confgate sent IPv4 media through its raw socket, a round's datagrams in one `sendmmsg` \
@@ -1824,6 +2184,19 @@ fn main() -> Result<()> {
             "\n† other processes took the relay's or the generator's core during that window even after one \
              repetition (see \"other processes CPU %\" below): treat that figure with care.\n",
         );
+    }
+    if !interleaved.is_empty() {
+        let _ = write!(
+            report,
+            "\n**SRTP↔SRTP cost over plain RTP, interleaved in one daemon** (target for confgate: ≤ +15 %). \
+             One daemon per peer and load holds N RTP calls and N SRTP calls; the generator alternates \
+             which set sends, in phases of {:.1} s unmeasured + {:.1} s measured, in the order RTP, SRTP, \
+             SRTP, RTP, …; relay CPU from `/proc/<pid>/task/*/schedstat`. Each pair of adjacent phases gives \
+             one ratio; \"pooled\" is all SRTP phases' CPU per packet over all RTP phases'.\n\n",
+            PHASE_WARM_TICKS as f64 * TICK_NS as f64 / 1e9,
+            PHASE_MEASURE_TICKS as f64 * TICK_NS as f64 / 1e9,
+        );
+        report.push_str(&interleaved_table(&interleaved));
     }
     report.push_str("\n**Every level** (one direction, caller → callee, 50 packets/s per call; 172-byte RTP; SRTP: 176 bytes in (HMAC_SHA1_32), 182 out (HMAC_SHA1_80); SRTP-80/80: 182 both ways)\n\n");
     report.push_str(&results_table(&results));
