@@ -337,8 +337,16 @@ impl<B: Backend> Session<B> {
         Some((highest >> 16) as u32)
     }
 
+    /// The slot of `ssrc`. The inline first stream is tried on its own:
+    /// looking at `more` (its pointer and length sit at the session's cold
+    /// end) costs a cache miss per packet, in `perf` a fifth of the SRTP
+    /// code's time.
     fn find(&self, ssrc: u32) -> Option<usize> {
-        self.streams().position(|s| s.ssrc == ssrc)
+        match &self.first {
+            Some(s) if s.ssrc == ssrc => Some(0),
+            Some(_) => self.more.iter().position(|s| s.ssrc == ssrc).map(|i| i + 1),
+            None => None,
+        }
     }
 
     /// The slot of `ssrc`, created if new and there is room.
