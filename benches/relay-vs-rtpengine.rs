@@ -273,6 +273,20 @@ fn wait_for_quiet(max: Duration) -> (Duration, bool) {
     }
 }
 
+/// Waits for a quiet machine (at most [`QUIET_WAIT`]) and says so when it
+/// took a while or did not happen.
+fn quiet_machine() {
+    let (waited, quiet) = wait_for_quiet(QUIET_WAIT);
+    if !quiet {
+        eprintln!(
+            "  the machine stayed busy for {:.0} s (other processes): measuring anyway",
+            waited.as_secs_f64()
+        );
+    } else if waited > Duration::from_secs(2) {
+        eprintln!("  waited {:.0} s for a quiet machine", waited.as_secs_f64());
+    }
+}
+
 /// Receive-queue drops of the UDP sockets bound to 127.0.0.1 in `ports`
 /// (the last column of `/proc/net/udp`).
 fn udp_drops(ports: std::ops::RangeInclusive<u16>) -> u64 {
@@ -956,7 +970,30 @@ struct RxState<'a> {
     hist: Histogram,
 }
 
+impl<'a> RxState<'a> {
+    /// Accounting for level `run`'s `streams`, counting into `received`
+    /// (and the latency histogram) the packets with sequence numbers in `seqs`.
+    fn new(streams: &'a mut [Stream], run: u64, seqs: Range<u16>) -> Self {
+        Self {
+            streams,
+            run_tag: (run & 0xffff) as u32,
+            stale: 0,
+            seq_lo: seqs.start,
+            seq_hi: seqs.end,
+            received: 0,
+            by_seq: vec![0; 1 << 16],
+            bad: 0,
+            hist: Histogram::new(),
+        }
+    }
+}
+
 impl Generator {
+    /// The generator's (caller side, callee side) ports.
+    fn ports(&self) -> Result<(u16, u16)> {
+        Ok((self.a.local_addr()?.port(), self.b.local_addr()?.port()))
+    }
+
     /// Reads everything waiting on socket B; returns how many datagrams.
     fn drain(&mut self, rx: &mut RxState<'_>) -> usize {
         let fd = self.b.as_raw_fd();
@@ -1147,8 +1184,7 @@ fn run_level(
     rng: &mut Rng,
 ) -> Result<Level> {
     let mut ng = NgClient::new(peer.ng, rng)?;
-    let port_a = gen.a.local_addr()?.port();
-    let port_b = gen.b.local_addr()?.port();
+    let (port_a, port_b) = gen.ports()?;
     let t_setup = Instant::now();
     let mut calls = setup_calls(&mut ng, n, mode, run, port_a, port_b, rng)?;
     let setup_s = t_setup.elapsed().as_secs_f64();
@@ -1161,17 +1197,8 @@ fn run_level(
     let pid = peer.pid();
     let gen_rx_drops0 = udp_drops(port_b..=port_b);
     let total_ticks = timing.warm_ticks + timing.measure_ticks;
-    let mut rx = RxState {
-        streams: &mut calls.streams,
-        run_tag: (run & 0xffff) as u32,
-        stale: 0,
-        seq_lo: (timing.warm_ticks / SLOTS) as u16,
-        seq_hi: (total_ticks / SLOTS) as u16,
-        received: 0,
-        by_seq: vec![0; 1 << 16],
-        bad: 0,
-        hist: Histogram::new(),
-    };
+    let seqs = (timing.warm_ticks / SLOTS) as u16..(total_ticks / SLOTS) as u16;
+    let mut rx = RxState::new(&mut calls.streams, run, seqs);
     let all = 0..n;
     let w = drive(gen, &mut rx, &all, &pid, 0, timing.warm_ticks, timing.measure_ticks)?;
     collect_in_flight(gen, &mut rx);
@@ -1321,8 +1348,7 @@ fn run_interleaved(
     rng: &mut Rng,
 ) -> Result<Interleaved> {
     let mut ng = NgClient::new(peer.ng, rng)?;
-    let port_a = gen.a.local_addr()?.port();
-    let port_b = gen.b.local_addr()?.port();
+    let (port_a, port_b) = gen.ports()?;
     let mut calls = setup_calls(&mut ng, n, Mode::Rtp, run, port_a, port_b, rng)?;
     let srtp_calls = setup_calls(&mut ng, n, Mode::Srtp, run, port_a, port_b, rng)?;
     let passthrough = srtp_calls.passthrough_keys;
@@ -1332,17 +1358,8 @@ fn run_interleaved(
     while gen.recv.recv(gen.b.as_raw_fd()).unwrap_or(0) > 0 {}
 
     let pid = peer.pid();
-    let mut rx = RxState {
-        streams: &mut calls.streams,
-        run_tag: (run & 0xffff) as u32,
-        stale: 0,
-        seq_lo: 0,
-        seq_hi: 0,
-        received: 0,
-        by_seq: vec![0; 1 << 16],
-        bad: 0,
-        hist: Histogram::new(),
-    };
+    // Phases are counted from `by_seq` (after the last one), not by a window.
+    let mut rx = RxState::new(&mut calls.streams, run, 0..0);
     let phase_ticks = PHASE_WARM_TICKS + PHASE_MEASURE_TICKS;
     if ((2 * pairs as u64 * phase_ticks + 2 * (SETTLE_TICKS + SLOTS)) / SLOTS) >= 1 << 15 {
         bail!("{pairs} pairs of phases would wrap the 16-bit sequence numbers");
@@ -1972,15 +1989,7 @@ fn main() -> Result<()> {
                     let level = loop {
                         attempt += 1;
                         run += 1;
-                        let (waited, quiet) = wait_for_quiet(QUIET_WAIT);
-                        if !quiet {
-                            eprintln!(
-                                "  the machine stayed busy for {:.0} s (other processes): measuring anyway",
-                                waited.as_secs_f64()
-                            );
-                        } else if waited > Duration::from_secs(2) {
-                            eprintln!("  waited {:.0} s for a quiet machine", waited.as_secs_f64());
-                        }
+                        quiet_machine();
                         let peer = Peer::start(kind, &bin, &mut rng)?;
                         let level = match run_level(&peer, &mut gen, mode, n, &timing, run, &mut rng) {
                             Ok(l) => Level { round, ..l },
@@ -2074,13 +2083,7 @@ fn main() -> Result<()> {
         };
         for kind in order {
             run += 1;
-            let (waited, quiet) = wait_for_quiet(QUIET_WAIT);
-            if !quiet {
-                eprintln!(
-                    "  the machine stayed busy for {:.0} s (other processes): measuring anyway",
-                    waited.as_secs_f64()
-                );
-            }
+            quiet_machine();
             let peer = Peer::start(kind, &bin, &mut rng)?;
             match run_interleaved(&peer, &mut gen, n, pairs, run, &mut rng) {
                 Ok(r) => {

@@ -152,13 +152,7 @@ mod tests {
     use sha1::Sha1;
 
     use super::HmacSha1;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::srtp::tests::unhex as hex;
 
     /// RFC 2202 §3, the seven HMAC-SHA-1 test cases (6 and 7 with a key
     /// longer than the block, hashed first).
