@@ -803,6 +803,9 @@ impl Room {
             self.lobby_changed();
         } else {
             self.notify_others(id, RoomNotice::Joined(view));
+            if role.is_moderator() {
+                self.lobby_to_new_moderator(id);
+            }
         }
         self.owner.metrics.legs_active.fetch_add(1, Ordering::Relaxed);
         self.owner.metrics.participants_joined.fetch_add(1, Ordering::Relaxed);
@@ -845,18 +848,33 @@ impl Room {
         }
     }
 
-    /// Tells moderators who waits in the lobby now.
-    fn lobby_changed(&self) {
-        let queue: Vec<ParticipantView> = self
-            .members
+    fn lobby_queue(&self) -> Vec<ParticipantView> {
+        self.members
             .iter()
             .filter(|(_, m)| m.in_lobby)
             .map(|(id, m)| m.view(*id))
-            .collect();
+            .collect()
+    }
+
+    /// Tells moderators who waits in the lobby now.
+    fn lobby_changed(&self) {
+        let queue = self.lobby_queue();
         for m in self.members.values().filter(|m| !m.in_lobby && m.role.is_moderator()) {
             let _ = m
                 .events
                 .try_send(RoomEvent::Notice(RoomNotice::LobbyQueue(queue.clone())));
+        }
+    }
+
+    /// Tells one new moderator (just admitted or just promoted) who already
+    /// waits in the lobby: the queue is otherwise sent only when it changes.
+    fn lobby_to_new_moderator(&self, id: ParticipantId) {
+        let queue = self.lobby_queue();
+        if queue.is_empty() {
+            return;
+        }
+        if let Some(m) = self.members.get(&id) {
+            let _ = m.events.try_send(RoomEvent::Notice(RoomNotice::LobbyQueue(queue)));
         }
     }
 
@@ -920,6 +938,7 @@ impl Room {
                         id: target.0,
                         role: Role::Moderator,
                     });
+                    self.lobby_to_new_moderator(target);
                     self.roster_changed(false);
                 }
             }
@@ -1186,6 +1205,69 @@ mod tests {
             c.moderate("c3", ParticipantId(9999), ModeratorAction::Remove).await,
             Err(ModerationError::NoSuchParticipant(9999))
         );
+    }
+
+    /// A moderator who arrives, or is promoted, while someone already waits
+    /// in the lobby is told the queue at once, not only at its next change.
+    #[tokio::test]
+    async fn late_moderator_is_told_who_waits() {
+        let c = rooms();
+        let g = c
+            .enter("c5", Party::anonymous("G", Protocol::Loopback), Entry::Lobby, 10)
+            .await
+            .unwrap();
+        let mut m = c
+            .enter(
+                "c5",
+                Party::anonymous("Mod", Protocol::Loopback),
+                Entry::Admit(Role::Moderator),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(next_event(&mut m).await, RoomEvent::Joined(Role::Moderator));
+        match next_event(&mut m).await {
+            RoomEvent::Notice(RoomNotice::LobbyQueue(q)) => {
+                assert_eq!(q.iter().map(|p| p.id).collect::<Vec<_>>(), vec![g.id.0]);
+            }
+            other => panic!("expected the lobby queue, got {other:?}"),
+        }
+
+        let mut p = c
+            .enter(
+                "c5",
+                Party::anonymous("P", Protocol::Loopback),
+                Entry::Admit(Role::Guest),
+                10,
+            )
+            .await
+            .unwrap();
+        c.moderate("c5", p.id, ModeratorAction::MakeModerator).await.unwrap();
+        let mut queue = None;
+        while queue.is_none() {
+            match next_event(&mut p).await {
+                RoomEvent::Notice(RoomNotice::LobbyQueue(q)) => queue = Some(q),
+                RoomEvent::Notice(RoomNotice::RoleChanged { .. })
+                | RoomEvent::Participants(_)
+                | RoomEvent::Joined(_)
+                | RoomEvent::Notice(RoomNotice::Joined(_)) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(queue.unwrap().iter().map(|p| p.id).collect::<Vec<_>>(), vec![g.id.0]);
+
+        // a moderator admitted while nobody waits gets no queue
+        let mut h = c
+            .enter(
+                "c6",
+                Party::anonymous("Mod2", Protocol::Loopback),
+                Entry::Admit(Role::Moderator),
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(next_event(&mut h).await, RoomEvent::Joined(Role::Moderator));
+        assert!(matches!(next_event(&mut h).await, RoomEvent::Participants(_)));
     }
 
     #[tokio::test(start_paused = true)]
