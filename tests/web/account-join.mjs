@@ -47,7 +47,9 @@ async function inRoom(page) {
     for (const s of (await window.confgate.pc.getStats()).values()) {
       if (s.type === 'inbound-rtp' && s.kind === 'audio') out.inbound += s.bytesReceived;
       if (s.type === 'outbound-rtp' && s.kind === 'audio') out.outbound += s.bytesSent;
-      if (s.type === 'candidate-pair' && s.state === 'succeeded') out.pair = true;
+      // A pair whose check was answered has succeeded: Chromium reports it
+      // `in-progress` again while each later consent check is in flight.
+      if (s.type === 'candidate-pair' && (s.state === 'succeeded' || s.responsesReceived > 0)) out.pair = true;
     }
     return out;
   });

@@ -59,7 +59,9 @@ try {
     for (const s of all.values()) {
       if (s.type === 'inbound-rtp' && s.kind === 'audio') { out.inbound += s.bytesReceived; out.packetsIn += s.packetsReceived; }
       if (s.type === 'outbound-rtp' && s.kind === 'audio') out.outbound += s.bytesSent;
-      if (s.type === 'candidate-pair' && s.state === 'succeeded') {
+      // A pair whose check was answered has succeeded: Chromium reports it
+      // `in-progress` again while each later consent check is in flight.
+      if (s.type === 'candidate-pair' && (s.state === 'succeeded' || s.responsesReceived > 0)) {
         out.pair = true;
         const l = all.get(s.localCandidateId);
         const r = all.get(s.remoteCandidateId);

@@ -92,7 +92,10 @@ async function reinvites(page, session) {
       if (s.type === 'transport') {
         r.transportUfrag = s.iceLocalUsernameFragment || null;
         const p = s.selectedCandidatePairId && all.get(s.selectedCandidatePairId);
-        r.pair = !!p && p.state === 'succeeded';
+        // A pair whose check was answered has succeeded: Chromium reports it
+        // `in-progress` again while each later consent check is in flight.
+        r.pair = !!p && (p.state === 'succeeded' || p.responsesReceived > 0);
+        r.pairState = p ? p.state : null;
         r.pairChanges = s.selectedCandidatePairChanges || 0;
       }
     }
@@ -285,7 +288,7 @@ try {
             out.totalAudioEnergy = s.totalAudioEnergy || 0;
           }
           if (s.type === 'outbound-rtp' && s.kind === 'audio') out.outbound += s.bytesSent;
-          if (s.type === 'candidate-pair' && s.state === 'succeeded') {
+          if (s.type === 'candidate-pair' && (s.state === 'succeeded' || s.responsesReceived > 0)) {
             out.pair = true;
             const r = all.get(s.remoteCandidateId);
             out.remote = r ? `${r.address}:${r.port}` : null;
@@ -398,7 +401,7 @@ try {
             if (c) out.codec = c.mimeType;
           }
           if (s.type === 'outbound-rtp' && s.kind === 'audio') out.packetsOut += s.packetsSent || 0;
-          if (s.type === 'candidate-pair' && s.state === 'succeeded') out.pair = true;
+          if (s.type === 'candidate-pair' && (s.state === 'succeeded' || s.responsesReceived > 0)) out.pair = true;
         }
         return out;
       });
