@@ -202,19 +202,44 @@ impl Daemon {
     /// directory as `confgate.toml`) and extra environment variables. The
     /// environment still sets the test's ports and state directory.
     pub fn start_with_config(name: &str, extra: &[(&str, &str)], config: &str) -> Result<Self> {
-        let mut d = Self::prepare(name, extra);
-        let path = d.dir.path().join("confgate.toml");
-        std::fs::write(&path, config)?;
-        let path = path.display().to_string();
-        d.spawn(&["--config", &path])?;
-        Ok(d)
+        Self::start_on_free_ports(name, extra, |d| {
+            let path = d.dir.path().join("confgate.toml");
+            std::fs::write(&path, config)?;
+            let path = path.display().to_string();
+            d.spawn(&["--config", &path])
+        })
     }
 
     /// Starts a daemon with extra environment variables.
     pub fn start_with(name: &str, extra: &[(&str, &str)]) -> Result<Self> {
-        let mut d = Self::prepare(name, extra);
-        d.spawn(&[])?;
-        Ok(d)
+        Self::start_on_free_ports(name, extra, |d| d.spawn(&[]))
+    }
+
+    /// Prepares a daemon and starts it with `spawn`. The ports were free
+    /// when chosen, but another process (a peer's outgoing connection, a
+    /// test running beside this one) can take one before the daemon binds
+    /// it: start-up then fails naming the port, and the daemon is started
+    /// again on newly chosen ports, a few times at most.
+    fn start_on_free_ports(
+        name: &str,
+        extra: &[(&str, &str)],
+        spawn: impl Fn(&mut Self) -> Result<()>,
+    ) -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            let mut d = Self::prepare(name, extra);
+            match spawn(&mut d) {
+                Ok(()) => return Ok(d),
+                Err(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => {
+                    eprintln!(
+                        "confgate start-up, attempt {attempt}, choosing other ports: {}",
+                        format!("{e:#}").trim_end()
+                    );
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn prepare(name: &str, extra: &[(&str, &str)]) -> Self {
