@@ -698,9 +698,13 @@ fn waiting_room_and_a_moderator_admits_from_the_browser() {
         names.contains("Visitor (you)") && names.contains("Mona"),
         "admitted into the conference: {r}"
     );
+    // The room is Mona's browser and its fake microphone: the mix is often
+    // near silence, and how many bytes variable-rate Opus spends on it
+    // varies (between 4,979 and 13,066 in 2.5 s here). Packets come at 50
+    // a second whatever the sound: 2.5 s lie between the two samples.
     assert!(
-        grew(&r["admitted"]["audioBytes"], 10_000.0),
-        "the admitted guest hears the room: {r}"
+        grew(&r["admitted"]["audioPackets"], 60.0),
+        "the admitted guest receives the room's audio: {r}"
     );
     assert_eq!(r["rejected"], "A moderator did not let you in.", "{r}");
     assert_eq!(r["cancelled"]["ended"], "You left the conference.", "{r}");

@@ -49,7 +49,7 @@ export async function inRoom(page, timeout = 20000) {
 /// frames per m-section, sent frames, the selected candidate pair.
 export const stats = (page) => page.evaluate(async () => {
   const out = {
-    audioEnergy: 0, audioBytes: 0, videoFrames: 0, videoByMid: {}, ptByMid: {}, sentVideoFrames: 0,
+    audioEnergy: 0, audioBytes: 0, audioPackets: 0, videoFrames: 0, videoByMid: {}, ptByMid: {}, sentVideoFrames: 0,
     sentByMid: {}, ice: null, local: null, pliSent: 0, pliReceived: 0, keyframesDecoded: 0,
     nackSent: 0, nackReceived: 0, videoPacketsIn: 0, videoLost: 0, srIn: 0, rrIn: 0,
   };
@@ -61,6 +61,7 @@ export const stats = (page) => page.evaluate(async () => {
     if (s.type === 'inbound-rtp' && s.kind === 'audio') {
       out.audioEnergy += s.totalAudioEnergy || 0;
       out.audioBytes += s.bytesReceived || 0;
+      out.audioPackets += s.packetsReceived || 0;
     }
     if (s.type === 'inbound-rtp' && s.kind === 'video') {
       out.videoFrames += s.framesDecoded || 0;

@@ -55,6 +55,7 @@ try {
   result.admitted = {
     participants: await guest.$$eval('#participants li', (els) => els.map((e) => e.textContent)),
     audioBytes: [g1.audioBytes, g2.audioBytes],
+    audioPackets: [g1.audioPackets, g2.audioPackets],
   };
   await shot(guest, 'admitted-from-waiting-room.png');
   await mod.getByRole('button', { name: 'Reject Stranger' }).click();
