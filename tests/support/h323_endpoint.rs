@@ -489,7 +489,12 @@ pub fn assert_heard(who: &str, heard: &[i16], hz: f64) {
     );
     let tail = &heard[heard.len() - 12_000..];
     let f = dominant_frequency(tail, 8000);
-    assert!(rms(tail) > 500.0, "{who}: rms {}", rms(tail));
+    assert!(
+        rms(tail) > 500.0,
+        "{who}: rms {} in the last 1.5 s; rms of each 0.25 s received: {:?}",
+        rms(tail),
+        heard.chunks(2000).map(|c| rms(c).round()).collect::<Vec<_>>()
+    );
     assert!(
         (f - hz).abs() <= 10.0,
         "{who}: dominant frequency {f} Hz, expected {hz} Hz"
