@@ -156,6 +156,9 @@ fn read_wav(path: &Path) -> Result<Vec<i16>, BotError> {
         .collect())
 }
 
+/// How long the bot still reads after a write to the server failed.
+const DRAIN_AFTER_WRITE_ERROR: Duration = Duration::from_secs(2);
+
 /// Runs the bot.
 pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
     let password = if args.password_stdin {
@@ -182,7 +185,7 @@ pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
         ),
         None => None,
     };
-    let deadline = args
+    let mut deadline = args
         .duration
         .map(|d| tokio::time::Instant::now() + Duration::from_secs_f64(d.max(0.0)));
     let mut stream = UnixStream::connect(&socket).await.map_err(|e| {
@@ -222,22 +225,31 @@ pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
     let mut requests: Vec<ClientMessage> = Vec::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(20));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A write that fails (the server closed the connection) ends sending,
+    // not the bot: what the server said before closing, such as why the
+    // call ended, may still wait to be read. It is read for a short while.
+    let mut write_error: Option<std::io::Error> = None;
     let result = loop {
-        let until_deadline = async {
-            match deadline {
+        let until = deadline;
+        let until_deadline = async move {
+            match until {
                 Some(d) => tokio::time::sleep_until(d).await,
                 None => std::future::pending().await,
             }
         };
         tokio::select! {
-            _ = until_deadline => break Ok(()),
+            _ = until_deadline => break match write_error.take() {
+                Some(e) => Err(BotError::Other(format!("socket: {e}"))),
+                None => Ok(()),
+            },
             _ = tokio::signal::ctrl_c() => break Ok(()),
-            _ = ticker.tick(), if joined => {
+            _ = ticker.tick(), if joined && write_error.is_none() => {
                 if source.next_frame(&mut say) {
                     out.clear();
                     encode_audio(&say, &mut out);
                     if let Err(e) = stream.write_all(&out).await {
-                        break Err(BotError::Other(format!("socket: {e}")));
+                        write_error = Some(e);
+                        deadline = drain_deadline(deadline);
                     }
                 }
             }
@@ -285,14 +297,15 @@ pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
                     break s;
                 }
                 for req in requests.drain(..) {
+                    if write_error.is_some() {
+                        break;
+                    }
                     out.clear();
                     encode_message(&req, &mut out);
                     if let Err(e) = stream.write_all(&out).await {
-                        stop = Some(Err(BotError::Other(format!("socket: {e}"))));
+                        write_error = Some(e);
+                        deadline = drain_deadline(deadline);
                     }
-                }
-                if let Some(s) = stop {
-                    break s;
                 }
                 if joined && !was_joined {
                     // Start the 20 ms clock now, not at connect: no burst of frames after a lobby wait.
@@ -309,6 +322,13 @@ pub async fn run(args: BotArgs, socket: PathBuf) -> Result<(), BotError> {
         w.finalize().map_err(|e| BotError::Other(format!("--record: {e}")))?;
     }
     result
+}
+
+/// The bot's end after a failed write: at most [`DRAIN_AFTER_WRITE_ERROR`]
+/// from now, sooner if `--duration` ends sooner.
+fn drain_deadline(deadline: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
+    let drain = tokio::time::Instant::now() + DRAIN_AFTER_WRITE_ERROR;
+    Some(deadline.map_or(drain, |d| d.min(drain)))
 }
 
 /// Acts on one server message; `Some` ends the bot.
@@ -410,4 +430,77 @@ fn on_message(
         }
     }
     None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixListener;
+
+    fn args(socket: &Path) -> BotArgs {
+        BotArgs {
+            conference: "room".into(),
+            name: None,
+            user: None,
+            password_stdin: false,
+            pin: None,
+            play: Some("tone:300".into()),
+            record: None,
+            duration: Some(10.0),
+            socket: Some(socket.to_path_buf()),
+            admit_lobby: false,
+        }
+    }
+
+    /// A server that stops reading, so that the bot's audio fails to send
+    /// (EPIPE), and only then says why the call ends and closes: the bot
+    /// still reads that, and ends with the server's reason (exit 4), not
+    /// with the socket error.
+    #[tokio::test]
+    async fn the_servers_last_word_is_read_after_a_failed_write() {
+        let dir = std::env::temp_dir().join(format!("confgate-bot-drain-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("loopback.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut out = Vec::new();
+            encode_message(
+                &ServerMessage::Welcome {
+                    version: loopback::PROTOCOL_VERSION,
+                    server: "test.example".into(),
+                },
+                &mut out,
+            );
+            encode_message(
+                &ServerMessage::Joined {
+                    conference: "room".into(),
+                    participant: 1,
+                    role: "guest".into(),
+                },
+                &mut out,
+            );
+            s.write_all(&out).unwrap();
+            s.shutdown(std::net::Shutdown::Read).unwrap();
+            // The bot sends a frame every 20 ms: these fail.
+            std::thread::sleep(Duration::from_millis(300));
+            out.clear();
+            encode_message(
+                &ServerMessage::Ended {
+                    reason: "server_shutdown".into(),
+                },
+                &mut out,
+            );
+            s.write_all(&out).unwrap();
+        });
+        let r = run(args(&path), path.clone()).await;
+        server.join().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = r.expect_err("the conference ended");
+        assert_eq!(e.exit_code(), 4, "{e}");
+        assert!(e.to_string().contains("server_shutdown"), "{e}");
+    }
 }
