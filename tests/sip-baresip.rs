@@ -286,7 +286,7 @@ fn phones_call_each_other(transport: &str, srtp: bool) {
                 "-e".into(),
                 format!("/dial sip:bob@127.0.0.1:{port};transport={transport}"),
                 "-t".into(),
-                "7".into(),
+                CALLER_SECS.into(),
             ],
         )?;
         let st = alice_p.wait_timeout(Duration::from_secs(30))?;
@@ -334,7 +334,7 @@ fn a_phone_and_a_bot_hear_each_other_in_a_conference() {
                 "-e".into(),
                 format!("/dial sip:7001@127.0.0.1:{}", d.sip_port),
                 "-t".into(),
-                "7".into(),
+                CALLER_SECS.into(),
             ],
         )?;
         let st = carol_p.wait_timeout(Duration::from_secs(30))?;
@@ -448,7 +448,7 @@ fn a_call_rings_every_phone_of_the_account_and_the_first_to_answer_wins() {
                 "-e".into(),
                 format!("/dial sip:bob@127.0.0.1:{}", d.sip_port),
                 "-t".into(),
-                "7".into(),
+                CALLER_SECS.into(),
             ],
         )?;
         // Both phones ring; the desk phone answers and the mobile is cancelled.
@@ -526,7 +526,7 @@ fn phones_without_a_common_codec_hear_each_other_through_the_transcoder() {
                 "-e".into(),
                 format!("/dial sip:bob@127.0.0.1:{}", d.sip_port),
                 "-t".into(),
-                "7".into(),
+                CALLER_SECS.into(),
             ],
         )?;
         let st = alice_p.wait_timeout(Duration::from_secs(30))?;
@@ -562,6 +562,11 @@ fn with_sdes_srtp(ua: &Ua) -> Result<()> {
 /// Checks that `a` and `b` each heard the other's tone (within 10 Hz, rms
 /// above 1000) from 1 s to 4 s of their recordings; the report names them
 /// `a_name` and `b_name`.
+/// How long a calling baresip runs (`-t`): registration, the call set-up
+/// and at least the 4 s that `Ua::heard` reads, with room to spare on a busy
+/// machine (at 7 s, a run here once got 0.3 s of audio).
+const CALLER_SECS: &str = "10";
+
 fn hear_each_other(a: &Ua, a_name: &str, b: &Ua, b_name: &str) -> Result<String> {
     let (fa, la) = a.heard()?;
     let (fb, lb) = b.heard()?;
