@@ -559,14 +559,14 @@ fn with_sdes_srtp(ua: &Ua) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `a` and `b` each heard the other's tone (within 10 Hz, rms
-/// above 1000) from 1 s to 4 s of their recordings; the report names them
-/// `a_name` and `b_name`.
 /// How long a calling baresip runs (`-t`): registration, the call set-up
 /// and at least the 4 s that `Ua::heard` reads, with room to spare on a busy
 /// machine (at 7 s, a run here once got 0.3 s of audio).
 const CALLER_SECS: &str = "10";
 
+/// Checks that `a` and `b` each heard the other's tone (within 10 Hz, rms
+/// above 1000) from 1 s to 4 s of their recordings; the report names them
+/// `a_name` and `b_name`.
 fn hear_each_other(a: &Ua, a_name: &str, b: &Ua, b_name: &str) -> Result<String> {
     let (fa, la) = a.heard()?;
     let (fb, lb) = b.heard()?;

@@ -225,20 +225,22 @@ impl Daemon {
         extra: &[(&str, &str)],
         spawn: impl Fn(&mut Self) -> Result<()>,
     ) -> Result<Self> {
+        const ATTEMPTS: u32 = 5;
         let mut attempt = 1;
         loop {
             let mut d = Self::prepare(name, extra);
-            match spawn(&mut d) {
-                Ok(()) => return Ok(d),
-                Err(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => {
-                    eprintln!(
-                        "confgate start-up, attempt {attempt}, choosing other ports: {}",
-                        format!("{e:#}").trim_end()
-                    );
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+            let Err(e) = spawn(&mut d) else {
+                return Ok(d);
+            };
+            let message = format!("{e:#}");
+            if attempt == ATTEMPTS || !message.contains("Address already in use") {
+                return Err(e);
             }
+            eprintln!(
+                "confgate start-up, attempt {attempt}, choosing other ports: {}",
+                message.trim_end()
+            );
+            attempt += 1;
         }
     }
 
